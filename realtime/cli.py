@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
 import sys
+from pathlib import Path
 
 from realtime import assets
+from realtime.audio import AudioFileError
+from realtime.policy import PolicyConfig
+from realtime.session import SessionConfig
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -15,21 +22,76 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session_config(args: argparse.Namespace) -> SessionConfig:
+    policy = PolicyConfig(
+        end_of_turn_silence_ms=args.end_of_turn_ms,
+        speculate_silence_ms=min(args.speculate_ms, args.end_of_turn_ms),
+    )
+    config = SessionConfig(policy=policy, reasoning_budget=args.reasoning_budget, output_rate=args.output_rate)
+    if args.instructions:
+        config.instructions = args.instructions
+    return config
+
+
+def _respond(args: argparse.Namespace) -> int:
+    from realtime.models import Models
+    from realtime.respond import respond, write_records
+
+    output = Path(args.output)
+    records_path = Path(args.json) if args.json else output.with_suffix(".json")
+    models = Models.load_embedded()
+
+    async def run() -> list[dict[str, object]]:
+        await models.warm_up()
+        result = await respond(args.input, output, models, config=_session_config(args), fast=args.fast)
+        return result.turns
+
+    records = asyncio.run(run())
+    write_records(records_path, records)
+    for record in records:
+        print(f"you:   {record['user_text']}")
+        print(f"agent: {record['reply_text']}  [{record['status']}]")
+        print(f"first-packet delay: {record['first_packet_delay_ms']} ms  stages: {json.dumps(record['stages_ms'])}")
+    if not records:
+        print("no reply: no speech was recognised in the input")
+    print(f"reply audio: {output}  turn records: {records_path}")
+    return 0
+
+
+def _add_session_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reasoning-budget", type=int, default=0, metavar="TOKENS", help="think before answering (default 0)")
+    parser.add_argument("--end-of-turn-ms", type=int, default=PolicyConfig.end_of_turn_silence_ms, help="silence that ends a user turn")
+    parser.add_argument("--speculate-ms", type=int, default=PolicyConfig.speculate_silence_ms, help="silence that starts a speculative reply")
+    parser.add_argument("--output-rate", type=int, default=24_000, help="sample rate of the reply audio")
+    parser.add_argument("--instructions", help="system instructions for the assistant")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="realtime", description=__doc__)
+    parser = argparse.ArgumentParser(prog="realtime", description="A real-time speech-to-speech voice agent.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the agent does")
     commands = parser.add_subparsers(dest="command", required=True)
+
     models = commands.add_parser("models", help="assemble and verify the embedded model files")
     models.add_argument("--prepare", action="store_true", help="assemble missing files (the default)")
     models.add_argument("--verify", action="store_true", help="re-hash every file, even verified ones")
     models.set_defaults(handler=_models)
+
+    respond = commands.add_parser("respond", help="answer a spoken question from an audio file")
+    respond.add_argument("input", help="audio file (any format, rate and channel count)")
+    respond.add_argument("-o", "--output", required=True, help="reply audio (WAV)")
+    respond.add_argument("--json", help="per-turn latency records (default: OUTPUT with .json)")
+    respond.add_argument("--fast", action="store_true", help="do not pace the input in real time")
+    _add_session_options(respond)
+    respond.set_defaults(handler=_respond)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except assets.ModelIntegrityError as exc:
+    except (assets.ModelIntegrityError, AudioFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -33,3 +33,23 @@ def silence(seconds: float, rate: int = 16000) -> np.ndarray:
 def say():
     """``say(text, voice='flite'|'flite:NAME'|'espeak'|'espeak:VOICE', rate=16000) -> float32 samples``."""
     return synthesize_question
+
+
+@pytest.fixture(scope="session")
+def models():
+    """The embedded models, loaded and warmed up once for the whole test run."""
+    import asyncio
+
+    from realtime.models import Models
+
+    loaded = Models.load_embedded()
+    asyncio.run(loaded.warm_up())
+    return loaded
+
+
+def write_question(path: Path, *parts: np.ndarray, rate: int = 16000) -> Path:
+    """Concatenate audio parts into a WAV file (a spoken question with pauses and padding)."""
+    from realtime.audio import write_wav
+
+    write_wav(path, np.concatenate(parts), rate)
+    return path

@@ -1,0 +1,118 @@
+"""The decoder interface every brain serves, and its llama.cpp implementation for the embedded model.
+
+A decoder streams text for a prompt, can prefill its cache with a prompt prefix ahead of time (so
+that a later prompt extending it only computes the tail), and stops at once when its consumer goes
+away. The embedded engine is llama.cpp in-process (``xllamacpp``): measured on two cores it decodes
+the 0.5B Q4_K_M model at 27-58 tok/s and prefills at ~150 tok/s, against ~10 tok/s decode for
+transformers in bf16 (see README, "Choosing the engine"). Its server keeps one KV cache per slot and
+reuses the longest common prefix of a new prompt, which is what incremental prefill needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+
+class DecoderError(RuntimeError):
+    """The decoder failed to produce text for a request."""
+
+
+class TextDecoder(Protocol):
+    """A causal language model that streams text and keeps a reusable prefix cache."""
+
+    async def prefill(self, prompt: str) -> None:
+        """Compute and cache the state for ``prompt`` without generating."""
+
+    def generate(
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
+    ) -> AsyncIterator[str]:
+        """Stream the continuation of ``prompt``; closing the iterator cancels generation."""
+
+
+class LlamaCppDecoder:
+    """llama.cpp running in this process, shared by every session (one cache slot per concurrent request)."""
+
+    def __init__(
+        self, model_path: str | Path | None = None, *, context: int = 16384, slots: int = 4, threads: int = 2
+    ) -> None:
+        import xllamacpp
+
+        from realtime.assets import QWEN_05B_GGUF
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(model_path or QWEN_05B_GGUF.path("model.gguf"))
+        params.n_ctx = context
+        params.n_parallel = slots
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        params.verbosity = -1
+        params.warmup = True
+        self._server = xllamacpp.Server(params)
+
+    async def prefill(self, prompt: str) -> None:
+        await asyncio.to_thread(self._request, {"prompt": prompt, "max_tokens": 0, "cache_prompt": True}, None)
+
+    async def generate(
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
+    ) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def on_piece(text: str) -> bool:
+            loop.call_soon_threadsafe(pieces.put_nowait, text)
+            return cancelled.is_set()
+
+        def run() -> None:
+            try:
+                self._request(
+                    {
+                        "prompt": prompt,
+                        "max_tokens": max_tokens,
+                        "stop": list(stop),
+                        "temperature": temperature,
+                        "stream": True,
+                        "cache_prompt": True,
+                    },
+                    on_piece,
+                )
+                outcome: BaseException | None = None
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                outcome = exc
+            loop.call_soon_threadsafe(pieces.put_nowait, outcome)
+
+        worker = asyncio.ensure_future(asyncio.to_thread(run))
+        try:
+            while (item := await pieces.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise DecoderError(str(item)) from item
+                yield item
+        finally:
+            cancelled.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(worker)
+
+    def _request(self, body: dict[str, object], on_piece) -> None:  # noqa: ANN001 - callable(str) -> bool
+        """Run one completion request (blocking); ``on_piece`` receives streamed text."""
+        failure: list[str] = []
+
+        def callback(response: object) -> bool:
+            data = json.loads(response) if isinstance(response, str) else response
+            if not isinstance(data, dict):
+                return False
+            if "error" in data:
+                failure.append(str(data["error"]))
+                return True
+            choices = data.get("choices") or [{}]
+            text = choices[0].get("text") or data.get("content") or ""
+            return on_piece(text) if (on_piece and text) else False
+
+        self._server.handle_completions(body, callback)
+        if failure:
+            raise DecoderError(failure[0])

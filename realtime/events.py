@@ -1,0 +1,121 @@
+"""What a session emits, in order, on its output queue: events and reply audio on one queue, so text
+never overtakes the speech it belongs to. Every reply item carries its turn's generation, so a sink
+can drop audio of a reply that was interrupted after the item was queued."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    sample: int
+    """Onset of the user's speech, in samples at 16 kHz since the session started."""
+
+
+@dataclass(frozen=True)
+class SpeechStopped:
+    sample: int
+    """End of the user's speech (the turn ended here)."""
+
+
+@dataclass(frozen=True)
+class UserTranscriptPartial:
+    text: str
+    """Everything recognised of the current user turn so far (replaces the previous partial)."""
+
+
+@dataclass(frozen=True)
+class UserTranscriptFinal:
+    turn_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyStarted:
+    turn_id: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    turn_id: str
+    generation: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningDone:
+    turn_id: str
+    generation: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AssistantTextDelta:
+    """Words of the reply, emitted as their audio starts."""
+
+    turn_id: str
+    generation: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioOut:
+    turn_id: str
+    generation: int
+    samples: np.ndarray = field(repr=False)
+    """float32 mono at the session's output rate."""
+
+
+@dataclass(frozen=True)
+class AudioCleared:
+    """Drop every queued sample of this generation now (barge-in)."""
+
+    turn_id: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class ReplyDone:
+    turn_id: str
+    generation: int
+    status: str
+    """``completed``, ``interrupted`` or ``failed``."""
+    text: str
+    """What the user heard (cut at the barge-in for an interrupted reply)."""
+    latency: dict[str, object]
+
+
+@dataclass(frozen=True)
+class ReplyTruncated:
+    """A finished reply was interrupted while its audio was still playing; history keeps ``text``."""
+
+    turn_id: str
+    generation: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    code: str
+    message: str
+
+
+OutputItem = (
+    SpeechStarted
+    | SpeechStopped
+    | UserTranscriptPartial
+    | UserTranscriptFinal
+    | ReplyStarted
+    | ReasoningDelta
+    | ReasoningDone
+    | AssistantTextDelta
+    | AudioOut
+    | AudioCleared
+    | ReplyDone
+    | ReplyTruncated
+    | ErrorEvent
+)

@@ -1,0 +1,202 @@
+"""``realtime respond``: stream an audio file through a session as a microphone would, write the reply.
+
+Frames of 20 ms are pushed at the pace of real time (or as fast as possible with ``fast``), followed
+by silence until the agent is done. A virtual speaker lays every reply chunk on the timeline at the
+moment it arrives (so the output file is what a listener would have heard, barge-ins included), and
+each turn's latency record is measured from the true end of speech found in the input itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from realtime.audio import PIPELINE_RATE, frames, read_audio, write_wav
+from realtime.events import (
+    AudioCleared,
+    AudioOut,
+    ErrorEvent,
+    OutputItem,
+    ReasoningDone,
+    ReplyDone,
+    ReplyTruncated,
+    UserTranscriptFinal,
+)
+from realtime.latency import now
+from realtime.models import Models
+from realtime.session import SessionConfig, VoiceSession
+
+FRAME_MS = 20
+_FRAME_S = FRAME_MS / 1000
+
+
+def speech_segments(samples: np.ndarray, rate: int = PIPELINE_RATE, *, merge_gap_s: float = 0.3) -> list[tuple[int, int]]:
+    """Where a clean recording holds sound: 10 ms frames within 35 dB of its loudest, gaps under 0.3 s merged."""
+    hop = rate // 100
+    count = len(samples) // hop
+    if count == 0:
+        return []
+    power = np.square(samples[: count * hop].reshape(count, hop), dtype=np.float64).mean(axis=1)
+    level = 10 * np.log10(np.maximum(power, 1e-12))
+    loud = level > max(level.max() - 35.0, -60.0)
+    segments: list[list[int]] = []
+    for index in np.flatnonzero(loud):
+        start, end = int(index) * hop, (int(index) + 1) * hop
+        if segments and start - segments[-1][1] <= merge_gap_s * rate:
+            segments[-1][1] = end
+        else:
+            segments.append([start, end])
+    return [(s, e) for s, e in segments]
+
+
+@dataclass
+class VirtualSpeaker:
+    """Plays reply audio onto a timeline: in real time at arrival, or back to back when ``realtime`` is off."""
+
+    rate: int
+    realtime: bool
+    started: float = field(default_factory=now)
+    _chunks: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    _cursor: int = 0
+
+    def play(self, samples: np.ndarray) -> None:
+        position = max(self._cursor, int((now() - self.started) * self.rate)) if self.realtime else self._cursor
+        self._chunks.append((position, samples))
+        self._cursor = position + len(samples)
+
+    def clear(self) -> None:
+        """Drop whatever has not been played yet (the device buffer is flushed)."""
+        if not self.realtime:
+            return
+        cut = int((now() - self.started) * self.rate)
+        kept = []
+        for position, samples in self._chunks:
+            if position < cut:
+                kept.append((position, samples[: cut - position]))
+        self._chunks = kept
+        self._cursor = min(self._cursor, cut)
+
+    def timeline(self, min_samples: int = 0) -> np.ndarray:
+        length = max([min_samples] + [p + len(s) for p, s in self._chunks])
+        out = np.zeros(length, dtype=np.float32)
+        for position, samples in self._chunks:
+            out[position : position + len(samples)] += samples
+        return out
+
+
+@dataclass
+class RespondResult:
+    turns: list[dict[str, object]]
+    """One record per reply: latency stages, what was said, how it ended."""
+    stats: dict[str, int]
+    """The session's counts (speculations, discarded, committed, interrupted, no_speech, ...)."""
+    conversation: list[tuple[str, str]]
+    """The history as the agent keeps it (role, text)."""
+
+
+@dataclass
+class TurnReport:
+    turn_id: str
+    user_text: str = ""
+    reply_text: str = ""
+    reasoning: str = ""
+    status: str = ""
+    truncated_to: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+async def respond(
+    input_path: str | Path,
+    output_path: str | Path,
+    models: Models,
+    *,
+    config: SessionConfig | None = None,
+    fast: bool = False,
+    max_wait_s: float = 60.0,
+) -> RespondResult:
+    """Run ``input_path`` through a session, write the reply audio, return what happened."""
+    audio = read_audio(input_path, PIPELINE_RATE)
+    session = VoiceSession(models, config)
+    speaker = VirtualSpeaker(session.config.output_rate, realtime=not fast)
+    reports: dict[str, TurnReport] = {}
+    consumer = asyncio.create_task(_consume(session, speaker, reports))
+    start = now()
+    pushed = 0
+    try:
+        for frame in frames(audio, PIPELINE_RATE, FRAME_MS):
+            pushed += 1
+            if not fast:
+                await asyncio.sleep(max(0.0, start + pushed * _FRAME_S - now()))
+            await session.push_audio(frame)
+        silence = np.zeros(PIPELINE_RATE * FRAME_MS // 1000, dtype=np.float32)
+        tail_end = now() + max_wait_s
+        while now() < tail_end:
+            pushed += 1
+            if not fast:
+                await asyncio.sleep(max(0.0, start + pushed * _FRAME_S - now()))
+            await session.push_audio(silence)
+            if pushed * _FRAME_S > len(audio) / PIPELINE_RATE + 1.0 and session.idle:
+                break
+        await session.wait_idle(max_wait_s)
+        await asyncio.sleep(0.05)
+    finally:
+        await session.close()
+        consumer.cancel()
+    write_wav(output_path, speaker.timeline(), session.config.output_rate)
+    return RespondResult(
+        turns=_turn_records(session, audio, reports),
+        stats=dict(session.stats),
+        conversation=[(m.role, m.text) for m in session.conversation.messages],
+    )
+
+
+async def _consume(session: VoiceSession, speaker: VirtualSpeaker, reports: dict[str, TurnReport]) -> None:
+    while True:
+        item: OutputItem = await session.output.get()
+        if isinstance(item, AudioOut):
+            if not session.is_stale(item):
+                speaker.play(item.samples)
+        elif isinstance(item, AudioCleared):
+            speaker.clear()
+        elif isinstance(item, UserTranscriptFinal):
+            reports.setdefault(item.turn_id, TurnReport(item.turn_id)).user_text = item.text
+        elif isinstance(item, ReasoningDone):
+            reports.setdefault(item.turn_id, TurnReport(item.turn_id)).reasoning = item.text
+        elif isinstance(item, ReplyDone):
+            report = reports.setdefault(item.turn_id, TurnReport(item.turn_id))
+            report.reply_text, report.status = item.text, item.status
+        elif isinstance(item, ReplyTruncated):
+            reports.setdefault(item.turn_id, TurnReport(item.turn_id)).truncated_to = item.text
+        elif isinstance(item, ErrorEvent):
+            reports.setdefault("session", TurnReport("session")).errors.append(item.message)
+
+
+def _turn_records(session: VoiceSession, audio: np.ndarray, reports: dict[str, TurnReport]) -> list[dict[str, object]]:
+    """Latency records measured from the true end of speech (from the input) plus what was said."""
+    true_ends = [end for _, end in speech_segments(audio)]
+    records = []
+    for record in session.records:
+        vad_end = record.stamps.get("speech_end")
+        candidates = [t for t in (session.sample_time(end) for end in true_ends) if t is not None]
+        if vad_end is not None and candidates:
+            record.true_speech_end = min(candidates, key=lambda t: abs(t - vad_end))
+        report = reports.get(record.turn_id, TurnReport(record.turn_id))
+        records.append(
+            {
+                **record.as_dict(),
+                "user_text": report.user_text,
+                "reply_text": report.reply_text,
+                "reasoning": report.reasoning,
+                "status": report.status,
+                "truncated_to": report.truncated_to,
+            }
+        )
+    return records
+
+
+def write_records(path: str | Path, records: list[dict[str, object]]) -> None:
+    Path(path).write_text(json.dumps({"turns": records}, indent=2) + "\n")
