@@ -8,11 +8,14 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from realtime import assets
 from realtime.audio import AudioFileError
 from realtime.policy import PolicyConfig
-from realtime.session import SessionConfig
+
+if TYPE_CHECKING:
+    from realtime.session import SessionConfig
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -23,6 +26,8 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _session_config(args: argparse.Namespace) -> SessionConfig:
+    from realtime.session import SessionConfig
+
     policy = PolicyConfig(
         end_of_turn_silence_ms=args.end_of_turn_ms,
         speculate_silence_ms=min(args.speculate_ms, args.end_of_turn_ms),

@@ -1,0 +1,21 @@
+"""What a speech synthesiser offers the pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import numpy as np
+
+
+class Synthesizer(Protocol):
+    """Streams speech for one clause at a time.
+
+    Cancelling the consuming task (or closing the iterator) stops synthesis promptly; nothing is
+    yielded after that, and the synthesiser is ready for the next clause.
+    """
+
+    sample_rate: int
+
+    def stream(self, text: str) -> AsyncIterator[np.ndarray]:
+        """float32 mono chunks at :attr:`sample_rate`."""
