@@ -37,8 +37,8 @@ def load_questions(limit: int | None = None) -> list[Question]:
     return questions[:limit] if limit else questions
 
 
-def speak(text: str, voice: str, rate: int = PIPELINE_RATE) -> np.ndarray:
-    """``voice`` is ``flite:NAME`` or ``espeak:VOICE``; returns float32 mono at ``rate``."""
+def speak(text: str, voice: str = "flite:kal", rate: int = PIPELINE_RATE) -> np.ndarray:
+    """``voice`` is ``flite:NAME`` or ``espeak:VOICE``; float32 mono at ``rate``, leading and trailing silence cut."""
     engine, _, name = voice.partition(":")
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "q.wav"
@@ -49,14 +49,14 @@ def speak(text: str, voice: str, rate: int = PIPELINE_RATE) -> np.ndarray:
         else:
             raise ValueError(f"unknown voice {voice!r}")
         subprocess.run(command, check=True, capture_output=True)
-        return read_audio(wav, rate)
+        speech = read_audio(wav, rate)
+    sound = np.flatnonzero(np.abs(speech) > 1e-3)
+    return speech[sound[0] : sound[-1] + 1] if len(sound) else speech
 
 
 def spoken_question(text: str, voice: str, path: Path, *, lead_s: float = 0.5, tail_s: float = 0.2) -> float:
     """Write the padded question to ``path``; return the true end of speech in seconds."""
     speech = speak(text, voice)
-    nonzero = np.flatnonzero(np.abs(speech) > 1e-3)
-    speech = speech[: nonzero[-1] + 1] if len(nonzero) else speech
     lead = np.zeros(int(lead_s * PIPELINE_RATE), np.float32)
     tail = np.zeros(int(tail_s * PIPELINE_RATE), np.float32)
     write_wav(path, np.concatenate([lead, speech, tail]), PIPELINE_RATE)

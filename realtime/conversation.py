@@ -56,11 +56,26 @@ class Conversation:
         """The prompt as far as the user's words heard so far (for prefill while they speak)."""
         return f"{self.history_prompt()}<|im_start|>user\n{partial_user_text}"
 
-    def reply_prompt(self, user_text: str, *, think: bool) -> str:
-        """The full generation prompt for a reply to ``user_text``."""
-        opening = "<think>\n" if think else ""
-        return f"{self.user_prefix(user_text)}<|im_end|>\n<|im_start|>assistant\n{opening}"
+    def reply_prompt(self, user_text: str) -> str:
+        """The generation prompt for a direct answer to ``user_text``."""
+        return f"{self.user_prefix(user_text)}<|im_end|>\n<|im_start|>assistant\n"
 
+    def reasoning_prompt(self, user_text: str) -> str:
+        """The prompt of the formulation stream: the assistant's turn opened with ``<think>`` and a primer."""
+        return f"{self.reply_prompt(user_text)}<think>\n{REASONING_PRIMER}"
+
+    def answer_prompt(self, user_text: str, reasoning: str) -> str:
+        """The prompt of the articulation stream: the reasoning so far as a private note, then a fresh answer.
+
+        Small instruction models do not continue sensibly after ``</think>`` (the 0.5B writes a second
+        "thought" or nothing), but they use notes given in a system message well.
+        """
+        note = f"Your private reasoning, not to be read aloud: {REASONING_PRIMER} {reasoning.strip()}"
+        return f"{self.user_prefix(user_text)}<|im_end|>\n{_block('system', note)}<|im_start|>assistant\n"
+
+
+REASONING_PRIMER = "Let me think step by step."
+"""Opens the reasoning block: it makes small models reason instead of answering inside ``<think>``."""
 
 STOP_SEQUENCES = ("<|im_end|>", "<|endoftext|>", "<|im_start|>")
 

@@ -146,7 +146,8 @@ async def respond(
     finally:
         await session.close()
         consumer.cancel()
-    write_wav(output_path, speaker.timeline(), session.config.output_rate)
+    heard_for = 0 if fast else len(audio) * session.config.output_rate // PIPELINE_RATE
+    write_wav(output_path, speaker.timeline(heard_for), session.config.output_rate)
     return RespondResult(
         turns=_turn_records(session, audio, reports),
         stats=dict(session.stats),

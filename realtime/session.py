@@ -65,8 +65,9 @@ class SessionConfig:
     output_rate: int = 24_000
     partial_interval_ms: int = 320
     """Speech between partial transcripts (each one also extends the decoder's prefilled prefix)."""
-    prefix_padding_ms: int = 300
-    """Audio before the detected onset that is kept for recognition."""
+    prefix_padding_ms: int = 500
+    """Audio before the detected onset that is kept for recognition (Silero confirms fricative onsets
+    such as "St-" up to ~0.4 s late)."""
     max_utterance_s: float = 60.0
     listen_while_thinking: bool = True
     """Partial transcripts and decoder prefill while the user speaks."""
@@ -301,9 +302,11 @@ class VoiceSession:
         turn.emit(ReplyStarted(turn.id, turn.generation))
         clauses: asyncio.Queue[str | None] = asyncio.Queue(maxsize=16)
         speaker = turn.spawn(self._speak(turn, clauses), "speak")
-        prompt = self.conversation.reply_prompt(transcript.text, think=self.config.reasoning_budget > 0)
         if self.config.reasoning_budget > 0:
-            prompt += await self._reason(turn, prompt)
+            reasoning = await self._reason(turn, self.conversation.reasoning_prompt(transcript.text))
+            prompt = self.conversation.answer_prompt(transcript.text, reasoning)
+        else:
+            prompt = self.conversation.reply_prompt(transcript.text)
         splitter = ThinkSplitter(thinking=False)
         segmenter = ClauseSegmenter() if self.config.stream_speech else _WholeAnswer()
         async for piece in self.models.decoder.generate(
@@ -327,7 +330,7 @@ class VoiceSession:
         await speaker
 
     async def _reason(self, turn: Turn, prompt: str) -> str:
-        """Think-first within the budget; returns the reasoning block's text and its closing tag."""
+        """Think first, within the budget; returns the reasoning (streamed as events, never spoken)."""
         thoughts: list[str] = []
         async for piece in self.models.decoder.generate(
             prompt, max_tokens=self.config.reasoning_budget, stop=(THINK_CLOSE, *STOP_SEQUENCES), temperature=self.config.temperature
@@ -337,7 +340,7 @@ class VoiceSession:
             turn.emit(ReasoningDelta(turn.id, turn.generation, piece))
         reasoning = "".join(thoughts).strip()
         turn.emit(ReasoningDone(turn.id, turn.generation, reasoning))
-        return f"{reasoning}\n{THINK_CLOSE}\n\n"
+        return reasoning
 
     async def _speak(self, turn: Turn, clauses: asyncio.Queue[str | None]) -> None:
         tts = self.models.tts

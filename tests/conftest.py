@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
+import asyncio
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from realtime.audio import read_audio
-
-
-def synthesize_question(text: str, voice: str = "flite", rate: int = 16000) -> np.ndarray:
-    """Speak ``text`` with a Debian voice and return float32 mono samples at ``rate``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "speech.wav"
-        if voice.startswith("flite"):
-            _, _, name = voice.partition(":")
-            subprocess.run(["flite", "-voice", name or "kal", "-t", text, "-o", str(wav)], check=True)
-        else:
-            _, _, name = voice.partition(":")
-            subprocess.run(["espeak-ng", "-v", name or "en-us", "-s", "165", "-w", str(wav), text], check=True)
-        return read_audio(wav, rate)
+from benchmarks.corpus import speak
+from realtime.audio import write_wav
 
 
 def silence(seconds: float, rate: int = 16000) -> np.ndarray:
@@ -31,15 +18,13 @@ def silence(seconds: float, rate: int = 16000) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def say():
-    """``say(text, voice='flite'|'flite:NAME'|'espeak'|'espeak:VOICE', rate=16000) -> float32 samples``."""
-    return synthesize_question
+    """``say(text, voice='flite:kal'|'espeak:VOICE', rate=16000)``: float32 speech, no silence around it."""
+    return speak
 
 
 @pytest.fixture(scope="session")
 def models():
     """The embedded models, loaded and warmed up once for the whole test run."""
-    import asyncio
-
     from realtime.models import Models
 
     loaded = Models.load_embedded()
@@ -49,7 +34,5 @@ def models():
 
 def write_question(path: Path, *parts: np.ndarray, rate: int = 16000) -> Path:
     """Concatenate audio parts into a WAV file (a spoken question with pauses and padding)."""
-    from realtime.audio import write_wav
-
     write_wav(path, np.concatenate(parts), rate)
     return path

@@ -55,13 +55,16 @@ def test_close_reasoning_switches_to_answer() -> None:
 def test_prompt_format_and_history() -> None:
     conversation = Conversation(instructions="Be brief.")
     prefix = conversation.user_prefix("What is")
-    prompt = conversation.reply_prompt("What is the capital of France?", think=False)
+    prompt = conversation.reply_prompt("What is the capital of France?")
     assert prompt.startswith(prefix)
     assert prompt == (
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
-    assert conversation.reply_prompt("Hi", think=True).endswith("<|im_start|>assistant\n<think>\n")
+    assert conversation.reasoning_prompt("Hi").startswith(conversation.reply_prompt("Hi") + "<think>\n")
+    answer = conversation.answer_prompt("Hi", "greet back")
+    assert answer.startswith(conversation.user_prefix("Hi")) and answer.endswith("<|im_start|>assistant\n")
+    assert "greet back" in answer and "<think>" not in answer
     conversation.add("user", "Tell me a story.")
     conversation.add("assistant", "Once upon a time there was a fox.")
     conversation.truncate_last_reply("Once upon a time")
