@@ -50,8 +50,11 @@ def speak(text: str, voice: str = "flite:kal", rate: int = PIPELINE_RATE) -> np.
             raise ValueError(f"unknown voice {voice!r}")
         subprocess.run(command, check=True, capture_output=True)
         speech = read_audio(wav, rate)
-    sound = np.flatnonzero(np.abs(speech) > 1e-3)
-    return speech[sound[0] : sound[-1] + 1] if len(sound) else speech
+    sound = np.flatnonzero(np.abs(speech) > 3e-4)
+    if not len(sound):
+        return speech
+    margin = rate * 30 // 1000  # keep the faint edges of fricatives ("France" loses its "s" otherwise)
+    return speech[max(0, sound[0] - margin) : sound[-1] + 1 + margin]
 
 
 def spoken_question(text: str, voice: str, path: Path, *, lead_s: float = 0.5, tail_s: float = 0.2) -> float:

@@ -13,16 +13,33 @@ import numpy as np
 class SpeechStarted:
     sample: int
     """Onset of the user's speech, in samples at 16 kHz since the session started."""
+    item_id: str
+    """The user message this speech will become."""
 
 
 @dataclass(frozen=True)
 class SpeechStopped:
     sample: int
     """End of the user's speech (the turn ended here)."""
+    item_id: str
+
+
+@dataclass(frozen=True)
+class InputCommitted:
+    """The user's audio so far became the message ``item_id`` (its transcript follows)."""
+
+    item_id: str
+    previous_item_id: str | None
+
+
+@dataclass(frozen=True)
+class InputCleared:
+    """The user's uncommitted audio was dropped."""
 
 
 @dataclass(frozen=True)
 class UserTranscriptPartial:
+    item_id: str
     text: str
     """Everything recognised of the current user turn so far (replaces the previous partial)."""
 
@@ -30,13 +47,31 @@ class UserTranscriptPartial:
 @dataclass(frozen=True)
 class UserTranscriptFinal:
     turn_id: str
+    item_id: str
     text: str
+
+
+@dataclass(frozen=True)
+class ItemAdded:
+    """A message added by the client (not by speech)."""
+
+    item_id: str
+    role: str
+    text: str
+    previous_item_id: str | None
+
+
+@dataclass(frozen=True)
+class ItemDeleted:
+    item_id: str
 
 
 @dataclass(frozen=True)
 class ReplyStarted:
     turn_id: str
     generation: int
+    item_id: str
+    """The assistant message this reply becomes."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +117,9 @@ class AudioCleared:
 class ReplyDone:
     turn_id: str
     generation: int
+    item_id: str
     status: str
-    """``completed``, ``interrupted`` or ``failed``."""
+    """``completed``, ``interrupted``, ``cancelled`` or ``failed``."""
     text: str
     """What the user heard (cut at the barge-in for an interrupted reply)."""
     latency: dict[str, object]
@@ -91,24 +127,30 @@ class ReplyDone:
 
 @dataclass(frozen=True)
 class ReplyTruncated:
-    """A finished reply was interrupted while its audio was still playing; history keeps ``text``."""
+    """A reply was cut while its audio was still playing; history keeps ``text``."""
 
-    turn_id: str
-    generation: int
+    item_id: str
     text: str
+    audio_end_ms: int
 
 
 @dataclass(frozen=True)
 class ErrorEvent:
     code: str
     message: str
+    event_id: str | None = None
+    """The client event that caused it, if one did."""
 
 
 OutputItem = (
     SpeechStarted
     | SpeechStopped
+    | InputCommitted
+    | InputCleared
     | UserTranscriptPartial
     | UserTranscriptFinal
+    | ItemAdded
+    | ItemDeleted
     | ReplyStarted
     | ReasoningDelta
     | ReasoningDone

@@ -22,8 +22,9 @@ class PolicyConfig:
     """Speech probability at or above which a VAD window counts as speech."""
     min_speech_ms: int = 160
     """Speech shorter than this never starts a user turn (clicks, coughs, breath)."""
-    speculate_silence_ms: int = 64
-    """Silence after speech that starts a speculative reply."""
+    speculate_silence_ms: int = 160
+    """Silence after speech that starts a speculative reply. Silero calls speech over before a final
+    fricative fades ("France" ends in a faint "s"); cut 64 ms after that, Whisper hears "friends"."""
     end_of_turn_silence_ms: int = 480
     """Silence after speech that ends the user's turn (the reply is committed and plays)."""
     resume_ms: int = 64

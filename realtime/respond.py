@@ -1,7 +1,7 @@
 """``realtime respond``: stream an audio file through a session as a microphone would, write the reply.
 
 Frames of 20 ms are pushed at the pace of real time (or as fast as possible with ``fast``), followed
-by silence until the agent is done. A virtual speaker lays every reply chunk on the timeline at the
+by silence, in real time, until the agent is done. A virtual speaker lays every reply chunk on the timeline at the
 moment it arrives (so the output file is what a listener would have heard, barge-ins included), and
 each turn's latency record is measured from the true end of speech found in the input itself.
 """
@@ -129,17 +129,17 @@ async def respond(
     try:
         for frame in frames(audio, PIPELINE_RATE, FRAME_MS):
             pushed += 1
-            if not fast:
-                await asyncio.sleep(max(0.0, start + pushed * _FRAME_S - now()))
+            # fast: do not wait, but let the session's tasks run between frames
+            await asyncio.sleep(0 if fast else max(0.0, start + pushed * _FRAME_S - now()))
             await session.push_audio(frame)
+        # Silence after the input, paced in real time so the session's replies can play out.
         silence = np.zeros(PIPELINE_RATE * FRAME_MS // 1000, dtype=np.float32)
-        tail_end = now() + max_wait_s
-        while now() < tail_end:
-            pushed += 1
-            if not fast:
-                await asyncio.sleep(max(0.0, start + pushed * _FRAME_S - now()))
+        tail_start, tail_frames = now(), 0
+        while now() < tail_start + max_wait_s:
+            tail_frames += 1
+            await asyncio.sleep(max(0.0, tail_start + tail_frames * _FRAME_S - now()))
             await session.push_audio(silence)
-            if pushed * _FRAME_S > len(audio) / PIPELINE_RATE + 1.0 and session.idle:
+            if tail_frames * _FRAME_S > 1.0 and session.idle:
                 break
         await session.wait_idle(max_wait_s)
         await asyncio.sleep(0.05)
@@ -170,8 +170,9 @@ async def _consume(session: VoiceSession, speaker: VirtualSpeaker, reports: dict
         elif isinstance(item, ReplyDone):
             report = reports.setdefault(item.turn_id, TurnReport(item.turn_id))
             report.reply_text, report.status = item.text, item.status
-        elif isinstance(item, ReplyTruncated):
-            reports.setdefault(item.turn_id, TurnReport(item.turn_id)).truncated_to = item.text
+            reports[item.item_id] = report
+        elif isinstance(item, ReplyTruncated) and item.item_id in reports:
+            reports[item.item_id].truncated_to = item.text
         elif isinstance(item, ErrorEvent):
             reports.setdefault("session", TurnReport("session")).errors.append(item.message)
 

@@ -14,22 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections import Counter
 import logging
 from bisect import bisect_left
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from realtime.asr import Transcript, stable_prefix
 from realtime.audio import PIPELINE_RATE, StreamResampler
-from realtime.conversation import STOP_SEQUENCES, Conversation, DEFAULT_INSTRUCTIONS
+from realtime.conversation import DEFAULT_INSTRUCTIONS, STOP_SEQUENCES, Conversation, new_item_id
 from realtime.events import (
     AssistantTextDelta,
     AudioCleared,
     AudioOut,
     ErrorEvent,
+    InputCleared,
+    InputCommitted,
+    ItemAdded,
+    ItemDeleted,
     OutputItem,
     ReasoningDelta,
     ReasoningDone,
@@ -75,6 +78,12 @@ class SessionConfig:
     """Start the reply at the first pause that may end the turn, before the end is confirmed."""
     stream_speech: bool = True
     """Speak each answer clause as soon as it is written (off: synthesise the whole answer first)."""
+    turn_detection: bool = True
+    """Voice activity ends the user's turn; off, the client commits the input itself."""
+    auto_respond: bool = True
+    """Reply when voice activity ends the user's turn (off: only transcribe; the client asks for replies)."""
+    interrupt_response: bool = True
+    """Speech over a reply interrupts it (barge-in)."""
 
     @classmethod
     def naive(cls, **overrides: object) -> "SessionConfig":
@@ -100,8 +109,10 @@ class VoiceSession:
         self._preroll: deque[np.ndarray] = deque()
         self._utterance: list[np.ndarray] | None = None
         self._utterance_start = 0
+        self._user_item_id = new_item_id()
         self._turn: Turn | None = None
         self._last_reply: Turn | None = None
+        self._transcribing: Turn | None = None
         self._generations = itertools.count(1)
         self._stale_below = 0
         self._playout_end = 0.0
@@ -111,8 +122,7 @@ class VoiceSession:
         self._prefilled = ""
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
-        if self.config.listen_while_thinking:
-            self._spawn(self._prefill(self.conversation.history_prompt()))
+        self._prefill_history()
 
     # ---- input ---------------------------------------------------------------------------------
 
@@ -123,9 +133,13 @@ class VoiceSession:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self._samples += len(samples)
         self._pushes.append((self._samples, now()))
+        if not self.config.turn_detection:
+            self._utterance = (self._utterance or []) + [samples]
+            return
         self._keep_audio(samples)
         for window in self._vad.push(samples):
-            for event in self._policy.window(window.start, window.end, window.probability, agent_active=self.agent_active):
+            active = self.agent_active and self.config.interrupt_response
+            for event in self._policy.window(window.start, window.end, window.probability, agent_active=active):
                 await self._decide(event)
         if self._policy.user_speaking and self.config.listen_while_thinking:
             self._maybe_partial()
@@ -139,7 +153,7 @@ class VoiceSession:
     def agent_active(self) -> bool:
         """A committed reply is being produced or is still playing."""
         turn = self._turn
-        return (turn is not None and turn.state is TurnState.COMMITTED) or now() < self._playout_end
+        return (turn is not None and turn.respond and turn.state is TurnState.COMMITTED) or now() < self._playout_end
 
     @property
     def idle(self) -> bool:
@@ -151,11 +165,92 @@ class VoiceSession:
         generation = getattr(item, "generation", None)
         return generation is not None and generation < self._stale_below and isinstance(item, (AudioOut, AssistantTextDelta))
 
+    # ---- client control (the wire protocol's commands) --------------------------------------------
+
+    def configure(self, config: SessionConfig) -> None:
+        """Apply new settings; a reply in progress finishes under the old ones."""
+        self.config = config
+        self.conversation.instructions = config.instructions
+        self._policy.config = config.policy
+        self._prefill_history()
+
+    async def commit_input(self, event_id: str | None = None) -> None:
+        """End the user's turn on the audio heard so far (manual turn detection); transcribe it, do not reply."""
+        audio = self._utterance_audio()
+        if len(audio) < PIPELINE_RATE // 10:
+            self._error("input_audio_buffer_commit_empty", "the input audio buffer holds less than 100 ms of audio", event_id)
+            return
+        if self._turn is not None and self._turn.state is TurnState.SPECULATIVE:
+            await self._turn.stop(TurnState.DISCARDED)
+            self._turn = None
+        self._start_turn(self._samples, respond=False).commit()
+        self._end_utterance()
+
+    def clear_input(self) -> None:
+        """Drop the user's uncommitted audio."""
+        self._utterance = [] if self._policy.user_speaking and self.config.turn_detection else None
+        self._preroll.clear()
+        self.output.put_nowait(InputCleared())
+
+    def add_message(self, role: str, text: str, item_id: str | None = None, event_id: str | None = None) -> None:
+        """Add a text message to the history (as a client's ``conversation.item.create``)."""
+        if role not in ("user", "assistant", "system"):
+            self._error("invalid_value", f"role must be user, assistant or system, not {role!r}", event_id)
+            return
+        if item_id and self.conversation.find(item_id):
+            self._error("invalid_value", f"an item with id {item_id!r} already exists", event_id)
+            return
+        previous = self.conversation.messages[-1].id if self.conversation.messages else None
+        message = self.conversation.add(role, text, item_id)  # type: ignore[arg-type]
+        if message is None:
+            self._error("invalid_value", "the message has no text", event_id)
+            return
+        self.output.put_nowait(ItemAdded(message.id, role, message.text, previous))
+        self._prefill_history()
+
+    def delete_message(self, item_id: str, event_id: str | None = None) -> None:
+        if not self.conversation.delete(item_id):
+            self._error("item_not_found", f"no conversation item {item_id!r}", event_id)
+            return
+        self.output.put_nowait(ItemDeleted(item_id))
+        self._prefill_history()
+
+    async def truncate_message(self, item_id: str, audio_end_ms: int, event_id: str | None = None) -> None:
+        """Cut an assistant reply to the audio the client played (``conversation.item.truncate``)."""
+        turn = next((t for t in (self._turn, self._last_reply) if t is not None and t.item_id == item_id), None)
+        message = self.conversation.find(item_id)
+        if turn is None and (message is None or message.role != "assistant"):
+            self._error("item_not_found", f"no spoken assistant item {item_id!r}", event_id)
+            return
+        if audio_end_ms < 0:
+            self._error("invalid_value", "audio_end_ms must not be negative", event_id)
+            return
+        if turn is None:  # an older reply: its audio is gone, keep the proportion of words
+            self.output.put_nowait(ReplyTruncated(item_id, message.text, audio_end_ms))  # type: ignore[union-attr]
+            return
+        await self._interrupt(turn, heard_samples=audio_end_ms * self.config.output_rate // 1000)
+
+    async def create_response(self, event_id: str | None = None) -> None:
+        """Reply to the conversation as it stands (``response.create``)."""
+        if self._turn is not None and self._turn.respond and self._turn.state is TurnState.COMMITTED:
+            self._error("conversation_already_has_active_response", "a response is already in progress", event_id)
+            return
+        self._start_turn(self._samples, respond=True, hear=False).commit()
+
+    async def cancel_response(self, event_id: str | None = None) -> None:
+        """Stop the reply being produced or played (``response.cancel``)."""
+        turn = self._current_reply()
+        if turn is None:
+            self._error("response_cancel_not_active", "there is no response to cancel", event_id)
+            return
+        await self._interrupt(turn, status=TurnState.CANCELLED)
+
     async def close(self) -> None:
         """Stop everything this session runs."""
         self._closed = True
-        if self._turn is not None:
-            await self._turn.stop(TurnState.INTERRUPTED)
+        for turn in (self._turn, self._transcribing):
+            if turn is not None:
+                await turn.stop(TurnState.INTERRUPTED)
         for task in [*self._background, self._partial_task]:
             if task is not None:
                 task.cancel()
@@ -163,7 +258,7 @@ class VoiceSession:
                     await task
 
     async def wait_idle(self, timeout: float) -> None:
-        """Wait until no reply is being produced (used at the end of a file)."""
+        """Wait until no reply is being produced or played (used at the end of a file)."""
         deadline = now() + timeout
         while now() < deadline:
             turn = self._turn
@@ -175,32 +270,38 @@ class VoiceSession:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(turn.finished.wait(), max(0.0, deadline - now()))
 
+    def _error(self, code: str, message: str, event_id: str | None = None) -> None:
+        self.output.put_nowait(ErrorEvent(code, message, event_id))
+
     # ---- turn-taking -----------------------------------------------------------------------------
 
     async def _decide(self, event: Event) -> None:
         decision = event.decision
         if decision is Decision.BARGE_IN:
-            await self._interrupt()
+            turn = self._current_reply()
+            if turn is not None:
+                await self._interrupt(turn)
         elif decision is Decision.SPEECH_STARTED:
             self._begin_utterance(event.sample)
-            self.output.put_nowait(SpeechStarted(event.sample))
+            self.output.put_nowait(SpeechStarted(event.sample, self._user_item_id))
         elif decision is Decision.PAUSED:
-            if self.config.speculate:
-                self._speculate(event.sample)
+            if self.config.speculate and self._turn is None:
+                self._start_turn(event.sample, respond=self.config.auto_respond)
         elif decision is Decision.RESUMED:
             if self._turn is not None and self._turn.state is TurnState.SPECULATIVE:
                 await self._turn.stop(TurnState.DISCARDED)
                 self._turn = None
                 self.stats["discarded"] += 1
-        elif decision is Decision.END_OF_TURN:
+        elif decision is Decision.END_OF_TURN and self._utterance is not None:
             if self._turn is None or self._turn.state is not TurnState.SPECULATIVE:
-                self._speculate(event.sample)
-            assert self._turn is not None
-            self._turn.record.mark("end_of_turn")
-            self.output.put_nowait(SpeechStopped(event.sample))
-            self._utterance = None
-            self._turn.commit()
+                self._start_turn(event.sample, respond=self.config.auto_respond)
+            turn = self._turn
+            assert turn is not None
+            turn.record.mark("end_of_turn")
+            self.output.put_nowait(SpeechStopped(event.sample, turn.user_item_id))
+            turn.commit()
             self.stats["committed"] += 1
+            self._end_utterance()
 
     def _keep_audio(self, samples: np.ndarray) -> None:
         if self._utterance is not None:
@@ -221,6 +322,14 @@ class VoiceSession:
         self._partials = ("", "")
         self._partial_at = onset
 
+    def _end_utterance(self) -> None:
+        """The user's audio so far became a message: the next speech is a new one."""
+        previous = self.conversation.messages[-1].id if self.conversation.messages else None
+        assert self._turn is not None
+        self.output.put_nowait(InputCommitted(self._turn.user_item_id or "", previous))
+        self._utterance = None
+        self._user_item_id = new_item_id()
+
     def _utterance_audio(self) -> np.ndarray:
         audio = np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.float32)
         return audio[-int(self.config.max_utterance_s * PIPELINE_RATE) :]
@@ -233,22 +342,27 @@ class VoiceSession:
         if busy or self._samples - self._partial_at < interval or self._turn is not None:
             return
         self._partial_at = self._samples
-        self._partial_task = asyncio.create_task(self._partial(self._utterance_audio()))
+        self._partial_task = asyncio.create_task(self._partial(self._utterance_audio(), self._user_item_id))
 
-    async def _partial(self, audio: np.ndarray) -> None:
+    async def _partial(self, audio: np.ndarray, item_id: str) -> None:
         try:
             transcript = await self.models.asr.transcribe_async(audio)
         except Exception:  # noqa: BLE001 - a failed partial only costs latency
             log.exception("partial transcription failed")
             return
-        if not transcript.is_speech or not self._policy.user_speaking:
+        if not transcript.is_speech or not self._policy.user_speaking or item_id != self._user_item_id:
             return
         self._partials = (self._partials[1], transcript.text)
-        self.output.put_nowait(UserTranscriptPartial(transcript.text))
+        self.output.put_nowait(UserTranscriptPartial(item_id, transcript.text))
         stable = stable_prefix(*self._partials)
         if stable and stable != self._prefilled:
             self._prefilled = stable
             await self._prefill(self.conversation.user_prefix(stable))
+
+    def _prefill_history(self) -> None:
+        if self.config.listen_while_thinking and not self._closed:
+            self._prefilled = ""
+            self._spawn(self._prefill(self.conversation.history_prompt()))
 
     async def _prefill(self, prompt: str) -> None:
         try:
@@ -263,15 +377,20 @@ class VoiceSession:
 
     # ---- replying ----------------------------------------------------------------------------------
 
-    def _speculate(self, speech_end: int) -> None:
-        generation = next(self._generations)
+    def _start_turn(self, speech_end: int, *, respond: bool, hear: bool = True) -> Turn:
+        """A new turn on the utterance so far (``hear``), or a reply to the history as it is."""
         record = LatencyRecord(turn_id=f"turn_{next(_turn_ids)}")
         record.mark("speech_end", self.sample_time(speech_end))
         record.mark("speculation_start")
-        turn = Turn(record.turn_id, generation, record, self._send)
+        turn = Turn(record.turn_id, next(self._generations), record, self._send, respond=respond)
+        earlier = self._transcribing
         self._turn = turn
         self.stats["speculations"] += 1
-        turn.spawn(self._reply(turn, self._utterance_audio()), "reply")
+        if hear:
+            turn.user_item_id = self._user_item_id
+            self._transcribing = turn
+        turn.spawn(self._run_turn(turn, self._utterance_audio() if hear else None, earlier), "turn")
+        return turn
 
     def _send(self, item: OutputItem) -> None:
         turn = self._turn
@@ -281,32 +400,36 @@ class VoiceSession:
             self._playout_end = max(self._playout_end, now()) + len(item.samples) / self.config.output_rate
         self.output.put_nowait(item)
 
-    async def _reply(self, turn: Turn, audio: np.ndarray) -> None:
+    async def _run_turn(self, turn: Turn, audio: np.ndarray | None, earlier: Turn | None) -> None:
         status = TurnState.COMPLETED
         try:
-            transcript = await self.models.asr.transcribe_async(audio)
-            turn.record.mark("final_transcript")
-            if transcript.is_speech:
-                await self._answer(turn, transcript)
+            if audio is not None:
+                transcript = await self.models.asr.transcribe_async(audio)
+                turn.record.mark("final_transcript")
+                turn.user_text = transcript.text if transcript.is_speech else ""
+                turn.emit(UserTranscriptFinal(turn.id, turn.user_item_id or "", turn.user_text))
+            elif earlier is not None:  # a reply asked for while the last input is still being transcribed
+                await earlier.finished.wait()
+            if turn.respond and turn.user_text != "":
+                await self._answer(turn)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one failed reply never ends the session
-            log.exception("reply %s failed", turn.id)
+            log.exception("turn %s failed", turn.id)
             status = TurnState.FAILED
             turn.emit(ErrorEvent("reply_failed", f"the reply failed: {exc}"))
         await self._finish(turn, status)
 
-    async def _answer(self, turn: Turn, transcript: Transcript) -> None:
-        turn.user_text = transcript.text
-        turn.emit(UserTranscriptFinal(turn.id, transcript.text))
-        turn.emit(ReplyStarted(turn.id, turn.generation))
+    async def _answer(self, turn: Turn) -> None:
+        turn.item_id = new_item_id()
+        turn.emit(ReplyStarted(turn.id, turn.generation, turn.item_id))
         clauses: asyncio.Queue[str | None] = asyncio.Queue(maxsize=16)
         speaker = turn.spawn(self._speak(turn, clauses), "speak")
         if self.config.reasoning_budget > 0:
-            reasoning = await self._reason(turn, self.conversation.reasoning_prompt(transcript.text))
-            prompt = self.conversation.answer_prompt(transcript.text, reasoning)
+            reasoning = await self._reason(turn, self.conversation.reasoning_prompt(turn.user_text))
+            prompt = self.conversation.answer_prompt(turn.user_text, reasoning)
         else:
-            prompt = self.conversation.reply_prompt(transcript.text)
+            prompt = self.conversation.reply_prompt(turn.user_text)
         splitter = ThinkSplitter(thinking=False)
         segmenter = ClauseSegmenter() if self.config.stream_speech else _WholeAnswer()
         async for piece in self.models.decoder.generate(
@@ -363,52 +486,66 @@ class VoiceSession:
     async def _finish(self, turn: Turn, status: TurnState) -> None:
         """Close a turn that ran to its end or failed, once the user's turn is confirmed."""
         await turn.decided.wait()
+        if turn is self._transcribing:
+            self._transcribing = None
         if turn.state is not TurnState.COMMITTED:
             return
-        if turn.user_text is None:  # nothing but noise: no reply, no record
+        if turn.user_text == "":  # nothing but noise: no reply, no record, no message
             self.stats["no_speech"] += 1
             turn.state = TurnState.DISCARDED
+            self.output.put_nowait(ItemDeleted(turn.user_item_id or ""))
             if turn is self._turn:
                 self._turn = None
             turn.finished.set()
             return
         self._close_turn(turn, status, " ".join(c.text for c in turn.spoken))
 
-    async def _interrupt(self) -> None:
-        """Barge-in: stop the reply being produced, or the finished one still playing."""
-        turn = self._turn if self._turn is not None and self._turn.state is TurnState.COMMITTED else self._last_reply
-        if turn is None or (turn is self._last_reply and now() >= self._playout_end):
-            return
+    def _current_reply(self) -> Turn | None:
+        """The reply being produced, or the finished one whose audio is still playing."""
+        turn = self._turn
+        if turn is not None and turn.respond and turn.state is TurnState.COMMITTED:
+            return turn
+        if self._last_reply is not None and now() < self._playout_end:
+            return self._last_reply
+        return None
+
+    async def _interrupt(self, turn: Turn, *, status: TurnState = TurnState.INTERRUPTED, heard_samples: int | None = None) -> None:
+        """Stop ``turn`` (barge-in, cancel or truncate): cancel its tasks, clear queued audio, cut history."""
         unheard = int(max(0.0, self._playout_end - now()) * self.config.output_rate)
+        produced = sum(c.samples for c in turn.spoken)
+        played = max(0, produced - unheard) if heard_samples is None else min(heard_samples, produced)
         if turn.live:
-            await turn.stop(TurnState.INTERRUPTED)
-        heard = turn.heard_text(sum(c.samples for c in turn.spoken) - unheard)
+            await turn.stop(status)
+        heard = turn.heard_text(played)
         self._stale_below = turn.generation + 1
         self._playout_end = 0.0
         self.output.put_nowait(AudioCleared(turn.id, turn.generation))
         if turn is self._last_reply:
-            self.stats["interrupted"] += 1
-            self.conversation.truncate_last_reply(heard)
-            self.output.put_nowait(ReplyTruncated(turn.id, turn.generation, heard))
+            self.stats[status.value] += 1
+            self.conversation.truncate(turn.item_id or "", heard)
+            self.output.put_nowait(ReplyTruncated(turn.item_id or "", heard, played * 1000 // self.config.output_rate))
             self._last_reply = None
+            self._prefill_history()
         else:
-            self._close_turn(turn, TurnState.INTERRUPTED, heard)
+            self._close_turn(turn, status, heard)
 
     def _close_turn(self, turn: Turn, status: TurnState, heard: str) -> None:
-        self.stats[status.value] += 1
         if turn.user_text:
-            self.conversation.add("user", turn.user_text)
-            self.conversation.add("assistant", heard)
-        self.records.append(turn.record)
-        self.output.put_nowait(ReplyDone(turn.id, turn.generation, status.value, heard, turn.record.as_dict()))
+            self.conversation.add("user", turn.user_text, turn.user_item_id)
+        if turn.respond:
+            self.stats[status.value] += 1
+        if turn.item_id is not None:  # the reply started: the client saw it begin
+            self.conversation.add("assistant", heard, turn.item_id)
+            self.records.append(turn.record)
+            self.output.put_nowait(
+                ReplyDone(turn.id, turn.generation, turn.item_id, status.value, heard, turn.record.as_dict())
+            )
         if turn is self._turn:
             self._turn = None
         turn.state = status
-        self._last_reply = turn if status is TurnState.COMPLETED else None
+        self._last_reply = turn if turn.respond and status is TurnState.COMPLETED else None
         turn.finished.set()
-        self._prefilled = ""
-        if self.config.listen_while_thinking:
-            self._spawn(self._prefill(self.conversation.history_prompt()))
+        self._prefill_history()
 
 
 class _WholeAnswer:

@@ -22,6 +22,8 @@ class TurnState(Enum):
     """The user went on speaking: the speculation is dropped without a sound."""
     INTERRUPTED = "interrupted"
     """Barge-in: stopped, its history cut to what was heard."""
+    CANCELLED = "cancelled"
+    """Stopped by the client (``response.cancel``), its history cut to what was heard."""
     FAILED = "failed"
     COMPLETED = "completed"
 
@@ -35,12 +37,21 @@ class SpokenClause:
 class Turn:
     """A reply in progress; ``emit`` is where its items go once committed."""
 
-    def __init__(self, turn_id: str, generation: int, record: LatencyRecord, emit: Callable[[OutputItem], None]) -> None:
+    def __init__(
+        self, turn_id: str, generation: int, record: LatencyRecord, emit: Callable[[OutputItem], None], *, respond: bool = True
+    ) -> None:
         self.id = turn_id
         self.generation = generation
         self.record = record
+        self.respond = respond
+        """Reply once the user's words are known (off: only transcribe them)."""
         self.state = TurnState.SPECULATIVE
+        self.user_item_id: str | None = None
+        """The user message this turn hears (None: a reply to the history as it is)."""
         self.user_text: str | None = None
+        """What the user said: None until transcribed (or when not hearing), "" for no speech."""
+        self.item_id: str | None = None
+        """The assistant message, once the reply started."""
         self.spoken: list[SpokenClause] = []
         self._emit = emit
         self._held: list[OutputItem] = []

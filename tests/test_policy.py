@@ -7,12 +7,14 @@ import pytest
 from realtime.policy import Decision, PolicyConfig, TurnPolicy
 
 W = 512  # one 32 ms Silero window
+TABLE_CONFIG = PolicyConfig(speculate_silence_ms=64)
+"""The defaults, but speculation after two silent windows, so the table stays short."""
 D = Decision
 
 
 def run(pattern: str, config: PolicyConfig | None = None, agent_active: str = "") -> list[tuple[Decision, int]]:
     """Feed one window per character ('S' speech, '.' silence); ``agent_active`` marks windows ('A')."""
-    policy = TurnPolicy(config or PolicyConfig())
+    policy = TurnPolicy(config or TABLE_CONFIG)
     decisions = []
     for index, char in enumerate(pattern):
         active = index < len(agent_active) and agent_active[index] == "A"

@@ -67,9 +67,11 @@ def test_prompt_format_and_history() -> None:
     assert "greet back" in answer and "<think>" not in answer
     conversation.add("user", "Tell me a story.")
     conversation.add("assistant", "Once upon a time there was a fox.")
-    conversation.truncate_last_reply("Once upon a time")
+    reply = conversation.messages[-1]
+    conversation.truncate(reply.id, "Once upon a time")
     assert conversation.messages[-1].text == "Once upon a time"
-    conversation.truncate_last_reply("")
+    assert conversation.reply_prompt(None) == conversation.history_prompt() + "<|im_start|>assistant\n"
+    conversation.truncate(reply.id, "")
     assert [m.role for m in conversation.messages] == ["user"]
 
 
