@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +65,33 @@ def _respond(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from realtime.models import Models
+    from realtime.server import RealtimeServer, ServerOptions
+
+    options = ServerOptions(
+        host=args.host,
+        port=args.port,
+        max_sessions=args.max_sessions,
+        api_key=args.api_key or os.environ.get("REALTIME_API_KEY") or None,
+        allowed_origins=tuple(args.allowed_origin),
+        idle_timeout_s=args.idle_timeout,
+        session=_session_config(args),
+    )
+    models = Models.load_embedded()
+
+    async def run() -> None:
+        await models.warm_up()
+        server = RealtimeServer(models, options)
+        await server.start()
+        print(f"listening on ws://{options.host}:{server.port}/v1/realtime", flush=True)
+        await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
 def _add_session_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reasoning-budget", type=int, default=0, metavar="TOKENS", help="think before answering (default 0)")
     parser.add_argument("--end-of-turn-ms", type=int, default=PolicyConfig.end_of_turn_silence_ms, help="silence that ends a user turn")
@@ -88,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     respond.add_argument("--fast", action="store_true", help="do not pace the input in real time")
     _add_session_options(respond)
     respond.set_defaults(handler=_respond)
+
+    serve = commands.add_parser("serve", help="serve the websocket voice endpoint /v1/realtime")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    serve.add_argument("--max-sessions", type=int, default=8, help="concurrent sessions (default 8)")
+    serve.add_argument("--api-key", help="require this key (default: $REALTIME_API_KEY, or none)")
+    serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN", help="browser origin allowed to connect (repeatable; default any)")
+    serve.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS", help="close sessions silent this long")
+    _add_session_options(serve)
+    serve.set_defaults(handler=_serve)
     return parser
 
 

@@ -77,6 +77,9 @@ class LlamaCppDecoder:
                         "max_tokens": max_tokens,
                         "stop": list(stop),
                         "temperature": temperature,
+                        # greedy decoding of a 0.5B model loops ("2 plus 2 equals 4. 2 plus 2 ...") without it
+                        "repeat_penalty": 1.15,
+                        "repeat_last_n": 64,
                         "stream": True,
                         "cache_prompt": True,
                     },

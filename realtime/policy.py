@@ -48,7 +48,7 @@ class Decision(Enum):
     SPEECH_STARTED = "speech_started"
     """The user started a turn; ``sample`` is the onset."""
     BARGE_IN = "barge_in"
-    """The user speaks over the agent's reply; stop it (followed by SPEECH_STARTED)."""
+    """The user speaks over the agent's reply; stop it (right after SPEECH_STARTED)."""
     PAUSED = "paused"
     """A pause that may end the turn; ``sample`` is the end of speech."""
     RESUMED = "resumed"
@@ -135,7 +135,7 @@ class TurnPolicy:
             return []
         self._state = _State.SPEAKING
         started = Event(Decision.SPEECH_STARTED, self._onset)
-        return [Event(Decision.BARGE_IN, self._onset), started] if agent_active else [started]
+        return [started, Event(Decision.BARGE_IN, self._onset)] if agent_active else [started]
 
     def _check_pause(self) -> list[Event]:
         events = []

@@ -183,8 +183,9 @@ class VoiceSession:
         if self._turn is not None and self._turn.state is TurnState.SPECULATIVE:
             await self._turn.stop(TurnState.DISCARDED)
             self._turn = None
-        self._start_turn(self._samples, respond=False).commit()
+        turn = self._start_turn(self._samples, respond=False)
         self._end_utterance()
+        turn.commit()
 
     def clear_input(self) -> None:
         """Drop the user's uncommitted audio."""
@@ -299,9 +300,9 @@ class VoiceSession:
             assert turn is not None
             turn.record.mark("end_of_turn")
             self.output.put_nowait(SpeechStopped(event.sample, turn.user_item_id))
+            self._end_utterance()
             turn.commit()
             self.stats["committed"] += 1
-            self._end_utterance()
 
     def _keep_audio(self, samples: np.ndarray) -> None:
         if self._utterance is not None:

@@ -67,7 +67,7 @@ def test_barge_in_needs_more_speech_than_a_turn_start() -> None:
     short = run(".SSSSS......", agent_active="A" * 12)
     assert short == []
     long = run(".SSSSSSS", agent_active="A" * 8)
-    assert long == [(D.BARGE_IN, 1), (D.SPEECH_STARTED, 1)]
+    assert long == [(D.SPEECH_STARTED, 1), (D.BARGE_IN, 1)]
 
 
 def test_knobs_change_decisions() -> None:
