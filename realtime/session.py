@@ -49,7 +49,7 @@ from realtime.models import Models
 from realtime.policy import Decision, Event, PolicyConfig, TurnPolicy
 from realtime.reasoning import THINK_CLOSE, ThinkSplitter
 from realtime.turn import SpokenClause, Turn, TurnState
-from tts import ClauseSegmenter, speakable
+from tts import ClauseSegmenter, RepetitionGuard
 from vad import VoiceActivityDetector
 
 log = logging.getLogger(__name__)
@@ -432,24 +432,38 @@ class VoiceSession:
         else:
             prompt = self.conversation.reply_prompt(turn.user_text)
         splitter = ThinkSplitter(thinking=False)
-        segmenter = ClauseSegmenter() if self.config.stream_speech else _WholeAnswer()
+        segmenter = ClauseSegmenter()
+        guard = RepetitionGuard()
+        held: list[str] = []
+
+        async def say(new_clauses: list[str]) -> bool:
+            """Queue clauses for speech (or hold them, for the naive cascade); False once the model loops."""
+            for clause in new_clauses:
+                if guard.repeats(clause):
+                    return False
+                if self.config.stream_speech:
+                    await clauses.put(clause)
+                else:
+                    held.append(clause)
+            return True
+
         async for piece in self.models.decoder.generate(
             prompt, max_tokens=self.config.max_answer_tokens, stop=STOP_SEQUENCES, temperature=self.config.temperature
         ):
             turn.record.mark("first_token")
-            for part in splitter.push(piece):
-                if part.channel == "reasoning":
-                    turn.emit(ReasoningDelta(turn.id, turn.generation, part.text))
-                    continue
+            parts = splitter.push(piece)
+            for part in (p for p in parts if p.channel == "reasoning"):
+                turn.emit(ReasoningDelta(turn.id, turn.generation, part.text))
+            answer = "".join(p.text for p in parts if p.channel == "answer")
+            if answer:
                 turn.record.mark("first_answer_token")
-                for clause in segmenter.push(part.text):
-                    await clauses.put(clause)
-        for part in splitter.flush():
-            if part.channel == "answer":
-                for clause in segmenter.push(part.text):
-                    await clauses.put(clause)
-        for clause in segmenter.flush():
-            await clauses.put(clause)
+            if not await say(segmenter.push(answer)):
+                break
+        else:
+            answer = "".join(p.text for p in splitter.flush() if p.channel == "answer")
+            await say(segmenter.push(answer) + segmenter.flush())
+        if held:
+            await clauses.put(" ".join(held))
         await clauses.put(None)
         await speaker
 
@@ -471,7 +485,7 @@ class VoiceSession:
         while (clause := await clauses.get()) is not None:
             resampler = StreamResampler(tts.sample_rate, self.config.output_rate)
             spoken = SpokenClause(clause, 0)
-            async for chunk in tts.stream(clause):
+            async for chunk in tts.stream(clause, trim_lead=not turn.spoken):
                 turn.record.mark("first_tts_audio")
                 out = resampler.process(chunk)
                 if not turn.spoken or turn.spoken[-1] is not spoken:
@@ -547,18 +561,3 @@ class VoiceSession:
         self._last_reply = turn if turn.respond and status is TurnState.COMPLETED else None
         turn.finished.set()
         self._prefill_history()
-
-
-class _WholeAnswer:
-    """Segmenter stand-in for the naive cascade: the whole answer is one clause, spoken at the end."""
-
-    def __init__(self) -> None:
-        self._text: list[str] = []
-
-    def push(self, delta: str) -> list[str]:
-        self._text.append(delta)
-        return []
-
-    def flush(self) -> list[str]:
-        text = speakable("".join(self._text))
-        return [text] if text else []

@@ -96,9 +96,9 @@ async def test_barge_in_stops_the_reply_and_cuts_history(models, say, tmp_path) 
     onset = 0.3 + len(story) / 16_000 + gap
     # The reply was playing when the user spoke over it ...
     assert np.abs(reply[int((onset - 0.5) * 16_000) : int(onset * 16_000)]).max() > 0.01
-    # ... and was silent from barge-in confirmation (192 ms after the VAD's onset, which lags the true onset
-    # by up to ~0.15 s on a voiced start) plus one VAD window, until the next reply.
-    quiet = reply[int((onset + 0.45) * 16_000) : int((onset + 1.2) * 16_000)]
+    # ... and was silent from barge-in confirmation (192 ms after Silero's onset, which lags the true onset
+    # of flite's "Wait" by ~0.23 s) plus one VAD window and scheduling, until the next reply.
+    quiet = reply[int((onset + 0.6) * 16_000) : int((onset + 1.2) * 16_000)]
     assert np.abs(quiet).max(initial=0.0) < 0.01
     spoken_history = [text for role, text in result.conversation if role == "assistant"]
     assert spoken_history and len(spoken_history[0].split()) < len(first["reply_text"].split()) + 1

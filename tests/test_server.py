@@ -205,7 +205,8 @@ async def test_the_official_openai_sdk_talks_to_it(server, models, say) -> None:
                 elif event.type == "response.output_audio_transcript.delta":
                     transcript += event.delta
                 elif event.type == "response.done":
+                    status = event.response.status
                     break
-    assert "rome" in transcript.lower()
+    assert status == "completed" and "rome" in transcript.lower(), (status, transcript)
     heard = await models.asr.transcribe_async(resample(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, WIRE_RATE, 16_000))
     assert "rome" in heard.text.lower()

@@ -2,6 +2,6 @@
 
 from tts.base import Synthesizer
 from tts.piper_voice import PiperSynthesizer
-from tts.segment import ClauseSegmenter, speakable
+from tts.segment import ClauseSegmenter, RepetitionGuard, speakable
 
-__all__ = ["Synthesizer", "PiperSynthesizer", "ClauseSegmenter", "speakable"]
+__all__ = ["Synthesizer", "PiperSynthesizer", "ClauseSegmenter", "RepetitionGuard", "speakable"]

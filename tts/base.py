@@ -17,5 +17,7 @@ class Synthesizer(Protocol):
 
     sample_rate: int
 
-    def stream(self, text: str) -> AsyncIterator[np.ndarray]:
-        """float32 mono chunks at :attr:`sample_rate`."""
+    def stream(self, text: str, *, trim_lead: bool = True) -> AsyncIterator[np.ndarray]:
+        """float32 mono chunks at :attr:`sample_rate`; ``trim_lead`` drops the silence before the first
+        phoneme (for a reply's first clause: it only delays the first packet; later clauses keep it as
+        the natural pause between clauses)."""

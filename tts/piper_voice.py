@@ -28,9 +28,9 @@ class PiperSynthesizer:
         # espeak-ng phonemisation inside Piper keeps global state: one synthesis step at a time.
         self._lock = threading.Lock()
 
-    async def stream(self, text: str) -> AsyncIterator[np.ndarray]:
+    async def stream(self, text: str, *, trim_lead: bool = True) -> AsyncIterator[np.ndarray]:
         chunks = self._voice.synthesize(text, self._config)
-        first = True
+        first = trim_lead
         while (audio := await asyncio.to_thread(self._next, chunks)) is not None:
             if first:
                 audio, first = self._trim_lead(audio), False

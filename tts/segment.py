@@ -1,7 +1,11 @@
 """Cutting a streamed answer into clauses that can be spoken as soon as they are complete.
 
-The first clause is cut early (a few words, at any clause punctuation) so speech starts quickly;
-later clauses are longer for natural prosody. A '.' is only a sentence end once the next character
+The first clause is cut early so speech starts quickly: at any clause punctuation after a few words,
+or after ``first_max_words`` words even without punctuation (Piper speaks a clause only once it is
+whole, and a 0.5B model on two cores writes ~25 tokens a second). Not fewer than 8: a short answer cut
+before its last word ("The capital of Italy is" / "Rome.") leaves Piper a one-word sentence that a
+listener (and Whisper, in our round-trip tests) often mishears. Later clauses are longer for natural
+prosody. A '.' is only a sentence end once the next character
 shows it is not part of a number ("3.5") or an abbreviation ("e.g.", "Dr.", "U.S.").
 """
 
@@ -32,10 +36,11 @@ def speakable(text: str) -> str:
 class ClauseSegmenter:
     """``push`` streamed text, get back the clauses it completed; ``flush`` at the end."""
 
-    def __init__(self, first_min_words: int = 3, min_words: int = 8, max_words: int = 30) -> None:
-        if not 1 <= first_min_words <= max_words or not 1 <= min_words <= max_words:
-            raise ValueError("word limits must satisfy 1 <= min <= max_words")
+    def __init__(self, first_min_words: int = 3, min_words: int = 8, max_words: int = 30, first_max_words: int = 8) -> None:
+        if not 1 <= first_min_words <= first_max_words or not 1 <= min_words <= max_words:
+            raise ValueError("word limits must satisfy 1 <= min <= max words")
         self.first_min_words = first_min_words
+        self.first_max_words = first_max_words
         self.min_words = min_words
         self.max_words = max_words
         self._buffer = ""
@@ -64,7 +69,9 @@ class ClauseSegmenter:
     def _next_cut(self) -> int | None:
         """Index just past the first complete clause in the buffer, if there is one."""
         text = self._buffer
-        min_words = self.first_min_words if self._emitted == 0 else self.min_words
+        first = self._emitted == 0
+        min_words = self.first_min_words if first else self.min_words
+        max_words = self.first_max_words if first else self.max_words
         words = 0
         last_space = None
         for i, char in enumerate(text):
@@ -75,7 +82,7 @@ class ClauseSegmenter:
                     last_space = i
                 if char == "\n" and words:
                     return i
-                if words >= self.max_words and last_space is not None:
+                if words >= max_words and last_space is not None:
                     return last_space
                 continue
             if nxt is None or not nxt.isspace():
@@ -91,3 +98,17 @@ def _is_abbreviation(text: str) -> bool:
     """Whether the '.' ending ``text`` closes an abbreviation ("Dr.", "e.g.", "U.S.") rather than a sentence."""
     token = text.split()[-1].lstrip("(\"'").rstrip(".").lower()
     return token in _ABBREVIATIONS or "." in token
+
+
+class RepetitionGuard:
+    """Greedy decoding of a small model can repeat a sentence forever: a clause said before ends the answer."""
+
+    def __init__(self) -> None:
+        self._said: set[str] = set()
+
+    def repeats(self, clause: str) -> bool:
+        key = " ".join("".join(c for c in clause.lower() if c.isalnum() or c.isspace()).split())
+        if key in self._said:
+            return True
+        self._said.add(key)
+        return False
