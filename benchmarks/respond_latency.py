@@ -13,51 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import json
-import platform
-import statistics
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.corpus import VOICES, load_questions, spoken_question
+from benchmarks.report import EMBEDDED_MODELS, delay_table, machine, now_iso, stage_table, summarise, write_results
 from realtime.audio import PIPELINE_RATE, read_audio
-from realtime.latency import STAGES
 from realtime.models import Models
 from realtime.respond import respond
 from realtime.session import SessionConfig
 
-RESULTS = Path(__file__).with_name("results")
 MODES = {"agent": SessionConfig, "naive": SessionConfig.naive}
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 1) if values else None
-
-
-def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
-    delays = [r["first_packet_delay_ms"] for r in runs if r["first_packet_delay_ms"] is not None]
-    graded = [r["correct"] for r in runs if r["correct"] is not None]
-    stages = {
-        stage: percentile([r["stages_ms"][stage] for r in runs if r["stages_ms"].get(stage) is not None], 50)
-        for stage in STAGES
-    }
-    return {
-        "turns": len(runs),
-        "replied": len(delays),
-        "first_packet_delay_ms": {
-            "p50": percentile(delays, 50),
-            "p90": percentile(delays, 90),
-            "p99": percentile(delays, 99),
-            "mean": round(statistics.fmean(delays), 1) if delays else None,
-            "min": min(delays, default=None),
-            "max": max(delays, default=None),
-        },
-        "stage_median_ms": stages,
-        "accuracy": round(sum(graded) / len(graded), 3) if graded else None,
-    }
 
 
 async def run(count: int, label: str, end_of_turn_ms: int | None) -> Path:
@@ -96,21 +62,18 @@ async def run(count: int, label: str, end_of_turn_ms: int | None) -> Path:
     agent, naive = (summary[m]["first_packet_delay_ms"]["p50"] for m in ("agent", "naive"))
     result = {
         "benchmark": "respond_latency",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": now_iso(),
         "label": label,
-        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "models": "whisper-base int8 (CTranslate2) + Qwen2.5-Coder-0.5B Q4_K_M (llama.cpp) + Piper joe medium",
+        "machine": machine(),
+        "models": EMBEDDED_MODELS,
         "end_of_turn_silence_ms": (end_of_turn_ms or SessionConfig().policy.end_of_turn_silence_ms),
         "summary": summary,
         "p50_ratio_naive_over_agent": round(naive / agent, 2) if agent and naive else None,
         "runs": runs,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-respond-{label}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
-    return stem.with_suffix(".md")
+    text = markdown(result)
+    print(text)
+    return write_results("respond", label, result, text)
 
 
 def markdown(result: dict[str, object]) -> str:
@@ -121,17 +84,14 @@ def markdown(result: dict[str, object]) -> str:
         f"{result['machine']['cpus']} CPUs; {result['models']}; end-of-turn silence "
         f"{result['end_of_turn_silence_ms']} ms; each question streamed in real time, modes alternating.",
         "",
-        "| mode | turns | p50 ms | p90 ms | p99 ms | mean ms | accuracy |",
-        "|---|---|---|---|---|---|---|",
+        *delay_table(summary),
+        "",
+        f"Naive p50 / agent p50: **{result['p50_ratio_naive_over_agent']}x**",
+        "",
+        "Median of each stage, ms after the true end of speech:",
+        "",
+        *stage_table(summary),
     ]
-    for mode, s in summary.items():
-        d = s["first_packet_delay_ms"]
-        lines.append(f"| {mode} | {s['replied']}/{s['turns']} | {d['p50']} | {d['p90']} | {d['p99']} | {d['mean']} | {s['accuracy']} |")
-    lines += ["", f"Naive p50 / agent p50: **{result['p50_ratio_naive_over_agent']}x**", "", "Median of each stage, ms after the true end of speech:", ""]
-    lines.append("| stage | " + " | ".join(summary) + " |")
-    lines.append("|---|" + "---|" * len(summary))
-    for stage in STAGES:
-        lines.append(f"| {stage} | " + " | ".join(str(s["stage_median_ms"][stage]) for s in summary.values()) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -34,7 +34,9 @@ def _session_config(args: argparse.Namespace) -> SessionConfig:
         end_of_turn_silence_ms=args.end_of_turn_ms,
         speculate_silence_ms=min(args.speculate_ms, args.end_of_turn_ms),
     )
-    config = SessionConfig(policy=policy, reasoning_budget=args.reasoning_budget, output_rate=args.output_rate)
+    config = SessionConfig(
+        policy=policy, reasoning_budget=args.reasoning_budget, output_rate=args.output_rate, reasoning_mode=args.reasoning_mode
+    )
     if args.instructions:
         config.instructions = args.instructions
     return config
@@ -46,7 +48,7 @@ def _respond(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     records_path = Path(args.json) if args.json else output.with_suffix(".json")
-    models = Models.load_embedded()
+    models = Models.load(args.brain, args.model_dir)
 
     async def run() -> list[dict[str, object]]:
         await models.warm_up()
@@ -78,7 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
         idle_timeout_s=args.idle_timeout,
         session=_session_config(args),
     )
-    models = Models.load_embedded()
+    models = Models.load(args.brain, args.model_dir)
 
     async def run() -> None:
         await models.warm_up()
@@ -98,6 +100,10 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speculate-ms", type=int, default=PolicyConfig.speculate_silence_ms, help="silence that starts a speculative reply")
     parser.add_argument("--output-rate", type=int, default=24_000, help="sample rate of the reply audio")
     parser.add_argument("--instructions", help="system instructions for the assistant")
+    parser.add_argument("--brain", choices=("embedded", "step-audio-r1"), default="embedded", help="the models that listen and answer (default: embedded)")
+    parser.add_argument("--model-dir", help="the local Step-Audio-R1 (or Step-Audio-2-mini) checkpoint for --brain step-audio-r1")
+    parser.add_argument("--reasoning-mode", choices=("budget", "think-first", "paced", "speak-first"), default="budget",
+                        help="for step-audio-r1: plain decoding within the budget, or a Mind-Paced Speaking schedule")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except (assets.ModelIntegrityError, AudioFileError) as exc:
+    except (assets.ModelIntegrityError, AudioFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -10,6 +10,10 @@ THINK_CLOSE = "</think>"
 
 Channel = Literal["reasoning", "answer"]
 
+ReplyMode = Literal["budget", "think-first", "paced", "speak-first"]
+"""How a reply spends its reasoning: ``budget`` is plain decoding in one stream, ``</think>`` forced when the
+budget is spent; the others are Mind-Paced Speaking schedules (:mod:`realtime.step_audio.paced`)."""
+
 
 @dataclass(frozen=True)
 class Piece:

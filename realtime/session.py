@@ -17,6 +17,7 @@ import itertools
 import logging
 from bisect import bisect_left
 from collections import Counter, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,7 +48,7 @@ from realtime.events import (
 from realtime.latency import LatencyRecord, now
 from realtime.models import Models
 from realtime.policy import Decision, Event, PolicyConfig, TurnPolicy
-from realtime.reasoning import THINK_CLOSE, ThinkSplitter
+from realtime.reasoning import THINK_CLOSE, Piece, ReplyMode, ThinkSplitter
 from realtime.turn import SpokenClause, Turn, TurnState
 from tts import ClauseSegmenter, RepetitionGuard
 from vad import VoiceActivityDetector
@@ -84,6 +85,10 @@ class SessionConfig:
     """Reply when voice activity ends the user's turn (off: only transcribe; the client asks for replies)."""
     interrupt_response: bool = True
     """Speech over a reply interrupts it (barge-in)."""
+    reasoning_mode: ReplyMode = "budget"
+    """For an audio LLM brain: plain decoding within the budget, or a Mind-Paced Speaking schedule."""
+    audio_block_seconds: float = 2.0
+    """For an audio LLM brain: audio is encoded and prefilled in blocks this long while the user speaks."""
 
     @classmethod
     def naive(cls, **overrides: object) -> "SessionConfig":
@@ -122,6 +127,12 @@ class VoiceSession:
         self._prefilled = ""
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._listener = (
+            models.audio_llm.conversation(self.config.instructions, block_seconds=self.config.audio_block_seconds)
+            if models.audio_llm is not None
+            else None
+        )
+        """The audio LLM's conversation (None for the cascade): it hears the user's audio as it arrives."""
         self._prefill_history()
 
     # ---- input ---------------------------------------------------------------------------------
@@ -134,7 +145,8 @@ class VoiceSession:
         self._samples += len(samples)
         self._pushes.append((self._samples, now()))
         if not self.config.turn_detection:
-            self._utterance = (self._utterance or []) + [samples]
+            self._utterance = self._utterance or []
+            self._hear(samples)
             return
         self._keep_audio(samples)
         for window in self._vad.push(samples):
@@ -181,8 +193,7 @@ class VoiceSession:
             self._error("input_audio_buffer_commit_empty", "the input audio buffer holds less than 100 ms of audio", event_id)
             return
         if self._turn is not None and self._turn.state is TurnState.SPECULATIVE:
-            await self._turn.stop(TurnState.DISCARDED)
-            self._turn = None
+            await self._discard(self._turn)
         turn = self._start_turn(self._samples, respond=False)
         self._end_utterance()
         turn.commit()
@@ -252,6 +263,8 @@ class VoiceSession:
         for turn in (self._turn, self._transcribing):
             if turn is not None:
                 await turn.stop(TurnState.INTERRUPTED)
+        if self._listener is not None:
+            self._listener.close()
         for task in [*self._background, self._partial_task]:
             if task is not None:
                 task.cancel()
@@ -290,9 +303,7 @@ class VoiceSession:
                 self._start_turn(event.sample, respond=self.config.auto_respond)
         elif decision is Decision.RESUMED:
             if self._turn is not None and self._turn.state is TurnState.SPECULATIVE:
-                await self._turn.stop(TurnState.DISCARDED)
-                self._turn = None
-                self.stats["discarded"] += 1
+                await self._discard(self._turn)
         elif decision is Decision.END_OF_TURN and self._utterance is not None:
             if self._turn is None or self._turn.state is not TurnState.SPECULATIVE:
                 self._start_turn(event.sample, respond=self.config.auto_respond)
@@ -304,9 +315,18 @@ class VoiceSession:
             turn.commit()
             self.stats["committed"] += 1
 
+    async def _discard(self, turn: Turn) -> None:
+        """The user went on speaking: drop the speculative reply without a sound."""
+        await turn.stop(TurnState.DISCARDED)
+        if turn is self._turn:
+            self._turn = None
+        self.stats["discarded"] += 1
+        if self._listener is not None:
+            self._listener.rewind_to_heard()
+
     def _keep_audio(self, samples: np.ndarray) -> None:
         if self._utterance is not None:
-            self._utterance.append(samples)
+            self._hear(samples)
             return
         self._preroll.append(samples)
         keep = self.config.prefix_padding_ms * PIPELINE_RATE // 1000
@@ -317,11 +337,19 @@ class VoiceSession:
         pad = self.config.prefix_padding_ms * PIPELINE_RATE // 1000
         buffered = np.concatenate(list(self._preroll)) if self._preroll else np.zeros(0, np.float32)
         start_in_buffer = max(0, len(buffered) - (self._samples - onset) - pad)
-        self._utterance = [buffered[start_in_buffer:]]
+        self._utterance = []
+        self._hear(buffered[start_in_buffer:])
         self._utterance_start = self._samples - (len(buffered) - start_in_buffer)
         self._preroll.clear()
         self._partials = ("", "")
         self._partial_at = onset
+
+    def _hear(self, samples: np.ndarray) -> None:
+        """Add audio to the user's utterance; an audio LLM brain encodes and prefills it as it arrives."""
+        assert self._utterance is not None
+        self._utterance.append(samples)
+        if self._listener is not None and len(samples):
+            self._spawn(self._listener.hear(samples))  # tasks start in order: the audio stays in order
 
     def _end_utterance(self) -> None:
         """The user's audio so far became a message: the next speech is a new one."""
@@ -356,12 +384,12 @@ class VoiceSession:
         self._partials = (self._partials[1], transcript.text)
         self.output.put_nowait(UserTranscriptPartial(item_id, transcript.text))
         stable = stable_prefix(*self._partials)
-        if stable and stable != self._prefilled:
+        if stable and stable != self._prefilled and self.models.decoder is not None:
             self._prefilled = stable
             await self._prefill(self.conversation.user_prefix(stable))
 
     def _prefill_history(self) -> None:
-        if self.config.listen_while_thinking and not self._closed:
+        if self.config.listen_while_thinking and not self._closed and self.models.decoder is not None:
             self._prefilled = ""
             self._spawn(self._prefill(self.conversation.history_prompt()))
 
@@ -404,11 +432,11 @@ class VoiceSession:
     async def _run_turn(self, turn: Turn, audio: np.ndarray | None, earlier: Turn | None) -> None:
         status = TurnState.COMPLETED
         try:
-            if audio is not None:
-                transcript = await self.models.asr.transcribe_async(audio)
-                turn.record.mark("final_transcript")
+            if audio is not None and self._listener is not None:  # the audio LLM hears the audio itself
+                turn.spawn(self._transcribe(turn, audio), "transcribe")
+            elif audio is not None:
+                transcript = await self._transcribe(turn, audio)
                 turn.user_text = transcript.text if transcript.is_speech else ""
-                turn.emit(UserTranscriptFinal(turn.id, turn.user_item_id or "", turn.user_text))
             elif earlier is not None:  # a reply asked for while the last input is still being transcribed
                 await earlier.finished.wait()
             if turn.respond and turn.user_text != "":
@@ -421,20 +449,25 @@ class VoiceSession:
             turn.emit(ErrorEvent("reply_failed", f"the reply failed: {exc}"))
         await self._finish(turn, status)
 
+    async def _transcribe(self, turn: Turn, audio: np.ndarray) -> Transcript:
+        transcript = await self.models.asr.transcribe_async(audio)
+        turn.record.mark("final_transcript")
+        text = transcript.text if transcript.is_speech else ""
+        if self._listener is not None:
+            turn.user_text = text or None
+        turn.emit(UserTranscriptFinal(turn.id, turn.user_item_id or "", text))
+        return transcript
+
     async def _answer(self, turn: Turn) -> None:
+        """Stream the reply: reasoning as events, the answer clause by clause into speech."""
         turn.item_id = new_item_id()
         turn.emit(ReplyStarted(turn.id, turn.generation, turn.item_id))
         clauses: asyncio.Queue[str | None] = asyncio.Queue(maxsize=16)
         speaker = turn.spawn(self._speak(turn, clauses), "speak")
-        if self.config.reasoning_budget > 0:
-            reasoning = await self._reason(turn, self.conversation.reasoning_prompt(turn.user_text))
-            prompt = self.conversation.answer_prompt(turn.user_text, reasoning)
-        else:
-            prompt = self.conversation.reply_prompt(turn.user_text)
-        splitter = ThinkSplitter(thinking=False)
         segmenter = ClauseSegmenter()
         guard = RepetitionGuard()
         held: list[str] = []
+        reasoning: list[str] = []
 
         async def say(new_clauses: list[str]) -> bool:
             """Queue clauses for speech (or hold them, for the naive cascade); False once the model loops."""
@@ -447,38 +480,53 @@ class VoiceSession:
                     held.append(clause)
             return True
 
-        async for piece in self.models.decoder.generate(
-            prompt, max_tokens=self.config.max_answer_tokens, stop=STOP_SEQUENCES, temperature=self.config.temperature
-        ):
-            turn.record.mark("first_token")
-            parts = splitter.push(piece)
-            for part in (p for p in parts if p.channel == "reasoning"):
-                turn.emit(ReasoningDelta(turn.id, turn.generation, part.text))
-            answer = "".join(p.text for p in parts if p.channel == "answer")
-            if answer:
+        async with contextlib.aclosing(self._think(turn)) as pieces:
+            async for piece in pieces:
+                turn.record.mark("first_token")
+                if piece.channel == "reasoning":
+                    reasoning.append(piece.text)
+                    turn.emit(ReasoningDelta(turn.id, turn.generation, piece.text))
+                    continue
+                if reasoning and turn.record.stamps.get("first_answer_token") is None:
+                    turn.emit(ReasoningDone(turn.id, turn.generation, "".join(reasoning).strip()))
                 turn.record.mark("first_answer_token")
-            if not await say(segmenter.push(answer)):
-                break
-        else:
-            answer = "".join(p.text for p in splitter.flush() if p.channel == "answer")
-            await say(segmenter.push(answer) + segmenter.flush())
+                if not await say(segmenter.push(piece.text)):
+                    break
+            else:
+                await say(segmenter.flush())
         if held:
             await clauses.put(" ".join(held))
         await clauses.put(None)
         await speaker
 
-    async def _reason(self, turn: Turn, prompt: str) -> str:
-        """Think first, within the budget; returns the reasoning (streamed as events, never spoken)."""
-        thoughts: list[str] = []
-        async for piece in self.models.decoder.generate(
-            prompt, max_tokens=self.config.reasoning_budget, stop=(THINK_CLOSE, *STOP_SEQUENCES), temperature=self.config.temperature
-        ):
-            turn.record.mark("first_token")
-            thoughts.append(piece)
-            turn.emit(ReasoningDelta(turn.id, turn.generation, piece))
-        reasoning = "".join(thoughts).strip()
-        turn.emit(ReasoningDone(turn.id, turn.generation, reasoning))
-        return reasoning
+    async def _think(self, turn: Turn) -> AsyncIterator[Piece]:
+        """Reasoning and answer text: from the audio LLM, or from the cascade's decoder."""
+        config = self.config
+        if self._listener is not None:
+            async for piece in self._listener.reply(
+                max_tokens=config.max_answer_tokens, reasoning_budget=config.reasoning_budget,
+                temperature=config.temperature, mode=config.reasoning_mode,
+            ):
+                yield piece
+            return
+        decoder = self.models.decoder
+        assert decoder is not None, "the cascade needs a text decoder"
+        prompt = self.conversation.reply_prompt(turn.user_text)
+        if config.reasoning_budget > 0:  # formulation stream, then an articulation stream that sees it
+            thoughts: list[str] = []
+            async for text in decoder.generate(
+                self.conversation.reasoning_prompt(turn.user_text), max_tokens=config.reasoning_budget,
+                stop=(THINK_CLOSE, *STOP_SEQUENCES), temperature=config.temperature,
+            ):
+                thoughts.append(text)
+                yield Piece("reasoning", text)
+            prompt = self.conversation.answer_prompt(turn.user_text, "".join(thoughts))
+        splitter = ThinkSplitter(thinking=False)
+        async for text in decoder.generate(prompt, max_tokens=config.max_answer_tokens, stop=STOP_SEQUENCES, temperature=config.temperature):
+            for piece in splitter.push(text):
+                yield piece
+        for piece in splitter.flush():
+            yield piece
 
     async def _speak(self, turn: Turn, clauses: asyncio.Queue[str | None]) -> None:
         tts = self.models.tts
@@ -515,6 +563,12 @@ class VoiceSession:
             return
         self._close_turn(turn, status, " ".join(c.text for c in turn.spoken))
 
+    async def _listener_done(self, heard: str) -> None:
+        """The audio LLM keeps the human audio and the answer as heard (a reply cancelled before it began
+        leaves nothing to finish)."""
+        with contextlib.suppress(RuntimeError):
+            await self._listener.finish_turn(heard)  # type: ignore[union-attr]
+
     def _current_reply(self) -> Turn | None:
         """The reply being produced, or the finished one whose audio is still playing."""
         turn = self._turn
@@ -545,6 +599,8 @@ class VoiceSession:
             self._close_turn(turn, status, heard)
 
     def _close_turn(self, turn: Turn, status: TurnState, heard: str) -> None:
+        if self._listener is not None and turn.item_id is not None:
+            self._spawn(self._listener_done(heard))
         if turn.user_text:
             self.conversation.add("user", turn.user_text, turn.user_item_id)
         if turn.respond:

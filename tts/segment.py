@@ -36,7 +36,7 @@ def speakable(text: str) -> str:
 class ClauseSegmenter:
     """``push`` streamed text, get back the clauses it completed; ``flush`` at the end."""
 
-    def __init__(self, first_min_words: int = 3, min_words: int = 8, max_words: int = 30, first_max_words: int = 8) -> None:
+    def __init__(self, first_min_words: int = 1, min_words: int = 8, max_words: int = 30, first_max_words: int = 8) -> None:
         if not 1 <= first_min_words <= first_max_words or not 1 <= min_words <= max_words:
             raise ValueError("word limits must satisfy 1 <= min <= max words")
         self.first_min_words = first_min_words

@@ -26,22 +26,19 @@ import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar, get_args
 
 import numpy as np
 import torch
 from transformers import DynamicCache, PreTrainedTokenizerBase
 
-from realtime.reasoning import Channel, Piece, ThinkSplitter
+from realtime.reasoning import Channel, Piece, ReplyMode, ThinkSplitter
 from realtime.step_audio.checkpoint import load_checkpoint
 from realtime.step_audio.mel import SAMPLE_RATE
 from realtime.step_audio.model import StepAudioModel
 from realtime.step_audio.paced import NextToken, PacedMode, mind_paced_speaking
 from realtime.step_audio.prompt import MAX_BLOCK_SECONDS, PromptFormat, split_blocks
 
-ReplyMode = Literal["budget", "think-first", "paced", "speak-first"]
-"""``budget``: plain R1 decoding in one stream, ``</think>`` forced when the reasoning budget is spent; the others
-are Mind-Paced Speaking modes (:mod:`realtime.step_audio.paced`)."""
 
 _T = TypeVar("_T")
 _NO_AUDIO = np.zeros(0, dtype=np.float32)

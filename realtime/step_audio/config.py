@@ -15,8 +15,10 @@ from typing import Any
 
 from transformers import Qwen2Config
 
+from realtime.assets import ModelIntegrityError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(ModelIntegrityError):
     """A checkpoint directory cannot be loaded; the message names the file, key or tensor at fault."""
 
 
