@@ -28,6 +28,7 @@ from benchmarks.corpus import VOICES, load_questions, spoken_question
 from benchmarks.report import EMBEDDED_MODELS, delay_table, machine, now_iso, stage_table, summarise, write_results
 from realtime.asr import WhisperTranscriber
 from realtime.audio import PIPELINE_RATE, read_audio, resample, to_pcm16
+from realtime.respond import speech_segments
 
 WIRE_RATE = 24_000
 FRAME = WIRE_RATE // 50
@@ -98,8 +99,10 @@ async def run(count: int, label: str) -> Path:
             for index, question in enumerate(questions):
                 voice = VOICES[index % len(VOICES)]
                 wav = Path(tmp) / f"q{index}.wav"
-                true_end = spoken_question(question.text, voice, wav)
-                outcome = await ask(url, read_audio(wav, PIPELINE_RATE), true_end)
+                spoken_question(question.text, voice, wav)
+                audio = read_audio(wav, PIPELINE_RATE)
+                true_end = speech_segments(audio)[-1][1] / PIPELINE_RATE  # as `realtime respond` finds it
+                outcome = await ask(url, audio, true_end)
                 runs.append({"question": question, "voice": voice, "true_speech_end_s": round(true_end, 3), **outcome})
                 print(f"{question.text!r:60} {outcome['first_packet_delay_ms']!s:>7} ms", flush=True)
     finally:

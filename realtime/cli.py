@@ -84,14 +84,33 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         await models.warm_up()
-        server = RealtimeServer(models, options)
-        await server.start()
-        print(f"listening on ws://{options.host}:{server.port}/v1/realtime", flush=True)
-        await server.serve_forever()
+        async with contextlib.AsyncExitStack() as stack:
+            bus = await stack.enter_async_context(_mqtt_bus(args)) if args.mqtt else None
+            server = RealtimeServer(models, options, session_scope=bus.scope if bus else None)
+            await server.start()
+            print(f"listening on ws://{options.host}:{server.port}/v1/realtime", flush=True)
+            await server.serve_forever()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+def _mqtt_bus(args: argparse.Namespace):  # noqa: ANN202 - realtime.mqtt.MqttBus, imported only when asked for
+    from realtime.mqtt import MqttBus
+
+    return MqttBus.from_url(
+        args.mqtt, username=args.mqtt_username, password=args.mqtt_password or os.environ.get("REALTIME_MQTT_PASSWORD"),
+        tls=args.mqtt_tls, prefix=args.mqtt_prefix,
+    )
+
+
+def _add_mqtt_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mqtt", metavar="URL", help="publish events to and take control from an MQTT broker (mqtt://host:port, mqtts:// for TLS)")
+    parser.add_argument("--mqtt-username", help="MQTT user name")
+    parser.add_argument("--mqtt-password", help="MQTT password (default: $REALTIME_MQTT_PASSWORD)")
+    parser.add_argument("--mqtt-tls", action="store_true", help="connect with TLS (implied by mqtts://)")
+    parser.add_argument("--mqtt-prefix", default="realtime", help="topic prefix (default: realtime)")
 
 
 def _add_session_options(parser: argparse.ArgumentParser) -> None:
@@ -132,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN", help="browser origin allowed to connect (repeatable; default any)")
     serve.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS", help="close sessions silent this long")
     _add_session_options(serve)
+    _add_mqtt_options(serve)
     serve.set_defaults(handler=_serve)
     return parser
 

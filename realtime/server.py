@@ -14,6 +14,8 @@ import contextlib
 import hmac
 import json
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -46,12 +48,17 @@ class ServerOptions:
     session: SessionConfig = field(default_factory=SessionConfig)
 
 
+SessionScope = Callable[[RealtimeConnection], AbstractAsyncContextManager[object]]
+"""Wraps each session's life (an event bus announces it, watches it and takes control messages for it)."""
+
+
 class RealtimeServer:
     """Serves sessions until :meth:`stop`; :attr:`port` is the bound port (useful with port 0)."""
 
-    def __init__(self, models: Models, options: ServerOptions | None = None) -> None:
+    def __init__(self, models: Models, options: ServerOptions | None = None, *, session_scope: SessionScope | None = None) -> None:
         self.models = models
         self.options = options or ServerOptions()
+        self.session_scope = session_scope
         self.connections: set[RealtimeConnection] = set()
         self._server: Server | None = None
 
@@ -110,7 +117,7 @@ class RealtimeServer:
         connection = RealtimeConnection(self.models, send, config=self.options.session, beta=beta)
         self.connections.add(connection)
         try:
-            async with connection:
+            async with connection, (self.session_scope or _no_scope)(connection):
                 await self._receive(websocket, connection)
         finally:
             self.connections.discard(connection)
@@ -130,6 +137,11 @@ class RealtimeServer:
             except Exception as exc:  # noqa: BLE001 - one bad event never ends the session
                 log.exception("session %s: event failed", connection.id)
                 await connection.protocol_send_error("server_error", f"the event failed: {exc}")
+
+
+@contextlib.asynccontextmanager
+async def _no_scope(connection: RealtimeConnection) -> AsyncIterator[None]:
+    yield
 
 
 def _authorized(request: Request, api_key: str) -> bool:

@@ -17,7 +17,7 @@ import itertools
 import logging
 from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +103,8 @@ class VoiceSession:
         self.models = models
         self.config = config or SessionConfig()
         self.output: asyncio.Queue[OutputItem] = asyncio.Queue()
+        self.observers: list[Callable[[OutputItem], None]] = []
+        """Called with every output item as it is queued (an event bus such as MQTT listens here)."""
         self.conversation = Conversation(instructions=self.config.instructions)
         self.records: list[LatencyRecord] = []
         self.stats: Counter[str] = Counter()
@@ -202,7 +204,7 @@ class VoiceSession:
         """Drop the user's uncommitted audio."""
         self._utterance = [] if self._policy.user_speaking and self.config.turn_detection else None
         self._preroll.clear()
-        self.output.put_nowait(InputCleared())
+        self._put(InputCleared())
 
     def add_message(self, role: str, text: str, item_id: str | None = None, event_id: str | None = None) -> None:
         """Add a text message to the history (as a client's ``conversation.item.create``)."""
@@ -217,14 +219,14 @@ class VoiceSession:
         if message is None:
             self._error("invalid_value", "the message has no text", event_id)
             return
-        self.output.put_nowait(ItemAdded(message.id, role, message.text, previous))
+        self._put(ItemAdded(message.id, role, message.text, previous))
         self._prefill_history()
 
     def delete_message(self, item_id: str, event_id: str | None = None) -> None:
         if not self.conversation.delete(item_id):
             self._error("item_not_found", f"no conversation item {item_id!r}", event_id)
             return
-        self.output.put_nowait(ItemDeleted(item_id))
+        self._put(ItemDeleted(item_id))
         self._prefill_history()
 
     async def truncate_message(self, item_id: str, audio_end_ms: int, event_id: str | None = None) -> None:
@@ -238,7 +240,7 @@ class VoiceSession:
             self._error("invalid_value", "audio_end_ms must not be negative", event_id)
             return
         if turn is None:  # an older reply: its audio is gone, keep the proportion of words
-            self.output.put_nowait(ReplyTruncated(item_id, message.text, audio_end_ms))  # type: ignore[union-attr]
+            self._put(ReplyTruncated(item_id, message.text, audio_end_ms))  # type: ignore[union-attr]
             return
         await self._interrupt(turn, heard_samples=audio_end_ms * self.config.output_rate // 1000)
 
@@ -248,6 +250,15 @@ class VoiceSession:
             self._error("conversation_already_has_active_response", "a response is already in progress", event_id)
             return
         self._start_turn(self._samples, respond=True, hear=False).commit()
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` as the assistant's next reply (no model writes it); it enters the history as heard."""
+        if not any(c.isalnum() for c in text):
+            self._error("invalid_value", "there is nothing to say")
+            return
+        turn = self._start_turn(self._samples, respond=True, hear=False)
+        turn.script = text
+        turn.commit()
 
     async def cancel_response(self, event_id: str | None = None) -> None:
         """Stop the reply being produced or played (``response.cancel``)."""
@@ -285,7 +296,7 @@ class VoiceSession:
                 await asyncio.wait_for(turn.finished.wait(), max(0.0, deadline - now()))
 
     def _error(self, code: str, message: str, event_id: str | None = None) -> None:
-        self.output.put_nowait(ErrorEvent(code, message, event_id))
+        self._put(ErrorEvent(code, message, event_id))
 
     # ---- turn-taking -----------------------------------------------------------------------------
 
@@ -297,7 +308,7 @@ class VoiceSession:
                 await self._interrupt(turn)
         elif decision is Decision.SPEECH_STARTED:
             self._begin_utterance(event.sample)
-            self.output.put_nowait(SpeechStarted(event.sample, self._user_item_id))
+            self._put(SpeechStarted(event.sample, self._user_item_id))
         elif decision is Decision.PAUSED:
             if self.config.speculate and self._turn is None:
                 self._start_turn(event.sample, respond=self.config.auto_respond)
@@ -310,7 +321,7 @@ class VoiceSession:
             turn = self._turn
             assert turn is not None
             turn.record.mark("end_of_turn")
-            self.output.put_nowait(SpeechStopped(event.sample, turn.user_item_id))
+            self._put(SpeechStopped(event.sample, turn.user_item_id))
             self._end_utterance()
             turn.commit()
             self.stats["committed"] += 1
@@ -355,7 +366,7 @@ class VoiceSession:
         """The user's audio so far became a message: the next speech is a new one."""
         previous = self.conversation.messages[-1].id if self.conversation.messages else None
         assert self._turn is not None
-        self.output.put_nowait(InputCommitted(self._turn.user_item_id or "", previous))
+        self._put(InputCommitted(self._turn.user_item_id or "", previous))
         self._utterance = None
         self._user_item_id = new_item_id()
 
@@ -382,7 +393,7 @@ class VoiceSession:
         if not transcript.is_speech or not self._policy.user_speaking or item_id != self._user_item_id:
             return
         self._partials = (self._partials[1], transcript.text)
-        self.output.put_nowait(UserTranscriptPartial(item_id, transcript.text))
+        self._put(UserTranscriptPartial(item_id, transcript.text))
         stable = stable_prefix(*self._partials)
         if stable and stable != self._prefilled and self.models.decoder is not None:
             self._prefilled = stable
@@ -421,13 +432,21 @@ class VoiceSession:
         turn.spawn(self._run_turn(turn, self._utterance_audio() if hear else None, earlier), "turn")
         return turn
 
+    def _put(self, item: OutputItem) -> None:
+        self.output.put_nowait(item)
+        for observer in self.observers:
+            try:
+                observer(item)
+            except Exception:  # noqa: BLE001 - an observer never breaks the conversation
+                log.exception("session observer failed")
+
     def _send(self, item: OutputItem) -> None:
         turn = self._turn
         if isinstance(item, AudioOut):
             if turn is not None and turn.id == item.turn_id:
                 turn.record.mark("first_audio_out")
             self._playout_end = max(self._playout_end, now()) + len(item.samples) / self.config.output_rate
-        self.output.put_nowait(item)
+        self._put(item)
 
     async def _run_turn(self, turn: Turn, audio: np.ndarray | None, earlier: Turn | None) -> None:
         status = TurnState.COMPLETED
@@ -502,6 +521,9 @@ class VoiceSession:
     async def _think(self, turn: Turn) -> AsyncIterator[Piece]:
         """Reasoning and answer text: from the audio LLM, or from the cascade's decoder."""
         config = self.config
+        if turn.script is not None:
+            yield Piece("answer", turn.script)
+            return
         if self._listener is not None:
             async for piece in self._listener.reply(
                 max_tokens=config.max_answer_tokens, reasoning_budget=config.reasoning_budget,
@@ -556,7 +578,7 @@ class VoiceSession:
         if turn.user_text == "":  # nothing but noise: no reply, no record, no message
             self.stats["no_speech"] += 1
             turn.state = TurnState.DISCARDED
-            self.output.put_nowait(ItemDeleted(turn.user_item_id or ""))
+            self._put(ItemDeleted(turn.user_item_id or ""))
             if turn is self._turn:
                 self._turn = None
             turn.finished.set()
@@ -588,18 +610,18 @@ class VoiceSession:
         heard = turn.heard_text(played)
         self._stale_below = turn.generation + 1
         self._playout_end = 0.0
-        self.output.put_nowait(AudioCleared(turn.id, turn.generation))
+        self._put(AudioCleared(turn.id, turn.generation))
         if turn is self._last_reply:
             self.stats[status.value] += 1
             self.conversation.truncate(turn.item_id or "", heard)
-            self.output.put_nowait(ReplyTruncated(turn.item_id or "", heard, played * 1000 // self.config.output_rate))
+            self._put(ReplyTruncated(turn.item_id or "", heard, played * 1000 // self.config.output_rate))
             self._last_reply = None
             self._prefill_history()
         else:
             self._close_turn(turn, status, heard)
 
     def _close_turn(self, turn: Turn, status: TurnState, heard: str) -> None:
-        if self._listener is not None and turn.item_id is not None:
+        if self._listener is not None and turn.item_id is not None and turn.script is None:
             self._spawn(self._listener_done(heard))
         if turn.user_text:
             self.conversation.add("user", turn.user_text, turn.user_item_id)
@@ -608,7 +630,7 @@ class VoiceSession:
         if turn.item_id is not None:  # the reply started: the client saw it begin
             self.conversation.add("assistant", heard, turn.item_id)
             self.records.append(turn.record)
-            self.output.put_nowait(
+            self._put(
                 ReplyDone(turn.id, turn.generation, turn.item_id, status.value, heard, turn.record.as_dict())
             )
         if turn is self._turn:

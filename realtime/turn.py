@@ -52,6 +52,8 @@ class Turn:
         """What the user said: None until transcribed (or when not hearing), "" for no speech."""
         self.item_id: str | None = None
         """The assistant message, once the reply started."""
+        self.script: str | None = None
+        """Words to speak instead of asking a model (a client's "say this")."""
         self.spoken: list[SpokenClause] = []
         self._emit = emit
         self._held: list[OutputItem] = []

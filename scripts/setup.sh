@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(flite espeak-ng sox libportaudio2 libsndfile1)
+# flite/espeak-ng: test voices; portaudio: sounddevice; chromium, iproute2, fonts: the real-browser tests;
+# mosquitto: the MQTT tests' broker; pulseaudio: virtual microphone and speaker for the `realtime mic` tests.
+APT_PACKAGES=(flite espeak-ng sox libportaudio2 libsndfile1 chromium iproute2 fonts-dejavu-core mosquitto pulseaudio pulseaudio-utils)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
