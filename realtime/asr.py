@@ -110,3 +110,27 @@ def stable_prefix(previous: str, current: str) -> str:
             break
         agreed.append(new)
     return " ".join(agreed[:-1])
+
+
+_OPEN_ENDINGS = frozenset(
+    "a an the of to in on at for with from by about and or but if than as is are was were be been do does did "
+    "what which who whom whose where when why how my your his her its our their this that these those "
+    "can could will would should may might must please".split()
+)
+"""Words an utterance rarely ends on: Whisper writes "What is the capital of?" for a question cut short."""
+
+
+def _words(text: str | None) -> list[str]:
+    return "".join(c if c.isalnum() or c.isspace() else " " for c in (text or "").lower()).split()
+
+
+def looks_complete(text: str) -> bool:
+    """Whether a partial transcript reads as a finished utterance: three or more words, closing punctuation,
+    and not ending on a word that needs a continuation."""
+    words = _words(text)
+    return len(words) >= 3 and text.rstrip()[-1:] in ".?!" and words[-1] not in _OPEN_ENDINGS
+
+
+def same_words(a: str | None, b: str | None) -> bool:
+    """The same words, whatever the case and punctuation."""
+    return _words(a) == _words(b)

@@ -70,7 +70,7 @@ def read_audio(path: str | Path, rate: int = PIPELINE_RATE) -> np.ndarray:
                 raise AudioFileError(f"{path}: no audio stream")
             stream = container.streams.audio[0]
             source_rate = stream.codec_context.sample_rate
-            blocks = [_downmix(frame) for frame in container.decode(stream)]
+            blocks = [downmix(frame) for frame in container.decode(stream)]
     except AudioFileError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
@@ -81,7 +81,7 @@ def read_audio(path: str | Path, rate: int = PIPELINE_RATE) -> np.ndarray:
     return resample(mono, source_rate, rate)
 
 
-def _downmix(frame) -> np.ndarray:  # noqa: ANN001 - av.AudioFrame
+def downmix(frame) -> np.ndarray:  # noqa: ANN001 - av.AudioFrame
     """One decoded PyAV frame (planar or packed, int or float, any channel count) to float32 mono."""
     block = frame.to_ndarray()
     channels = len(frame.layout.channels)

@@ -96,6 +96,28 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mic(args: argparse.Namespace) -> int:
+    from realtime.mic import choose_devices, converse, list_devices
+    from realtime.models import Models
+
+    if args.list_devices:
+        print(list_devices())
+        return 0
+    devices = choose_devices(args.input, args.output, output_rate=args.output_rate)  # fail before loading models
+
+    async def run() -> None:
+        print("loading the models ...", file=sys.stderr, flush=True)
+        models = Models.load(args.brain, args.model_dir)
+        await models.warm_up()
+        async with contextlib.AsyncExitStack() as stack:
+            bus = await stack.enter_async_context(_mqtt_bus(args)) if args.mqtt else None
+            await converse(models, _session_config(args), devices, scope=bus.scope if bus else None)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the streams are closed and the devices freed
+        asyncio.run(run())
+    return 0
+
+
 def _mqtt_bus(args: argparse.Namespace):  # noqa: ANN202 - realtime.mqtt.MqttBus, imported only when asked for
     from realtime.mqtt import MqttBus
 
@@ -153,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_session_options(serve)
     _add_mqtt_options(serve)
     serve.set_defaults(handler=_serve)
+
+    mic = commands.add_parser("mic", help="talk with the agent through the local microphone and speaker (use headphones)")
+    mic.add_argument("--list-devices", action="store_true", help="list the sound devices and exit")
+    mic.add_argument("--input", metavar="DEVICE", help="microphone: index or part of the name (default: the system's)")
+    mic.add_argument("--output", metavar="DEVICE", help="speaker: index or part of the name (default: the system's)")
+    _add_session_options(mic)
+    _add_mqtt_options(mic)
+    mic.set_defaults(handler=_mic)
     return parser
 
 

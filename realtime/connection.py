@@ -2,18 +2,22 @@
 
 A transport hands every client message to :meth:`RealtimeConnection.handle` and sends what the
 ``send`` callback is given. Session output is translated in order, and reply audio or text of an
-interrupted reply is dropped here, at the sink, so it can never reach the client late.
+interrupted reply is dropped here, at the sink, so it can never reach the client late. A media
+transport (WebRTC) passes an :class:`AudioSink`: reply audio then goes to it, at its rate, instead of
+``response.output_audio.delta`` events, and it is told when queued audio must be dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
+from realtime.events import AudioCleared, AudioOut
 from realtime.models import Models
 from realtime.protocol import (
     AddMessage,
@@ -38,15 +42,36 @@ _session_ids = itertools.count(1)
 SendEvent = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+class AudioSink(Protocol):
+    """Where reply audio goes when it does not travel as protocol events (a media track)."""
+
+    rate: int
+    """The session speaks at this rate (so audio is resampled once, from the synthesiser to the sink)."""
+
+    def play(self, item: AudioOut) -> None:
+        """Queue reply audio for playing."""
+
+    def clear(self) -> None:
+        """Drop every queued sample now (barge-in, ``response.cancel``)."""
+
+
 class RealtimeConnection:
     """Use as ``async with RealtimeConnection(models, send) as connection: await connection.handle(msg)``."""
 
     def __init__(
-        self, models: Models, send: SendEvent, *, config: SessionConfig | None = None, beta: bool = False, model: str = "embedded"
+        self,
+        models: Models,
+        send: SendEvent,
+        *,
+        config: SessionConfig | None = None,
+        beta: bool = False,
+        model: str = "embedded",
+        audio_sink: AudioSink | None = None,
     ) -> None:
         self.id = f"sess_{next(_session_ids):06d}"
         self.protocol = RealtimeProtocol(self.id, config, beta=beta, model=model)
-        self.session = VoiceSession(models, self.protocol.config)
+        self.audio_sink = audio_sink
+        self.session = VoiceSession(models, self._session_config(self.protocol.config))
         self._send = send
         self._pump: asyncio.Task[None] | None = None
 
@@ -59,8 +84,12 @@ class RealtimeConnection:
         await self.close()
 
     async def handle(self, message: str | bytes) -> None:
-        """Carry out one client message."""
-        await self._run(self.protocol.receive(message))
+        """Carry out one client message; one that fails gets an ``error`` event, and the session goes on."""
+        try:
+            await self._run(self.protocol.receive(message))
+        except Exception as exc:  # noqa: BLE001 - one bad event never ends the session
+            log.exception("session %s: event failed", self.id)
+            await self.protocol_send_error("server_error", f"the event failed: {exc}")
 
     async def protocol_send_error(self, code: str, message: str) -> None:
         """Tell the client about a failure of the connection itself (not of one of its events)."""
@@ -83,7 +112,7 @@ class RealtimeConnection:
                 case AppendAudio():
                     await session.push_audio(command.samples)
                 case Configure():
-                    session.configure(command.config)
+                    session.configure(self._session_config(command.config))
                 case CommitInput():
                     await session.commit_input(command.event_id)
                 case ClearInput():
@@ -99,10 +128,20 @@ class RealtimeConnection:
                 case CancelResponse():
                     await session.cancel_response(command.event_id)
 
+    def _session_config(self, config: SessionConfig) -> SessionConfig:
+        """The protocol's settings, speaking at the sink's rate when there is one."""
+        return config if self.audio_sink is None else dataclasses.replace(config, output_rate=self.audio_sink.rate)
+
     async def _forward_output(self) -> None:
+        sink = self.audio_sink
         while True:
             item = await self.session.output.get()
             if self.session.is_stale(item):
                 continue
+            if sink is not None and isinstance(item, AudioOut):
+                sink.play(item)
+                continue
+            if sink is not None and isinstance(item, AudioCleared):
+                sink.clear()
             for event in self.protocol.translate(item):
                 await self._send(event)

@@ -91,6 +91,11 @@ class TurnPolicy:
         """True from SPEECH_STARTED until END_OF_TURN."""
         return self._state in (_State.SPEAKING, _State.PAUSE)
 
+    @property
+    def paused(self) -> bool:
+        """True from PAUSED until RESUMED or END_OF_TURN."""
+        return self._state is _State.PAUSE and self._paused
+
     def window(self, start: int, end: int, probability: float, *, agent_active: bool = False) -> list[Event]:
         """One VAD window ``[start, end)``; ``agent_active`` while a reply is committed and not yet over."""
         speech = probability >= self.config.threshold

@@ -1,9 +1,16 @@
-"""``realtime serve``: the websocket voice endpoint ``/v1/realtime``, many isolated sessions on shared models.
+"""``realtime serve``: one HTTP server (aiohttp) on one port for the page, the websocket and WebRTC.
 
-Checks at the handshake: the path, an optional API key (``Authorization: Bearer KEY``, or the
-``openai-insecure-api-key.KEY`` subprotocol that browsers use) and an optional origin allow-list. A
-connection beyond the session limit is told why in an ``error`` event and closed (code 1013, try again
-later). A session that hears nothing from its client for ``idle_timeout_s`` is closed; one that fails
+- ``GET /`` and the files next to it: the browser page (``web/``);
+- ``GET /v1/realtime``: the websocket endpoint;
+- ``POST /v1/realtime/calls``: WebRTC signalling as OpenAI does it: the body is the browser's SDP offer
+  (``application/sdp``, or a multipart form with ``sdp`` and an optional ``session`` object applied as a
+  ``session.update``); the answer is ``201 Created`` with the SDP answer (:mod:`realtime.webrtc`).
+
+Both endpoints check an optional API key (``Authorization: Bearer KEY``; for the websocket also the
+``openai-insecure-api-key.KEY`` subprotocol that browsers use) and an optional origin allow-list, and
+share the session limit: past it a websocket is told why in an ``error`` event and closed (code 1013,
+try again later), a call gets ``503``. A websocket that hears nothing from its client for
+``idle_timeout_s`` is closed; a call ends when its peer hangs up or goes away. A session that fails
 never affects another.
 """
 
@@ -14,25 +21,33 @@ import contextlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from aiohttp import WSMsgType, web
 
 from realtime.connection import RealtimeConnection
 from realtime.models import Models
 from realtime.protocol import MAX_EVENT_BYTES
 from realtime.session import SessionConfig
+from realtime.webrtc import SignallingError, WebRtcCall, parse_ice_server
 
 log = logging.getLogger(__name__)
 
 PATH = "/v1/realtime"
+CALLS_PATH = "/v1/realtime/calls"
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 _KEY_SUBPROTOCOL = "openai-insecure-api-key."
+_PAGE_HEADERS = {
+    # Nothing is fetched from anywhere but this server; the page cannot be framed.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 @dataclass
@@ -46,6 +61,20 @@ class ServerOptions:
     idle_timeout_s: float = 300.0
     max_message_bytes: int = MAX_EVENT_BYTES
     session: SessionConfig = field(default_factory=SessionConfig)
+    ice_servers: tuple[str, ...] = ()
+    """STUN/TURN servers for WebRTC (``stun:HOST:PORT``, ``turn:USER:PASSWORD@HOST:PORT``); none by default."""
+    certfile: str | None = None
+    """Serve HTTPS with this certificate chain (browsers give a page the microphone only over HTTPS, or
+    on this machine over plain HTTP)."""
+    keyfile: str | None = None
+    web_root: Path | None = WEB_ROOT
+    """The page's files (None: no page)."""
+    call_connect_timeout_s: float = 30.0
+    """A WebRTC call whose peer has not connected this long after the answer is dropped."""
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.certfile else "http"
 
 
 SessionScope = Callable[[RealtimeConnection], AbstractAsyncContextManager[object]]
@@ -60,83 +89,193 @@ class RealtimeServer:
         self.options = options or ServerOptions()
         self.session_scope = session_scope
         self.connections: set[RealtimeConnection] = set()
-        self._server: Server | None = None
+        """Every live session, websocket and WebRTC alike."""
+        self._ice_servers = [parse_ice_server(url) for url in self.options.ice_servers]
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._calls: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self._stopped = asyncio.Event()
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "the server is not started"
-        return self._server.sockets[0].getsockname()[1]
+        assert self._runner is not None, "the server is not started"
+        return self._runner.addresses[0][1]
+
+    @property
+    def url(self) -> str:
+        """The page's address."""
+        return f"{self.options.scheme}://{self.options.host}:{self.port}/"
 
     async def start(self) -> RealtimeServer:
-        self._server = await serve(
-            self._session,
-            self.options.host,
-            self.options.port,
-            process_request=self._check,
-            select_subprotocol=_select_subprotocol,
-            max_size=2 * self.options.max_message_bytes,  # past this the transport drops the connection
-            ping_interval=20,
-        )
+        options = self.options
+        app = web.Application()
+        app.router.add_get(PATH, self._websocket)
+        app.router.add_get(PATH + "/", self._websocket)
+        app.router.add_post(CALLS_PATH, self._call)
+        if options.web_root is not None and options.web_root.is_dir():
+            app.router.add_get("/", _page_file(options.web_root / "index.html"))
+            for path in sorted(options.web_root.iterdir()):
+                if path.is_file():
+                    app.router.add_get(f"/{path.name}", _page_file(path))
+        tls = None
+        if options.certfile:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(options.certfile, options.keyfile)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, options.host, options.port, ssl_context=tls).start()
         return self
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        """Close every session, then the server."""
+        for websocket in list(self._sockets):
+            await websocket.close(code=1001, message=b"server shutting down")
+        for task in list(self._calls):
+            task.cancel()
+        await asyncio.gather(*self._calls, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._stopped.set()
 
     async def serve_forever(self) -> None:
-        """Serve until cancelled (start first)."""
-        assert self._server is not None, "the server is not started"
-        await self._server.serve_forever()
+        """Serve until cancelled or stopped (start first)."""
+        assert self._runner is not None, "the server is not started"
+        await self._stopped.wait()
 
-    def _check(self, connection: ServerConnection, request: Request) -> Response | None:
-        if request.path.split("?", 1)[0].rstrip("/") != PATH:
-            return connection.respond(HTTPStatus.NOT_FOUND, f"no endpoint here; connect to {PATH}\n")
+    # ---- checks shared by both endpoints ----------------------------------------------------------
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
         origin = request.headers.get("Origin")
         if origin and self.options.allowed_origins and origin not in self.options.allowed_origins:
-            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n")
+            return web.Response(status=403, text=f"origin {origin} is not allowed\n")
         if self.options.api_key and not _authorized(request, self.options.api_key):
-            return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong API key\n")
+            return web.Response(status=401, text="missing or wrong API key\n")
         return None
 
-    async def _session(self, websocket: ServerConnection) -> None:
-        assert websocket.request is not None
-        beta = "realtime=v1" in websocket.request.headers.get("OpenAI-Beta", "")
+    def _limit_message(self) -> str | None:
+        if len(self.connections) < self.options.max_sessions:
+            return None
+        return f"the server is at its limit of {self.options.max_sessions} sessions; try again later"
 
-        async def send(event: dict[str, Any]) -> None:
-            with contextlib.suppress(ConnectionClosed):
-                await websocket.send(json.dumps(event))
-
-        if len(self.connections) >= self.options.max_sessions:
-            refusal = {"type": "error", "event_id": "event_000000", "error": {
-                "type": "invalid_request_error", "code": "session_limit_reached",
-                "message": f"the server is at its limit of {self.options.max_sessions} sessions; try again later"}}
-            await send(refusal)
-            await websocket.close(1013, "session limit reached")
-            return
-        connection = RealtimeConnection(self.models, send, config=self.options.session, beta=beta)
+    async def _session(self, connection: RealtimeConnection, body: Callable[[], Awaitable[None]]) -> None:
+        """Run ``body`` for the life of a session, inside its scope; free it afterwards."""
         self.connections.add(connection)
         try:
             async with connection, (self.session_scope or _no_scope)(connection):
-                await self._receive(websocket, connection)
+                await body()
         finally:
             self.connections.discard(connection)
 
-    async def _receive(self, websocket: ServerConnection, connection: RealtimeConnection) -> None:
+    # ---- the websocket -----------------------------------------------------------------------------
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        websocket = web.WebSocketResponse(
+            protocols=("realtime",),  # a browser's key subprotocol is never echoed
+            max_msg_size=2 * self.options.max_message_bytes,  # past this the transport drops the connection
+            heartbeat=20,
+        )
+        if not websocket.can_prepare(request).ok:
+            return web.Response(status=426, text=f"connect to {PATH} with a websocket\n", headers={"Upgrade": "websocket"})
+        await websocket.prepare(request)
+        self._sockets.add(websocket)
+        try:
+            await self._websocket_session(request, websocket)
+        finally:
+            self._sockets.discard(websocket)
+        return websocket
+
+    async def _websocket_session(self, request: web.Request, websocket: web.WebSocketResponse) -> None:
+        async def send(event: dict[str, Any]) -> None:
+            if not websocket.closed:
+                with contextlib.suppress(ConnectionError):
+                    await websocket.send_str(json.dumps(event))
+
+        if (limit := self._limit_message()) is not None:
+            await send({"type": "error", "event_id": "event_000000", "error": {
+                "type": "invalid_request_error", "code": "session_limit_reached", "message": limit}})
+            await websocket.close(code=1013, message=b"session limit reached")
+            return
+        connection = RealtimeConnection(self.models, send, config=self.options.session, beta=_beta(request))
+        await self._session(connection, lambda: self._receive(websocket, connection))
+
+    async def _receive(self, websocket: web.WebSocketResponse, connection: RealtimeConnection) -> None:
         while True:
             try:
-                message = await asyncio.wait_for(websocket.recv(), self.options.idle_timeout_s)
+                message = await websocket.receive(timeout=self.options.idle_timeout_s)
             except TimeoutError:
                 await connection.protocol_send_error("idle_timeout", f"no client event for {self.options.idle_timeout_s:g} s")
-                await websocket.close(1000, "idle timeout")
+                await websocket.close(code=1000, message=b"idle timeout")
                 return
-            except ConnectionClosed:
-                return
-            try:
-                await connection.handle(message)
-            except Exception as exc:  # noqa: BLE001 - one bad event never ends the session
-                log.exception("session %s: event failed", connection.id)
-                await connection.protocol_send_error("server_error", f"the event failed: {exc}")
+            if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                return  # closed, closing or broken
+            await connection.handle(message.data)
+
+    # ---- WebRTC signalling -------------------------------------------------------------------------
+
+    async def _call(self, request: web.Request) -> web.Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            offer, session = await _read_offer(request)
+        except SignallingError as exc:
+            return _error_response(exc.status, "invalid_offer", str(exc))
+        if (limit := self._limit_message()) is not None:
+            return _error_response(503, "session_limit_reached", limit, headers={"Retry-After": "5"})
+        call = WebRtcCall(self.models, config=self.options.session, beta=_beta(request), ice_servers=self._ice_servers)
+        self.connections.add(call.connection)  # the slot is taken from now on
+        try:
+            answer = await call.answer(offer)
+        except SignallingError as exc:
+            self.connections.discard(call.connection)
+            await call.close()
+            return _error_response(exc.status, "invalid_offer", str(exc))
+        task = asyncio.create_task(self._run_call(call, session), name=f"{call.id}:call")
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+        return web.Response(status=201, text=answer, content_type="application/sdp")
+
+    async def _run_call(self, call: WebRtcCall, session: dict[str, Any] | None) -> None:
+        try:
+            await self._session(call.connection, lambda: call.serve(session, self.options.call_connect_timeout_s))
+        finally:
+            await call.close()
+
+
+async def _read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None]:
+    """The SDP offer and the optional session settings of a ``POST /v1/realtime/calls``."""
+    if request.content_type == "application/sdp":
+        return await request.text(), None
+    if request.content_type != "multipart/form-data":
+        raise SignallingError("send the SDP offer as application/sdp (or a multipart form with sdp and session)", status=415)
+    form = await request.post()
+    offer, session = form.get("sdp"), form.get("session")
+    if not isinstance(offer, str):
+        raise SignallingError("the form has no sdp field")
+    if session is None:
+        return offer, None
+    try:
+        settings = json.loads(session if isinstance(session, str) else session.file.read())
+    except ValueError as exc:
+        raise SignallingError(f"the session field is not JSON: {exc}") from exc
+    if not isinstance(settings, dict):
+        raise SignallingError("the session field must be a JSON object")
+    return offer, settings
+
+
+def _error_response(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
+    error = {"error": {"type": "invalid_request_error", "code": code, "message": message}}
+    return web.json_response(error, status=status, headers=headers)
+
+
+def _page_file(path: Path) -> Callable[[web.Request], Any]:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers=_PAGE_HEADERS)
+
+    return serve
 
 
 @contextlib.asynccontextmanager
@@ -144,7 +283,11 @@ async def _no_scope(connection: RealtimeConnection) -> AsyncIterator[None]:
     yield
 
 
-def _authorized(request: Request, api_key: str) -> bool:
+def _beta(request: web.Request) -> bool:
+    return "realtime=v1" in request.headers.get("OpenAI-Beta", "")
+
+
+def _authorized(request: web.Request, api_key: str) -> bool:
     offered = [request.headers.get("Authorization", "").removeprefix("Bearer ").strip()]
     offered += [
         p.strip().removeprefix(_KEY_SUBPROTOCOL)
@@ -152,8 +295,3 @@ def _authorized(request: Request, api_key: str) -> bool:
         if p.strip().startswith(_KEY_SUBPROTOCOL)
     ]
     return any(hmac.compare_digest(key.encode(), api_key.encode()) for key in offered if key)
-
-
-def _select_subprotocol(connection: ServerConnection, subprotocols: list[str]) -> str | None:
-    """Answer a browser's ``realtime`` subprotocol (it also carries the key, which is never echoed)."""
-    return "realtime" if "realtime" in subprotocols else None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.asr import Transcript, stable_prefix
+from realtime.asr import Transcript, looks_complete, same_words, stable_prefix
 from realtime.audio import PIPELINE_RATE, StreamResampler
 from realtime.conversation import DEFAULT_INSTRUCTIONS, STOP_SEQUENCES, Conversation, new_item_id
 from realtime.events import (
@@ -77,6 +77,9 @@ class SessionConfig:
     """Partial transcripts and decoder prefill while the user speaks."""
     speculate: bool = True
     """Start the reply at the first pause that may end the turn, before the end is confirmed."""
+    answer_early: bool = False
+    """Start the reply on a partial transcript that reads as a complete utterance, while the user is still
+    speaking; the final transcript at the first pause confirms it (or a reply to it replaces it)."""
     stream_speech: bool = True
     """Speak each answer clause as soon as it is written (off: synthesise the whole answer first)."""
     turn_detection: bool = True
@@ -93,7 +96,7 @@ class SessionConfig:
     @classmethod
     def naive(cls, **overrides: object) -> "SessionConfig":
         """The naive cascade: wait for the end of turn, transcribe, write the whole answer, then speak."""
-        return cls(listen_while_thinking=False, speculate=False, stream_speech=False, **overrides)  # type: ignore[arg-type]
+        return cls(listen_while_thinking=False, speculate=False, answer_early=False, stream_speech=False, **overrides)  # type: ignore[arg-type]
 
 
 class VoiceSession:
@@ -310,24 +313,33 @@ class VoiceSession:
             self._begin_utterance(event.sample)
             self._put(SpeechStarted(event.sample, self._user_item_id))
         elif decision is Decision.PAUSED:
-            if self.config.speculate and self._turn is None:
+            turn = self._turn
+            if turn is not None and turn.early and turn.verification is None and turn.state is TurnState.SPECULATIVE:
+                self._start_verification(turn, event.sample)
+            elif self.config.speculate and turn is None:
                 self._start_turn(event.sample, respond=self.config.auto_respond)
         elif decision is Decision.RESUMED:
             if self._turn is not None and self._turn.state is TurnState.SPECULATIVE:
                 await self._discard(self._turn)
         elif decision is Decision.END_OF_TURN and self._utterance is not None:
-            if self._turn is None or self._turn.state is not TurnState.SPECULATIVE:
-                self._start_turn(event.sample, respond=self.config.auto_respond)
             turn = self._turn
-            assert turn is not None
+            if turn is None or turn.state is not TurnState.SPECULATIVE or turn.user_item_id != self._user_item_id:
+                turn = self._start_turn(event.sample, respond=self.config.auto_respond)
             turn.record.mark("end_of_turn")
             self._put(SpeechStopped(event.sample, turn.user_item_id))
             self._end_utterance()
-            turn.commit()
             self.stats["committed"] += 1
+            if turn.early and turn.verification is None:  # it began during the pause
+                self._start_verification(turn, event.sample)
+            if turn.early and not turn.verification.done():  # type: ignore[union-attr]
+                turn.commit_when_verified = True  # _verify commits it, or the turn that replaces it
+            else:
+                turn.commit()
 
     async def _discard(self, turn: Turn) -> None:
-        """The user went on speaking: drop the speculative reply without a sound."""
+        """The user went on speaking (or said something else): drop the speculative reply without a sound."""
+        if turn.verification is not None and turn.verification is not asyncio.current_task():
+            turn.verification.cancel()
         await turn.stop(TurnState.DISCARDED)
         if turn is self._turn:
             self._turn = None
@@ -379,7 +391,8 @@ class VoiceSession:
     def _maybe_partial(self) -> None:
         interval = self.config.partial_interval_ms * PIPELINE_RATE // 1000
         busy = self._partial_task is not None and not self._partial_task.done()
-        if busy or self._samples - self._partial_at < interval or self._turn is not None:
+        early = self._turn is not None and self._turn.early and self._turn.verification is None
+        if busy or self._samples - self._partial_at < interval or (self._turn is not None and not early):
             return
         self._partial_at = self._samples
         self._partial_task = asyncio.create_task(self._partial(self._utterance_audio(), self._user_item_id))
@@ -394,10 +407,49 @@ class VoiceSession:
             return
         self._partials = (self._partials[1], transcript.text)
         self._put(UserTranscriptPartial(item_id, transcript.text))
+        turn = self._turn
+        speaking = not self._policy.paused  # during a pause, the pause's own speculation decides
+        if speaking and turn is not None and turn.early and turn.verification is None and not same_words(turn.user_text, transcript.text):
+            await self._discard(turn)  # the user said more than the early reply answers
+        if speaking and self._turn is None and self._may_answer_early(transcript.text):
+            self._start_turn(None, respond=True, text=transcript.text).early = True
+            self.stats["early"] += 1
+            return
         stable = stable_prefix(*self._partials)
-        if stable and stable != self._prefilled and self.models.decoder is not None:
+        if stable and stable != self._prefilled and self.models.decoder is not None and self._turn is None:
             self._prefilled = stable
             await self._prefill(self.conversation.user_prefix(stable))
+
+    def _may_answer_early(self, text: str) -> bool:
+        """Whether to start answering a partial transcript before the user has even paused."""
+        config = self.config
+        return config.answer_early and config.auto_respond and self._listener is None and looks_complete(text)
+
+    def _start_verification(self, turn: Turn, speech_end: int) -> None:
+        turn.record.mark("speech_end", self.sample_time(speech_end))
+        turn.record.mark("speculation_start")
+        turn.verification = asyncio.create_task(self._verify(turn, speech_end, self._utterance_audio()))
+
+    async def _verify(self, turn: Turn, speech_end: int, audio: np.ndarray) -> None:
+        """At the first pause, the final transcript confirms an early reply, or a reply to it replaces it."""
+        transcript = await self.models.asr.transcribe_async(audio)
+        turn.record.mark("final_transcript")
+        text = transcript.text if transcript.is_speech else ""
+        if turn is not self._turn or turn.state is not TurnState.SPECULATIVE:
+            return
+        commit, item_id, ended = turn.commit_when_verified, turn.user_item_id, turn.record.stamps.get("end_of_turn")
+        if same_words(text, turn.user_text):
+            self.stats["early_confirmed"] += 1
+            turn.user_text = text
+        else:
+            await self._discard(turn)
+            turn = self._start_turn(speech_end, respond=True, text=text)
+            turn.user_item_id = item_id
+            turn.record.mark("final_transcript")
+        turn.emit_first(UserTranscriptFinal(turn.id, item_id or "", text))
+        if commit:
+            turn.record.mark("end_of_turn", ended)
+            turn.commit()
 
     def _prefill_history(self) -> None:
         if self.config.listen_while_thinking and not self._closed and self.models.decoder is not None:
@@ -417,15 +469,20 @@ class VoiceSession:
 
     # ---- replying ----------------------------------------------------------------------------------
 
-    def _start_turn(self, speech_end: int, *, respond: bool, hear: bool = True) -> Turn:
-        """A new turn on the utterance so far (``hear``), or a reply to the history as it is."""
+    def _start_turn(self, speech_end: int | None, *, respond: bool, hear: bool = True, text: str | None = None) -> Turn:
+        """A new turn on the utterance so far (``hear``; or on its words, ``text``, when already known), or a
+        reply to the history as it is. ``speech_end`` is None while the user is still speaking."""
         record = LatencyRecord(turn_id=f"turn_{next(_turn_ids)}")
-        record.mark("speech_end", self.sample_time(speech_end))
-        record.mark("speculation_start")
+        if speech_end is not None:
+            record.mark("speech_end", self.sample_time(speech_end))
+            record.mark("speculation_start")
         turn = Turn(record.turn_id, next(self._generations), record, self._send, respond=respond)
         earlier = self._transcribing
         self._turn = turn
         self.stats["speculations"] += 1
+        if text is not None:
+            hear = False
+            turn.user_item_id, turn.user_text = self._user_item_id, text
         if hear:
             turn.user_item_id = self._user_item_id
             self._transcribing = turn

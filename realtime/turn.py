@@ -54,6 +54,11 @@ class Turn:
         """The assistant message, once the reply started."""
         self.script: str | None = None
         """Words to speak instead of asking a model (a client's "say this")."""
+        self.early = False
+        """Started on a partial transcript while the user was still speaking; confirmed by the final one."""
+        self.verification: asyncio.Task[None] | None = None
+        self.commit_when_verified = False
+        """The user's turn ended before the final transcript confirmed this early reply."""
         self.spoken: list[SpokenClause] = []
         self._emit = emit
         self._held: list[OutputItem] = []
@@ -78,6 +83,13 @@ class Turn:
             self._emit(item)
         elif self.state is TurnState.SPECULATIVE:
             self._held.append(item)
+
+    def emit_first(self, item: OutputItem) -> None:
+        """Like :meth:`emit`, but ahead of everything held (a transcript that arrives after the reply began)."""
+        if self.state is TurnState.SPECULATIVE:
+            self._held.insert(0, item)
+        else:
+            self.emit(item)
 
     def commit(self) -> None:
         if self.state is not TurnState.SPECULATIVE:

@@ -75,14 +75,17 @@ def test_knobs_change_decisions() -> None:
     assert run(".SS....", config) == [(D.SPEECH_STARTED, 1), (D.PAUSED, 3), (D.END_OF_TURN, 3)]
 
 
-def test_user_speaking_flag() -> None:
+def test_user_speaking_and_paused_flags() -> None:
     policy = TurnPolicy()
     for i in range(6):
         policy.window(i * W, (i + 1) * W, 0.9)
-    assert policy.user_speaking
-    for i in range(6, 30):
+    assert policy.user_speaking and not policy.paused
+    for i in range(6, 12):
         policy.window(i * W, (i + 1) * W, 0.0)
-    assert not policy.user_speaking
+    assert policy.user_speaking and policy.paused
+    for i in range(12, 30):
+        policy.window(i * W, (i + 1) * W, 0.0)
+    assert not policy.user_speaking and not policy.paused
 
 
 @pytest.mark.parametrize(

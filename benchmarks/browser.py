@@ -1,0 +1,304 @@
+"""A real browser talking to the page: headless Debian Chromium driven by Playwright, its microphone a WAV.
+
+Everything runs inside a loopback-only network namespace (:func:`in_loopback_namespace`, root only),
+server and browser alike, so not one packet can leave the machine. The page records, on its own audio
+clock, what its microphone hears and what it plays (:data:`PROBE`), and hands both back with every event
+it received, its transcript and a screenshot. The server side is tapped too: each session's input
+audio as it arrived, so the first-packet delay can be measured from the true end of speech.
+
+Run one call (the browser tests do, in a namespace):
+
+    python -m benchmarks.browser QUESTION.wav OUT_DIR [--until response.latency] [--phone]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from playwright.async_api import Page, async_playwright
+
+from realtime.audio import PIPELINE_RATE, resample, write_wav
+from realtime.connection import RealtimeConnection
+from realtime.respond import speech_segments
+from realtime.server import RealtimeServer, ServerOptions
+
+CHROMIUM = "/usr/bin/chromium"
+DESKTOP = {"width": 960, "height": 1000}
+PHONE = {"width": 390, "height": 844}
+
+# Records the page's microphone (channel 0) and what it plays (channel 1) on one clock, with the time
+# (performance.now) at which each block was recorded, so events can be placed on the recording.
+PROBE = """() => new Promise((resolve) => {
+  const attach = () => {
+    const agent = window.voiceAgent;
+    if (!agent.speaker || !agent.microphone) return setTimeout(attach, 20);
+    const context = agent.audioContext, merger = context.createChannelMerger(2);
+    const recorder = context.createScriptProcessor(1024, 2, 1);
+    agent.microphone.connect(merger, 0, 0);
+    agent.speaker.connect(merger, 0, 1);
+    merger.connect(recorder);
+    recorder.connect(context.destination);
+    const probe = (window.probe = { rate: context.sampleRate, blocks: [[], []], times: [] });
+    recorder.onaudioprocess = (event) => {
+      probe.times.push(performance.now());
+      for (const c of [0, 1]) probe.blocks[c].push(new Float32Array(event.inputBuffer.getChannelData(c)));
+      event.outputBuffer.getChannelData(0).fill(0);
+    };
+    resolve();
+  };
+  attach();
+})"""
+
+COLLECT = """() => {
+  const probe = window.probe;
+  const pcm = (blocks) => {
+    const total = blocks.reduce((n, b) => n + b.length, 0), out = new Int16Array(total);
+    let offset = 0;
+    for (const block of blocks) for (const x of block) out[offset++] = Math.max(-1, Math.min(1, x)) * 32767;
+    const bytes = new Uint8Array(out.buffer);
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(text);
+  };
+  return {
+    rate: probe.rate, block: probe.blocks[0][0]?.length ?? 0, times: probe.times,
+    microphone: pcm(probe.blocks[0]), speaker: pcm(probe.blocks[1]),
+    events: window.voiceAgent.events,
+    status: document.getElementById("status-text").textContent,
+    turns: [...document.querySelectorAll(".turn")].map((t) => ({
+      role: t.classList.contains("user") ? "user" : "agent",
+      text: t.querySelector(".text").textContent,
+      reasoning: t.querySelector(".thought")?.textContent ?? "",
+      latency: t.querySelector(".delay")?.textContent ?? "",
+    })),
+  };
+}"""
+
+
+def in_loopback_namespace(argv: list[str]) -> list[str]:
+    """``argv`` run in a new network namespace whose only interface is loopback (needs root)."""
+    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv]
+
+
+def chromium_args(wav: Path) -> list[str]:
+    """Headless Chromium whose microphone is ``wav`` (looped), with no prompts and no background traffic
+    (Playwright gives it a fresh profile)."""
+    return [
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync",
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}", "--allow-loopback-in-peer-connection",
+    ]
+
+
+@dataclass
+class PageCall:
+    """What the page heard, played, received and showed during one call."""
+
+    rate: int
+    microphone: np.ndarray
+    speaker: np.ndarray
+    """float32 mono at ``rate``: what the microphone heard and what the page played, sample-aligned."""
+    events: list[dict[str, Any]]
+    """Every server event, with ``at_s``: where on the recording it arrived."""
+    turns: list[dict[str, str]]
+    """The conversation as the page shows it."""
+    status: str
+
+    def at(self, kind: str, **match: Any) -> list[float]:
+        """Recording times (s) of the events of type ``kind`` whose fields equal ``match``."""
+        return [e["at_s"] for e in self.events if e["type"] == kind and all(e.get(k) == v for k, v in match.items())]
+
+    def speech(self, channel: str) -> list[tuple[float, float]]:
+        """Where a channel (``microphone`` or ``speaker``) holds sound, in seconds."""
+        audio = resample(getattr(self, channel), self.rate, PIPELINE_RATE)
+        return [(s / PIPELINE_RATE, e / PIPELINE_RATE) for s, e in speech_segments(audio)]
+
+    def first_reply_delay_ms(self) -> float | None:
+        """End of the first thing the microphone heard to the first sound the page played after it."""
+        spoken, played = self.speech("microphone"), self.speech("speaker")
+        if not spoken:
+            return None
+        end = spoken[0][1]
+        start = next((s for s, _ in played if s > end), None)
+        return None if start is None else round((start - end) * 1000, 1)
+
+
+@dataclass
+class TappedSession:
+    """A server session and its input audio (16 kHz) as it arrived."""
+
+    connection: RealtimeConnection
+    heard: list[np.ndarray] = field(default_factory=list)
+
+    def first_packet_delays(self) -> list[dict[str, Any]]:
+        """Each reply's latency record, measured from the true end of speech (found in the input as
+        ``realtime respond`` finds it) to its first RTP packet and to each stage."""
+        session = self.connection.session
+        audio = np.concatenate(self.heard) if self.heard else np.zeros(0, np.float32)
+        ends = [t for t in (session.sample_time(end) for _, end in speech_segments(audio)) if t is not None]
+        sent = getattr(self.connection.audio_sink, "first_packets", {})
+        records = []
+        for record in session.records:
+            vad_end = record.stamps.get("speech_end")
+            if vad_end is not None and ends:
+                record.true_speech_end = min(ends, key=lambda t: abs(t - vad_end))
+            first = sent.get(record.turn_id)
+            reference = record.reference
+            delay = None if first is None or reference is None else round((first - reference) * 1000, 1)
+            records.append({**record.as_dict(), "first_rtp_packet_ms": delay})
+        return records
+
+
+@contextlib.asynccontextmanager
+async def tapped_server(models: Any, options: ServerOptions | None = None) -> AsyncIterator[tuple[RealtimeServer, list[TappedSession]]]:
+    """A server on a free loopback port whose every session's input is recorded."""
+    sessions: list[TappedSession] = []
+
+    @contextlib.asynccontextmanager
+    async def tap(connection: RealtimeConnection) -> AsyncIterator[None]:
+        tapped = TappedSession(connection)
+        sessions.append(tapped)
+        push = connection.session.push_audio
+
+        async def recording(samples: np.ndarray) -> None:
+            tapped.heard.append(np.array(samples, np.float32).reshape(-1))
+            await push(samples)
+
+        connection.session.push_audio = recording  # type: ignore[method-assign]
+        yield
+
+    server = RealtimeServer(models, options or ServerOptions(port=0), session_scope=tap)
+    await server.start()
+    try:
+        yield server, sessions
+    finally:
+        await server.stop()
+
+
+async def talk(
+    url: str,
+    wav: Path,
+    until: Callable[[list[dict[str, Any]]], bool],
+    *,
+    screenshot: Path | None = None,
+    viewport: dict[str, int] = DESKTOP,
+    timeout_s: float = 120.0,
+    quiet_s: float = 1.5,
+    page_gone: Callable[[], Awaitable[None]] | None = None,
+) -> PageCall:
+    """Open the page with ``wav`` as the microphone, press the button, wait until the events satisfy
+    ``until`` and the page has played nothing for ``quiet_s``, then collect what happened and close the
+    page; ``page_gone`` runs then, while the browser is still up."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav))
+        try:
+            page = await browser.new_page(viewport=viewport, device_scale_factor=2 if viewport == PHONE else 1)
+            await page.goto(url)
+            await page.click("#talk")
+            await page.evaluate(PROBE)
+            async with asyncio.timeout(timeout_s):
+                while not until([e["event"] for e in await page.evaluate("window.voiceAgent.events")]):
+                    await asyncio.sleep(0.2)
+                await _quiet(page, quiet_s)
+            result = await page.evaluate(COLLECT)
+            if screenshot is not None:
+                screenshot.parent.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=str(screenshot), full_page=True)
+            await page.close()
+            if page_gone is not None:
+                await page_gone()
+        finally:
+            await browser.close()
+    return _page_call(result)
+
+
+async def _quiet(page: Page, seconds: float) -> None:
+    """Until the page has played nothing audible for ``seconds``."""
+    while True:
+        quiet = await page.evaluate(
+            """(seconds) => {
+              const p = window.probe, blocks = Math.ceil(seconds * p.rate / 1024);
+              const recent = p.blocks[1].slice(-blocks);
+              return recent.length >= blocks && recent.every((b) => b.every((x) => Math.abs(x) < 0.01));
+            }""",
+            seconds,
+        )
+        if quiet:
+            return
+        await asyncio.sleep(0.2)
+
+
+def _page_call(result: dict[str, Any]) -> PageCall:
+    def pcm(text: str) -> np.ndarray:
+        return np.frombuffer(base64.b64decode(text), "<i2").astype(np.float32) / 32768.0
+
+    rate, block, times = result["rate"], result["block"], np.asarray(result["times"])
+    # A block recorded at times[i] (ms) holds samples [i * block, (i + 1) * block): map each event onto that.
+    positions = (np.arange(len(times)) + 1) * block / rate
+    events = []
+    for entry in result["events"]:
+        at_s = float(np.interp(entry["at"], times, positions)) if len(times) else 0.0
+        events.append({**entry["event"], "at_s": round(at_s, 3)})
+    return PageCall(rate, pcm(result["microphone"]), pcm(result["speaker"]), events, result["turns"], result["status"])
+
+
+def seen(kind: str) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda events: any(e["type"] == kind for e in events)
+
+
+async def _one_call(wav: Path, out: Path, until: str, phone: bool) -> None:
+    from realtime.models import Models
+
+    models = Models.load_embedded()
+    await models.warm_up()
+    async with tapped_server(models) as (server, sessions):
+        freed_after_s = None
+
+        async def page_gone() -> None:
+            nonlocal freed_after_s
+            closed = time.monotonic()
+            while server.connections and time.monotonic() - closed < 30:
+                await asyncio.sleep(0.05)
+            freed_after_s = None if server.connections else round(time.monotonic() - closed, 2)
+
+        call = await talk(server.url, wav, seen(until), screenshot=out / "page.png", viewport=PHONE if phone else DESKTOP,
+                          page_gone=page_gone)
+        write_wav(out / "speaker.wav", call.speaker, call.rate)
+        write_wav(out / "microphone.wav", call.microphone, call.rate)
+        summary = {
+            "rate": call.rate,
+            "events": call.events,
+            "turns": call.turns,
+            "status": call.status,
+            "page_first_reply_delay_ms": call.first_reply_delay_ms(),
+            "server_records": [record for s in sessions for record in s.first_packet_delays()],
+            "sessions": len(sessions),
+            "freed_after_s": freed_after_s,
+        }
+        (out / "call.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("wav", type=Path, help="the microphone (looped by Chromium)")
+    parser.add_argument("out", type=Path, help="directory for call.json, speaker.wav, microphone.wav and page.png")
+    parser.add_argument("--until", default="response.latency", help="event type that ends the call (after the page is quiet)")
+    parser.add_argument("--phone", action="store_true", help="a phone-sized page")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_one_call(args.wav.resolve(), args.out, args.until, args.phone))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""``realtime mic``: a full-duplex conversation through the local sound devices.
+
+Two separate streams, as virtual and many real devices need: the input stream's callback hands each
+20 ms block to the session (resampled to 16 kHz where the device will not capture at that rate), and
+reply audio waits in a thread-safe :class:`Player` that the output stream's callback plays from, or
+plays silence. A barge-in (``AudioCleared``) drops the queued reply at once. There is no echo
+canceller: with loudspeakers the agent hears itself, so use headphones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import secrets
+import threading
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import sounddevice as sd
+
+from realtime.audio import PIPELINE_RATE, StreamResampler
+from realtime.console import ConsoleView
+from realtime.events import AudioCleared, AudioOut
+from realtime.models import Models
+from realtime.session import SessionConfig, VoiceSession
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["input", "output"]
+SessionScope = Callable[["MicSession"], AbstractAsyncContextManager[object]]
+
+
+class DeviceError(ValueError):
+    """No usable sound device, or a device that refuses the format."""
+
+
+def list_devices() -> str:
+    """PortAudio's devices, one a line (``>`` marks the default input, ``<`` the default output)."""
+    devices = sd.query_devices()
+    if not len(devices):
+        raise DeviceError("no audio devices found (PortAudio sees none: is a sound server or card available?)")
+    return str(devices)
+
+
+@dataclass(frozen=True)
+class Devices:
+    """The chosen devices (PortAudio indices) and the rates they accept."""
+
+    input: int
+    output: int
+    input_rate: int
+    output_rate: int
+
+    def describe(self) -> str:
+        names = (sd.query_devices(self.input)["name"], sd.query_devices(self.output)["name"])
+        return f"listening on {names[0]} ({self.input_rate} Hz), speaking on {names[1]} ({self.output_rate} Hz)"
+
+
+def choose_devices(input: str | None = None, output: str | None = None, *, output_rate: int = 24_000) -> Devices:
+    """The devices named (an index or part of a name) or the defaults, each checked for mono float32 at
+    16 kHz in and ``output_rate`` out, or else at its own default rate."""
+    source, sink = _find(input, "input"), _find(output, "output")
+    return Devices(source, sink, _rate(source, "input", PIPELINE_RATE), _rate(sink, "output", output_rate))
+
+
+def _find(spec: str | None, kind: Kind) -> int:
+    device: int | str | None = int(spec) if spec is not None and spec.isdigit() else spec
+    try:
+        return int(sd.query_devices(device, kind)["index"])
+    except (ValueError, sd.PortAudioError) as exc:
+        what = f"{kind} device {spec!r}" if spec is not None else f"default {kind} device"
+        raise DeviceError(f"no {what} ({exc}); see `realtime mic --list-devices`") from None
+
+
+def _rate(device: int, kind: Kind, wanted: int) -> int:
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    info = sd.query_devices(device)
+    rates = dict.fromkeys((wanted, int(info["default_samplerate"])))
+    for rate in rates:
+        try:
+            check(device=device, samplerate=rate, channels=1, dtype="float32")
+            return rate
+        except sd.PortAudioError as exc:
+            refusal = exc
+    raise DeviceError(f"the {kind} device {info['name']!r} refuses mono float32 audio at {' or '.join(map(str, rates))} Hz ({refusal})")
+
+
+class Player:
+    """Reply audio waiting for the output device; its callback plays it, or silence when there is none."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[np.ndarray] = deque()
+        self._lock = threading.Lock()
+
+    def play(self, samples: np.ndarray) -> None:
+        with self._lock:
+            self._chunks.append(samples)
+
+    def clear(self) -> None:
+        """Drop everything not yet played (barge-in)."""
+        with self._lock:
+            self._chunks.clear()
+
+    def callback(self, outdata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:  # noqa: ANN401
+        out, filled = outdata[:, 0], 0
+        with self._lock:
+            while filled < frames and self._chunks:
+                chunk = self._chunks[0]
+                count = min(len(chunk), frames - filled)
+                out[filled : filled + count] = chunk[:count]
+                filled += count
+                if count == len(chunk):
+                    self._chunks.popleft()
+                else:
+                    self._chunks[0] = chunk[count:]
+        out[filled:] = 0.0
+
+
+@dataclass
+class MicSession:
+    """The local conversation, as an event bus sees a session (an ``id`` and the ``session``)."""
+
+    id: str
+    session: VoiceSession
+
+
+async def converse(
+    models: Models, config: SessionConfig, devices: Devices, *, scope: SessionScope | None = None,
+    view: ConsoleView | None = None,
+) -> None:
+    """Talk through ``devices`` until cancelled (Ctrl-C), or until ``scope`` ends the session (MQTT ``end``)."""
+    view = view or ConsoleView()
+    session = VoiceSession(models, dataclasses.replace(config, output_rate=devices.output_rate))
+    local = MicSession(f"mic_{secrets.token_hex(4)}", session)
+    loop = asyncio.get_running_loop()
+    blocks: asyncio.Queue[np.ndarray] = asyncio.Queue()
+    player = Player()
+
+    def captured(indata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:  # noqa: ANN401
+        if status:
+            log.debug("input: %s", status)
+        loop.call_soon_threadsafe(blocks.put_nowait, indata[:, 0].copy())
+
+    try:
+        with (
+            _open(sd.InputStream, "input", devices.input, devices.input_rate, captured) as microphone,
+            _open(sd.OutputStream, "output", devices.output, devices.output_rate, player.callback) as speaker,
+        ):
+            view.note(f"session {local.id}: {devices.describe()}; latency {microphone.latency * 1000:.0f} ms in, "
+                      f"{speaker.latency * 1000:.0f} ms out. Speak (Ctrl-C to stop).")
+            async with scope(local) if scope else contextlib.nullcontext():
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(_listen(session, blocks, devices.input_rate))
+                    group.create_task(_play(session, player, view))
+            view.note(f"session {local.id} was ended")
+    finally:
+        await session.close()
+
+
+def _open(stream: type[sd.InputStream] | type[sd.OutputStream], kind: Kind, device: int, rate: int,
+          callback: Callable[..., None]) -> sd.InputStream | sd.OutputStream:
+    try:
+        return stream(device=device, samplerate=rate, channels=1, dtype="float32", blocksize=rate // 50, callback=callback)
+    except sd.PortAudioError as exc:
+        raise DeviceError(f"the {kind} device {sd.query_devices(device)['name']!r} could not be opened: {exc}") from None
+
+
+async def _listen(session: VoiceSession, blocks: asyncio.Queue[np.ndarray], rate: int) -> None:
+    resampler = StreamResampler(rate, PIPELINE_RATE) if rate != PIPELINE_RATE else None
+    while True:
+        block = await blocks.get()
+        await session.push_audio(resampler.process(block) if resampler else block)
+
+
+async def _play(session: VoiceSession, player: Player, view: ConsoleView) -> None:
+    while True:
+        item = await session.output.get()
+        if session.is_stale(item):
+            continue
+        if isinstance(item, AudioOut):
+            player.play(item.samples)
+        elif isinstance(item, AudioCleared):
+            player.clear()
+        view.show(item)

@@ -1,0 +1,293 @@
+"""WebRTC transport (aiortc): a browser talks to a session over one peer connection.
+
+- Microphone: the remote audio track (aiortc decodes Opus to stereo 48 kHz s16 frames) is down-mixed,
+  resampled once to 16 kHz (:class:`InboundAudio`) and pushed into the session.
+- Speaker: :class:`ReplyTrack` sends the reply as 20 ms 48 kHz frames paced in real time (silence when
+  idle). The session speaks at 48 kHz, so speech is resampled once, from the synthesiser's rate; an
+  interruption flushes queued audio at once, and audio of an interrupted reply is never sent.
+- Events: the ``oai-events`` data channel (OpenAI's name; the browser opens it) carries the protocol
+  events both ways through :class:`~realtime.connection.RealtimeConnection`, except audio deltas.
+- ICE: no STUN or TURN server unless configured (aiortc's default is a public STUN host). aioice never
+  gathers 127.0.0.1, so a browser on this machine that offers only loopback candidates (inside a network
+  namespace that has nothing but ``lo``, or a machine with no network) could not connect: when the offer
+  holds a loopback candidate, a 127.0.0.1 host candidate is added to the answer. A browser on another
+  machine never offers one, so deployments are unaffected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any
+from urllib.parse import unquote
+
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from realtime.audio import PIPELINE_RATE, StreamResampler, downmix, to_pcm16
+from realtime.connection import RealtimeConnection
+from realtime.events import AudioOut
+from realtime.latency import now
+from realtime.models import Models
+from realtime.session import SessionConfig
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "oai-events"
+RATE = 48_000
+"""The rate the session speaks at over WebRTC (Opus' native rate)."""
+FRAME_SAMPLES = RATE // 50
+"""20 ms, one Opus packet."""
+MAX_LAG_S = 0.2
+"""A sender this far behind real time (a stalled event loop) starts again from now instead of bursting."""
+LOOPBACK = "127.0.0.1"
+
+
+class SignallingError(ValueError):
+    """An offer that cannot be answered; ``status`` is the HTTP status that says so."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_ice_server(url: str) -> RTCIceServer:
+    """``stun:HOST:PORT``, or ``turn:USER:PASSWORD@HOST:PORT`` (credentials before ``@``, percent-encoded)."""
+    scheme, _, rest = url.partition(":")
+    if scheme not in ("stun", "stuns", "turn", "turns") or not rest:
+        raise ValueError(f"not a STUN or TURN server: {url!r} (expected stun:HOST:PORT or turn:USER:PASSWORD@HOST:PORT)")
+    credentials, at, address = rest.rpartition("@")
+    if not at:
+        return RTCIceServer(urls=url)
+    username, _, password = credentials.partition(":")
+    return RTCIceServer(urls=f"{scheme}:{address}", username=unquote(username), credential=unquote(password))
+
+
+class InboundAudio:
+    """Remote audio frames (any layout and rate) to the pipeline's 16 kHz float32 mono, as a stream."""
+
+    def __init__(self) -> None:
+        self._resampler: StreamResampler | None = None
+
+    def convert(self, frame: av.AudioFrame) -> np.ndarray:
+        if self._resampler is None or self._resampler.from_rate != frame.sample_rate:
+            self._resampler = StreamResampler(frame.sample_rate, PIPELINE_RATE)
+        return self._resampler.process(downmix(frame))
+
+
+class ReplyTrack(MediaStreamTrack):
+    """The outgoing audio track: queued reply audio in 20 ms 48 kHz frames, paced in real time.
+
+    It is the connection's :class:`~realtime.connection.AudioSink`: :meth:`play` queues a session's
+    ``AudioOut`` (at :attr:`rate`), :meth:`clear` drops everything queued, and each frame skips audio
+    that :attr:`is_stale` says belongs to an interrupted reply, so not one packet of it leaves late.
+    """
+
+    kind = "audio"
+    rate = RATE
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.is_stale: Callable[[AudioOut], bool] = lambda item: False
+        self.first_packets: dict[str, float] = {}
+        """Turn id -> when the first frame of its audio was handed to the sender (monotonic clock)."""
+        self._queue: deque[AudioOut] = deque()
+        self._offset = 0
+        """Samples of ``_queue[0]`` already sent."""
+        self._start: float | None = None
+        self._pts = 0
+
+    def play(self, item: AudioOut) -> None:
+        self._queue.append(item)
+
+    def clear(self) -> None:
+        self._queue.clear()
+        self._offset = 0
+
+    @property
+    def queued_samples(self) -> int:
+        return sum(len(item.samples) for item in self._queue) - self._offset
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        await self._pace()
+        frame = av.AudioFrame.from_ndarray(np.frombuffer(to_pcm16(self._next_frame()), "<i2").reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = Fraction(1, RATE)
+        self._pts += FRAME_SAMPLES
+        return frame
+
+    async def _pace(self) -> None:
+        """Wait until this frame is due: frame n leaves n x 20 ms after the first."""
+        if self._start is None:
+            self._start = now()
+            return
+        delay = self._start + self._pts / RATE - now()
+        if delay < -MAX_LAG_S:
+            self._start -= delay
+        elif delay > 0:
+            await asyncio.sleep(delay)
+
+    def _next_frame(self) -> np.ndarray:
+        frame = np.zeros(FRAME_SAMPLES, np.float32)
+        filled = 0
+        while filled < FRAME_SAMPLES and self._queue:
+            item = self._queue[0]
+            if self.is_stale(item):
+                self._drop_first()
+                continue
+            piece = item.samples[self._offset : self._offset + FRAME_SAMPLES - filled]
+            if len(piece):
+                self.first_packets.setdefault(item.turn_id, now())
+            frame[filled : filled + len(piece)] = piece
+            filled += len(piece)
+            self._offset += len(piece)
+            if self._offset >= len(item.samples):
+                self._drop_first()
+        return frame
+
+    def _drop_first(self) -> None:
+        self._queue.popleft()
+        self._offset = 0
+
+
+def _ice_gatherers(pc: RTCPeerConnection) -> list[Any]:
+    transports = [t.sender.transport for t in pc.getTransceivers()] + ([pc.sctp.transport] if pc.sctp else [])
+    unique = {id(t.transport.iceGatherer): t.transport.iceGatherer for t in transports}
+    return list(unique.values())
+
+
+async def gather_with_loopback(pc: RTCPeerConnection) -> None:
+    """Gather ``pc``'s ICE candidates now (before its local description is set), plus a 127.0.0.1 host
+    candidate, which aioice skips. aiortc offers no public way to add a local candidate, hence the
+    gatherer's aioice connection is used directly."""
+    for gatherer in _ice_gatherers(pc):
+        await gatherer.gather()
+        ice = gatherer._connection
+        if not any(candidate.host == LOOPBACK for candidate in ice.local_candidates):
+            ice._local_candidates += await ice.get_component_candidates(component=1, addresses=[LOOPBACK])
+
+
+def offers_loopback(sdp: str) -> bool:
+    """Whether a session description holds a loopback ICE candidate."""
+    for line in sdp.splitlines():
+        fields = line.split()
+        if line.startswith("a=candidate:") and len(fields) > 4:
+            with contextlib.suppress(ValueError):  # an mDNS name (*.local) is no address
+                if ipaddress.ip_address(fields[4]).is_loopback:
+                    return True
+    return False
+
+
+class WebRtcCall:
+    """One browser call: a peer connection bound to a :class:`RealtimeConnection`.
+
+    :meth:`answer` the offer, then run :meth:`serve` inside ``async with call.connection`` for the life
+    of the call, and :meth:`close` at the end.
+    """
+
+    def __init__(
+        self, models: Models, *, config: SessionConfig | None = None, beta: bool = False, ice_servers: Sequence[RTCIceServer] = ()
+    ) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
+        self.track = ReplyTrack()
+        self.connection = RealtimeConnection(models, self._send, config=config, beta=beta, audio_sink=self.track)
+        self.track.is_stale = self.connection.session.is_stale
+        self._remote: MediaStreamTrack | None = None
+        self._channel: RTCDataChannel | None = None
+        self._unsent: list[str] = []
+        self._messages: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        """Client events in order; None once the call is over."""
+        self.pc.on("datachannel", self._on_channel)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    @property
+    def id(self) -> str:
+        return self.connection.id
+
+    async def answer(self, offer: str) -> str:
+        """The SDP answer to the browser's offer (every candidate included: no trickle ICE)."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:  # aiortc's SDP parser raises these
+            raise SignallingError(f"not a usable SDP offer: {exc}") from exc
+        audio = next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)
+        if audio is None:
+            raise SignallingError("the offer has no audio to hear")
+        self._remote = audio.receiver.track
+        self.pc.addTrack(self.track)
+        if offers_loopback(offer):
+            await gather_with_loopback(self.pc)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription.sdp
+
+    async def serve(self, session: dict[str, Any] | None = None, connect_timeout_s: float = 30.0) -> None:
+        """Carry the call until the peer hangs up or goes away (or never connects); ``session`` is applied
+        first, as a ``session.update``."""
+        deadline = asyncio.get_running_loop().call_later(connect_timeout_s, self._end_unless_connected)
+        hearing = asyncio.create_task(self._hear(), name=f"{self.id}:microphone")
+        try:
+            if session is not None:
+                await self.connection.handle(json.dumps({"type": "session.update", "session": session}))
+            while (message := await self._messages.get()) is not None:
+                await self.connection.handle(message)
+        finally:
+            deadline.cancel()
+            hearing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hearing
+
+    async def close(self) -> None:
+        self._end()
+        self.track.stop()
+        await self.pc.close()
+
+    async def _hear(self) -> None:
+        assert self._remote is not None, "answer the offer first"
+        inbound = InboundAudio()
+        while True:
+            try:
+                frame = await self._remote.recv()
+            except MediaStreamError:
+                return
+            await self.connection.session.push_audio(inbound.convert(frame))
+
+    async def _send(self, event: dict[str, Any]) -> None:
+        message = json.dumps(event)
+        if self._channel is not None and self._channel.readyState == "open":
+            self._channel.send(message)
+        elif self._channel is None:
+            self._unsent.append(message)  # session.created comes before the browser's channel opens
+
+    def _on_channel(self, channel: RTCDataChannel) -> None:
+        if channel.label != CHANNEL or self._channel is not None:
+            log.info("call %s: ignoring data channel %r", self.id, channel.label)
+            return
+        self._channel = channel
+        channel.on("message", self._messages.put_nowait)
+        channel.on("close", self._end)
+        for message in self._unsent:
+            channel.send(message)
+        self._unsent.clear()
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed"):
+            self._end()
+
+    def _end_unless_connected(self) -> None:
+        if self.pc.connectionState != "connected":
+            log.info("call %s: the peer did not connect", self.id)
+            self._end()
+
+    def _end(self) -> None:
+        self._messages.put_nowait(None)
