@@ -6,9 +6,12 @@ clock, what its microphone hears and what it plays (:data:`PROBE`), and hands bo
 it received, its transcript and a screenshot. The server side is tapped too: each session's input
 audio as it arrived, so the first-packet delay can be measured from the true end of speech.
 
-Run one call (the browser tests do, in a namespace):
+Run one call (the browser tests do, in a namespace); OUT_DIR gets call.json (events, the page's
+conversation, delays, server records), speaker.wav and microphone.wav (the page's recording),
+reply.wav (what it played after the question, 16 kHz), server-heard-N.wav (each session's input) and
+page.png:
 
-    python -m benchmarks.browser QUESTION.wav OUT_DIR [--until response.latency] [--phone]
+    python -m benchmarks.browser QUESTION.wav OUT_DIR [--until EVENT ...] [--phone] [--reasoning 16]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Browser, Page, Playwright, async_playwright
 
 from realtime.audio import PIPELINE_RATE, resample, write_wav
 from realtime.connection import RealtimeConnection
@@ -78,6 +82,7 @@ COLLECT = """() => {
     turns: [...document.querySelectorAll(".turn")].map((t) => ({
       role: t.classList.contains("user") ? "user" : "agent",
       text: t.querySelector(".text").textContent,
+      unheard: t.querySelector(".unheard")?.textContent ?? "",
       reasoning: t.querySelector(".thought")?.textContent ?? "",
       latency: t.querySelector(".delay")?.textContent ?? "",
     })),
@@ -90,15 +95,24 @@ def in_loopback_namespace(argv: list[str]) -> list[str]:
     return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv]
 
 
-def chromium_args(wav: Path) -> list[str]:
-    """Headless Chromium whose microphone is ``wav`` (looped), with no prompts and no background traffic
-    (Playwright gives it a fresh profile)."""
-    return [
+def chromium_args(microphone: Path | None, *, allowed: bool = True) -> list[str]:
+    """Headless Chromium whose microphone is the WAV ``microphone`` (looped; None: no microphone at all),
+    which the page may use without asking (``allowed``; otherwise asking is refused), with no background
+    traffic (Playwright gives it a fresh profile)."""
+    args = [
         "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync",
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}", "--allow-loopback-in-peer-connection",
+        "--disable-component-update", "--disable-sync", "--allow-loopback-in-peer-connection",
     ]
+    if allowed:
+        args.append("--use-fake-ui-for-media-stream")
+    if microphone is not None:
+        args += ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={microphone}"]
+    return args
+
+
+async def launch(playwright: Playwright, args: list[str]) -> Browser:
+    """Debian's Chromium (Playwright never downloads one), with no sound server to find devices on."""
+    return await playwright.chromium.launch(executable_path=CHROMIUM, args=args, env={**os.environ, "PULSE_SERVER": "unix:/nonexistent"})
 
 
 @dataclass
@@ -119,19 +133,27 @@ class PageCall:
         """Recording times (s) of the events of type ``kind`` whose fields equal ``match``."""
         return [e["at_s"] for e in self.events if e["type"] == kind and all(e.get(k) == v for k, v in match.items())]
 
-    def speech(self, channel: str) -> list[tuple[float, float]]:
-        """Where a channel (``microphone`` or ``speaker``) holds sound, in seconds."""
-        audio = resample(getattr(self, channel), self.rate, PIPELINE_RATE)
-        return [(s / PIPELINE_RATE, e / PIPELINE_RATE) for s, e in speech_segments(audio)]
-
     def first_reply_delay_ms(self) -> float | None:
         """End of the first thing the microphone heard to the first sound the page played after it."""
-        spoken, played = self.speech("microphone"), self.speech("speaker")
+        _, replies, end = self._reply_segments()
+        return None if not replies or end is None else round((replies[0][0] - end) * 1000 / PIPELINE_RATE, 1)
+
+    def reply_audio(self) -> np.ndarray:
+        """What the page played after that (16 kHz), cut to where it holds sound (long silence makes Whisper
+        repeat itself)."""
+        played, replies, _ = self._reply_segments()
+        margin = PIPELINE_RATE // 5
+        return played[max(0, replies[0][0] - margin) : replies[-1][1] + margin] if replies else played[:0]
+
+    def _reply_segments(self) -> tuple[np.ndarray, list[tuple[int, int]], int | None]:
+        """The played audio at 16 kHz, where it holds sound after the end of the first speech the microphone
+        heard, and that end (in samples; None if it heard none)."""
+        spoken = speech_segments(resample(self.microphone, self.rate, PIPELINE_RATE))
+        played = resample(self.speaker, self.rate, PIPELINE_RATE)
         if not spoken:
-            return None
+            return played, [], None
         end = spoken[0][1]
-        start = next((s for s, _ in played if s > end), None)
-        return None if start is None else round((start - end) * 1000, 1)
+        return played, [(start, stop) for start, stop in speech_segments(played) if start > end], end
 
 
 @dataclass
@@ -195,16 +217,21 @@ async def talk(
     viewport: dict[str, int] = DESKTOP,
     timeout_s: float = 120.0,
     quiet_s: float = 1.5,
+    reasoning: int = 0,
     page_gone: Callable[[], Awaitable[None]] | None = None,
 ) -> PageCall:
-    """Open the page with ``wav`` as the microphone, press the button, wait until the events satisfy
-    ``until`` and the page has played nothing for ``quiet_s``, then collect what happened and close the
-    page; ``page_gone`` runs then, while the browser is still up."""
+    """Open the page with ``wav`` as the microphone, choose the ``reasoning`` budget (one the page
+    offers), press the button, wait until the events satisfy ``until`` and the page has played nothing
+    for ``quiet_s``, then collect what happened and close the page; ``page_gone`` runs then, while the
+    browser is still up."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav))
+        browser = await launch(playwright, chromium_args(wav))
         try:
             page = await browser.new_page(viewport=viewport, device_scale_factor=2 if viewport == PHONE else 1)
             await page.goto(url)
+            await page.click(".settings summary")  # as a user would: open the settings, choose, close them
+            await page.select_option("#reasoning", str(reasoning))
+            await page.click(".settings summary")
             await page.click("#talk")
             await page.evaluate(PROBE)
             async with asyncio.timeout(timeout_s):
@@ -224,18 +251,17 @@ async def talk(
 
 
 async def _quiet(page: Page, seconds: float) -> None:
-    """Until the page has played nothing audible for ``seconds``."""
-    while True:
-        quiet = await page.evaluate(
-            """(seconds) => {
-              const p = window.probe, blocks = Math.ceil(seconds * p.rate / 1024);
-              const recent = p.blocks[1].slice(-blocks);
-              return recent.length >= blocks && recent.every((b) => b.every((x) => Math.abs(x) < 0.01));
-            }""",
-            seconds,
-        )
-        if quiet:
-            return
+    """Until the page has played nothing audible for ``seconds``, counted from now at the earliest (the
+    reply's audio may still be on its way when its last event arrives)."""
+    since = await page.evaluate("window.probe.blocks[1].length")
+    while not await page.evaluate(
+        """([since, seconds]) => {
+          const p = window.probe, count = Math.ceil(seconds * p.rate / 1024);
+          const recent = p.blocks[1].slice(Math.max(since, p.blocks[1].length - count));
+          return recent.length >= count && recent.every((b) => b.every((x) => Math.abs(x) < 0.01));
+        }""",
+        [since, seconds],
+    ):
         await asyncio.sleep(0.2)
 
 
@@ -253,11 +279,17 @@ def _page_call(result: dict[str, Any]) -> PageCall:
     return PageCall(rate, pcm(result["microphone"]), pcm(result["speaker"]), events, result["turns"], result["status"])
 
 
-def seen(kind: str) -> Callable[[list[dict[str, Any]]], bool]:
-    return lambda events: any(e["type"] == kind for e in events)
+def seen(*kinds: str) -> Callable[[list[dict[str, Any]]], bool]:
+    """True once events of these types have arrived, in this order (others between them)."""
+
+    def check(events: list[dict[str, Any]]) -> bool:
+        types = iter(e["type"] for e in events)
+        return all(kind in types for kind in kinds)
+
+    return check
 
 
-async def _one_call(wav: Path, out: Path, until: str, phone: bool) -> None:
+async def _one_call(wav: Path, out: Path, until: list[str], phone: bool, reasoning: int) -> None:
     from realtime.models import Models
 
     models = Models.load_embedded()
@@ -272,10 +304,13 @@ async def _one_call(wav: Path, out: Path, until: str, phone: bool) -> None:
                 await asyncio.sleep(0.05)
             freed_after_s = None if server.connections else round(time.monotonic() - closed, 2)
 
-        call = await talk(server.url, wav, seen(until), screenshot=out / "page.png", viewport=PHONE if phone else DESKTOP,
-                          page_gone=page_gone)
+        call = await talk(server.url, wav, seen(*until), screenshot=out / "page.png", viewport=PHONE if phone else DESKTOP,
+                          reasoning=reasoning, page_gone=page_gone)
         write_wav(out / "speaker.wav", call.speaker, call.rate)
+        write_wav(out / "reply.wav", call.reply_audio(), PIPELINE_RATE)
         write_wav(out / "microphone.wav", call.microphone, call.rate)
+        for index, session in enumerate(sessions):
+            write_wav(out / f"server-heard-{index}.wav", np.concatenate(session.heard or [np.zeros(0, np.float32)]), PIPELINE_RATE)
         summary = {
             "rate": call.rate,
             "events": call.events,
@@ -292,12 +327,14 @@ async def _one_call(wav: Path, out: Path, until: str, phone: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("wav", type=Path, help="the microphone (looped by Chromium)")
-    parser.add_argument("out", type=Path, help="directory for call.json, speaker.wav, microphone.wav and page.png")
-    parser.add_argument("--until", default="response.latency", help="event type that ends the call (after the page is quiet)")
+    parser.add_argument("out", type=Path, help="directory for what the call left")
+    parser.add_argument("--until", nargs="+", default=["response.latency"], metavar="EVENT",
+                        help="event types that end the call once they arrived in this order and the page is quiet")
     parser.add_argument("--phone", action="store_true", help="a phone-sized page")
+    parser.add_argument("--reasoning", type=int, default=0, help="the page's reasoning budget (0, 16 or 64)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_one_call(args.wav.resolve(), args.out, args.until, args.phone))
+    asyncio.run(_one_call(args.wav.resolve(), args.out, args.until, args.phone, args.reasoning))
 
 
 if __name__ == "__main__":

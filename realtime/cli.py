@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,6 +80,9 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_origins=tuple(args.allowed_origin),
         idle_timeout_s=args.idle_timeout,
         session=_session_config(args),
+        ice_servers=tuple(args.ice_server),
+        certfile=args.certfile,
+        keyfile=args.keyfile,
     )
     models = Models.load(args.brain, args.model_dir)
 
@@ -88,7 +92,8 @@ def _serve(args: argparse.Namespace) -> int:
             bus = await stack.enter_async_context(_mqtt_bus(args)) if args.mqtt else None
             server = RealtimeServer(models, options, session_scope=bus.scope if bus else None)
             await server.start()
-            print(f"listening on ws://{options.host}:{server.port}/v1/realtime", flush=True)
+            print(f"talk to it in a browser: {server.url}", flush=True)
+            print(f"listening on {'wss' if options.certfile else 'ws'}://{options.host}:{server.port}/v1/realtime", flush=True)
             await server.serve_forever()
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -106,6 +111,9 @@ def _mic(args: argparse.Namespace) -> int:
     devices = choose_devices(args.input, args.output, output_rate=args.output_rate)  # fail before loading models
 
     async def run() -> None:
+        main = asyncio.current_task()
+        assert main is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)  # stop as on Ctrl-C
         print("loading the models ...", file=sys.stderr, flush=True)
         models = Models.load(args.brain, args.model_dir)
         await models.warm_up()
@@ -113,7 +121,7 @@ def _mic(args: argparse.Namespace) -> int:
             bus = await stack.enter_async_context(_mqtt_bus(args)) if args.mqtt else None
             await converse(models, _session_config(args), devices, scope=bus.scope if bus else None)
 
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the streams are closed and the devices freed
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):  # the streams are closed, the devices freed
         asyncio.run(run())
     return 0
 
@@ -165,13 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_session_options(respond)
     respond.set_defaults(handler=_respond)
 
-    serve = commands.add_parser("serve", help="serve the websocket voice endpoint /v1/realtime")
+    serve = commands.add_parser("serve", help="serve the web page, the websocket endpoint /v1/realtime and WebRTC calls")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     serve.add_argument("--max-sessions", type=int, default=8, help="concurrent sessions (default 8)")
     serve.add_argument("--api-key", help="require this key (default: $REALTIME_API_KEY, or none)")
-    serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN", help="browser origin allowed to connect (repeatable; default any)")
-    serve.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS", help="close sessions silent this long")
+    serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                       help="browser origin allowed to connect (repeatable; default any; list the page's own, e.g. http://127.0.0.1:8080)")
+    serve.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS", help="close websocket sessions silent this long")
+    serve.add_argument("--ice-server", action="append", default=[], metavar="URL",
+                       help="STUN/TURN server for WebRTC: stun:HOST:PORT or turn:USER:PASSWORD@HOST:PORT (repeatable; default none)")
+    serve.add_argument("--certfile", help="serve HTTPS/WSS with this certificate (a phone's browser gives the microphone only to HTTPS pages)")
+    serve.add_argument("--keyfile", help="the certificate's private key (default: in --certfile)")
     _add_session_options(serve)
     _add_mqtt_options(serve)
     serve.set_defaults(handler=_serve)

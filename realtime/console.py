@@ -1,6 +1,6 @@
-"""A terminal view of a conversation: the live user transcript, the reasoning (dimmed), the reply as it is
-spoken, and each reply's first-packet delay. On a terminal the partial transcript is rewritten in place;
-into a pipe or a file only whole lines are written, without escape codes."""
+"""A terminal view of a conversation: the live user transcript, the reasoning (dimmed), the reply as it
+is spoken, each reply's first-packet delay, and where a barge-in cut it. On a terminal the partial
+transcript is rewritten in place; into a pipe or a file only whole lines go, without escape codes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from realtime.events import (
     OutputItem,
     ReasoningDelta,
     ReplyDone,
+    ReplyTruncated,
     UserTranscriptFinal,
     UserTranscriptPartial,
 )
@@ -56,6 +57,9 @@ class ConsoleView:
                 delay = item.latency.get("first_packet_delay_ms")
                 status = "" if item.status == "completed" else f", {item.status}"
                 self._write(self._dim(f"  (first packet {delay} ms{status})") + "\n")
+            case ReplyTruncated():
+                self._end()
+                self._write(self._dim(f"  (cut after {item.audio_end_ms / 1000:.1f} s: {item.text})") + "\n")
             case ErrorEvent():
                 self._end()
                 self._write(f"error: {item.message}\n")

@@ -154,10 +154,9 @@ async def converse(
         ):
             view.note(f"session {local.id}: {devices.describe()}; latency {microphone.latency * 1000:.0f} ms in, "
                       f"{speaker.latency * 1000:.0f} ms out. Speak (Ctrl-C to stop).")
-            async with scope(local) if scope else contextlib.nullcontext():
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(_listen(session, blocks, devices.input_rate))
-                    group.create_task(_play(session, player, view))
+            async with scope(local) if scope else contextlib.nullcontext(), asyncio.TaskGroup() as group:
+                group.create_task(_listen(session, blocks, devices.input_rate))
+                group.create_task(_play(session, player, view))
             view.note(f"session {local.id} was ended")
     finally:
         await session.close()

@@ -1,28 +1,27 @@
 """An MQTT event and control bus: every session's events out, control messages in.
 
-Topics, under ``{prefix}/{session_id}/`` (JSON, QoS 1, never audio; each message carries ``session_id``,
-a per-session ``seq`` that counts up from 1 and a wall-clock ``time``, so a consumer can restore order
-across topics, drop a duplicate and see a gap):
+Events are JSON, QoS 1, never audio, under ``{prefix}/{session_id}/``; each carries ``type``,
+``session_id``, a per-session ``seq`` (1, 2, ...) and a wall-clock ``time``, so a consumer can restore
+the order across topics, drop a duplicate and see a gap:
 
-====================== ==================================================================================
-``session``            ``session.started`` (with ``control_topic``), ``session.ended`` (``reason``:
-                       ``closed``, ``control`` or ``error``)
-``speech``             ``speech.started`` / ``speech.stopped`` (``item_id``, ``audio_ms`` since the start)
-``transcript/user``    ``transcript.user.partial`` (the whole hypothesis so far), ``transcript.user.final``
-``reasoning``          ``reasoning.delta`` / ``reasoning.done`` (never spoken)
-``transcript/assistant`` ``transcript.assistant.delta`` (as its audio starts), ``.done`` (what was heard),
-                       ``.truncated`` (cut by a later barge-in)
-``response``           ``response.started``, ``response.audio_cleared`` (barge-in), ``response.done``
-                       (``status``: completed, interrupted, cancelled, failed)
-``latency``            the turn's record: ``first_packet_delay_ms`` and ``stages_ms``
-``error``              the session's errors, and answers to malformed control messages
-``control`` (in)       ``{"type": "say", "text": ...}``, ``{"type": "interrupt"}``,
-                       ``{"type": "instructions", "text": ...}``, ``{"type": "end"}``; optional ``id``
-====================== ==================================================================================
+- ``session``: ``session.started`` (with its ``control_topic``), ``session.ended`` (``reason``:
+  ``closed``, ``control`` or ``error``)
+- ``speech``: ``speech.started``, ``speech.stopped`` (``item_id``, ``audio_ms`` since the session began)
+- ``transcript/user``: ``transcript.user.partial`` (the whole hypothesis so far), ``transcript.user.final``
+- ``reasoning``: ``reasoning.delta``, ``reasoning.done`` (never spoken)
+- ``transcript/assistant``: ``transcript.assistant.delta`` (as its audio starts), ``transcript.assistant.done``
+  (what the user heard), ``transcript.assistant.truncated`` (cut by a later barge-in)
+- ``response``: ``response.started``, ``response.audio_cleared`` (barge-in), ``response.done`` (``status``:
+  ``completed``, ``interrupted``, ``cancelled`` or ``failed``)
+- ``latency``: the turn's record, ``first_packet_delay_ms`` and ``stages_ms``
+- ``error``: the session's errors, and the answers to malformed control messages (``control_id``)
 
-``{prefix}/control`` takes the same messages for every session at once (its errors go to
-``{prefix}/error``), and ``{prefix}/status`` holds a retained ``{"type": "status", "state": "online"}`` while the bus is
-connected (the broker sets ``offline`` through the last will if the process dies).
+Control messages in, on ``{prefix}/{session_id}/control`` or, for every session, ``{prefix}/control``
+(whose errors go to ``{prefix}/error``): ``{"type": "say", "text": ...}``, ``{"type": "interrupt"}``,
+``{"type": "instructions", "text": ...}``, ``{"type": "end"}``, each with an optional string ``id``.
+Retained control messages are ignored. ``{prefix}/status`` holds a retained ``{"type": "status",
+"state": "online"}`` while the bus is connected (``offline`` on a clean exit, or from the broker as
+the last will).
 
 Broker loss never touches a conversation: events wait in a bounded outbox (the oldest are dropped and
 counted when it is full), the client reconnects with exponential backoff and delivery resumes in order.
@@ -91,7 +90,8 @@ def event_messages(item: OutputItem) -> list[Message]:
         case UserTranscriptPartial():
             return [("transcript/user", {"type": "transcript.user.partial", "item_id": item.item_id, "text": item.text})]
         case UserTranscriptFinal():
-            return [("transcript/user", {"type": "transcript.user.final", "turn_id": item.turn_id, "item_id": item.item_id, "text": item.text})]
+            ids = {"turn_id": item.turn_id, "item_id": item.item_id}
+            return [("transcript/user", {"type": "transcript.user.final", **ids, "text": item.text})]
         case ReplyStarted():
             return [("response", {"type": "response.started", "turn_id": item.turn_id, "item_id": item.item_id})]
         case ReasoningDelta() | ReasoningDone():
@@ -330,7 +330,9 @@ class MqttBus:
         )
         client.pending_calls_threshold = self.window + 4
         async with client:
-            await client.subscribe([(f"{self.prefix}/control", 1), (f"{self.prefix}/+/control", 1)])
+            granted = await client.subscribe([(f"{self.prefix}/control", 1), (f"{self.prefix}/+/control", 1)])
+            if any(getattr(code, "is_failure", False) for code in granted):
+                log.warning("MQTT: the broker refused the subscription to %s/+/control: no control messages", self.prefix)
             await client.publish(self.status_topic, json.dumps({"type": "status", "state": "online"}), qos=1, retain=True)
             self.connected.set()
             log.info("MQTT: connected to %s:%d", self.host, self.port)
@@ -373,7 +375,7 @@ class MqttBus:
                 raise ControlError(f"no session {session_id!r}", control.id)
         except ControlError as exc:
             log.warning("MQTT: bad control message on %s: %s", topic, exc)
-            error = {"type": "error", "code": "invalid_control", "message": str(exc), "control_id": exc.control_id}
+            error: dict[str, object] = {"type": "error", "code": "invalid_control", "message": str(exc), "control_id": exc.control_id}
             if session_id and targets:
                 targets[0].publish("error", error)
             else:

@@ -10,7 +10,8 @@ spoken: a client that connects with the ``OpenAI-Beta: realtime=v1`` header gets
 Extensions: ``response.thinking.delta`` / ``.done`` stream the reasoning; ``response.latency`` carries a
 reply's stage timestamps; ``session.reasoning = {"budget_tokens": N}`` sets the reasoning budget; a
 transcription ``delta`` event also carries ``transcript``, the whole current hypothesis (Whisper may revise
-earlier words, and then ``delta`` holds the whole text).
+earlier words, and then ``delta`` holds the whole text); ``conversation.item.truncated`` also carries
+``transcript``, the words of the reply that were heard.
 """
 
 from __future__ import annotations
@@ -303,7 +304,8 @@ class RealtimeProtocol:
             case AudioCleared():
                 return [self._event("output_audio_buffer.cleared", response_id=_response_id(item.turn_id))]
             case ReplyTruncated():
-                return [self._event("conversation.item.truncated", item_id=item.item_id, content_index=0, audio_end_ms=item.audio_end_ms)]
+                return [self._event("conversation.item.truncated", item_id=item.item_id, content_index=0,
+                                    audio_end_ms=item.audio_end_ms, transcript=item.text)]
             case ErrorEvent():
                 return [self.error(item.code, item.message, event_id=item.event_id)]
         raise TypeError(f"no server event for {type(item).__name__}")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiortc import RTCIceServer
 
 from realtime.connection import RealtimeConnection
 from realtime.models import Models
@@ -72,6 +73,12 @@ class ServerOptions:
     call_connect_timeout_s: float = 30.0
     """A WebRTC call whose peer has not connected this long after the answer is dropped."""
 
+    def __post_init__(self) -> None:
+        self.rtc_ice_servers()  # a bad one is an error at once, not at the first call
+
+    def rtc_ice_servers(self) -> list[RTCIceServer]:
+        return [parse_ice_server(url) for url in self.ice_servers]
+
     @property
     def scheme(self) -> str:
         return "https" if self.certfile else "http"
@@ -90,7 +97,7 @@ class RealtimeServer:
         self.session_scope = session_scope
         self.connections: set[RealtimeConnection] = set()
         """Every live session, websocket and WebRTC alike."""
-        self._ice_servers = [parse_ice_server(url) for url in self.options.ice_servers]
+        self._ice_servers = self.options.rtc_ice_servers()
         self._sockets: set[web.WebSocketResponse] = set()
         self._calls: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
@@ -103,8 +110,9 @@ class RealtimeServer:
 
     @property
     def url(self) -> str:
-        """The page's address."""
-        return f"{self.options.scheme}://{self.options.host}:{self.port}/"
+        """The page's address (on this machine, when the server listens on every interface)."""
+        host = "127.0.0.1" if self.options.host in ("", "0.0.0.0", "::") else self.options.host
+        return f"{self.options.scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/"
 
     async def start(self) -> RealtimeServer:
         options = self.options
@@ -135,6 +143,7 @@ class RealtimeServer:
         await asyncio.gather(*self._calls, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
         self._stopped.set()
 
     async def serve_forever(self) -> None:
@@ -229,10 +238,13 @@ class RealtimeServer:
         self.connections.add(call.connection)  # the slot is taken from now on
         try:
             answer = await call.answer(offer)
-        except SignallingError as exc:
+        except BaseException as exc:
             self.connections.discard(call.connection)
             await call.close()
-            return _error_response(exc.status, "invalid_offer", str(exc))
+            await call.connection.close()
+            if isinstance(exc, SignallingError):
+                return _error_response(exc.status, "invalid_offer", str(exc))
+            raise
         task = asyncio.create_task(self._run_call(call, session), name=f"{call.id}:call")
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
@@ -252,18 +264,27 @@ async def _read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None]
     if request.content_type != "multipart/form-data":
         raise SignallingError("send the SDP offer as application/sdp (or a multipart form with sdp and session)", status=415)
     form = await request.post()
-    offer, session = form.get("sdp"), form.get("session")
-    if not isinstance(offer, str):
+    offer, session = _form_text(form.get("sdp")), _form_text(form.get("session"))
+    if offer is None:
         raise SignallingError("the form has no sdp field")
     if session is None:
         return offer, None
     try:
-        settings = json.loads(session if isinstance(session, str) else session.file.read())
+        settings = json.loads(session)
     except ValueError as exc:
         raise SignallingError(f"the session field is not JSON: {exc}") from exc
     if not isinstance(settings, dict):
         raise SignallingError("the session field must be a JSON object")
     return offer, settings
+
+
+def _form_text(value: object) -> str | None:
+    """A form field as text, whether sent as a plain field, with a content type, or as a file."""
+    if isinstance(value, web.FileField):
+        value = value.file.read()
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
 
 
 def _error_response(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> web.Response:

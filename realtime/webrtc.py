@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCDataChannel, RTCIceGatherer, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from realtime.audio import PIPELINE_RATE, StreamResampler, downmix, to_pcm16
@@ -49,6 +49,8 @@ FRAME_SAMPLES = RATE // 50
 MAX_LAG_S = 0.2
 """A sender this far behind real time (a stalled event loop) starts again from now instead of bursting."""
 LOOPBACK = "127.0.0.1"
+MAX_UNSENT = 256
+"""Server events kept for a data channel that has not opened yet (a client may never open one)."""
 
 
 class SignallingError(ValueError):
@@ -120,7 +122,8 @@ class ReplyTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         await self._pace()
-        frame = av.AudioFrame.from_ndarray(np.frombuffer(to_pcm16(self._next_frame()), "<i2").reshape(1, -1), format="s16", layout="mono")
+        pcm = np.frombuffer(to_pcm16(self._next_frame()), "<i2").reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
         frame.sample_rate = RATE
         frame.pts = self._pts
         frame.time_base = Fraction(1, RATE)
@@ -139,6 +142,7 @@ class ReplyTrack(MediaStreamTrack):
             await asyncio.sleep(delay)
 
     def _next_frame(self) -> np.ndarray:
+        """The next 20 ms: queued audio that is not stale, silence where there is none."""
         frame = np.zeros(FRAME_SAMPLES, np.float32)
         filled = 0
         while filled < FRAME_SAMPLES and self._queue:
@@ -161,7 +165,7 @@ class ReplyTrack(MediaStreamTrack):
         self._offset = 0
 
 
-def _ice_gatherers(pc: RTCPeerConnection) -> list[Any]:
+def _ice_gatherers(pc: RTCPeerConnection) -> list[RTCIceGatherer]:
     transports = [t.sender.transport for t in pc.getTransceivers()] + ([pc.sctp.transport] if pc.sctp else [])
     unique = {id(t.transport.iceGatherer): t.transport.iceGatherer for t in transports}
     return list(unique.values())
@@ -219,7 +223,7 @@ class WebRtcCall:
         """The SDP answer to the browser's offer (every candidate included: no trickle ICE)."""
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        except (ValueError, KeyError, IndexError, AttributeError) as exc:  # aiortc's SDP parser raises these
+        except Exception as exc:  # noqa: BLE001 - aiortc's parser and checks raise assorted errors for a bad offer
             raise SignallingError(f"not a usable SDP offer: {exc}") from exc
         audio = next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)
         if audio is None:
@@ -253,20 +257,25 @@ class WebRtcCall:
         await self.pc.close()
 
     async def _hear(self) -> None:
+        """The remote audio into the session until the track ends; a failure ends the call."""
         assert self._remote is not None, "answer the offer first"
         inbound = InboundAudio()
-        while True:
-            try:
-                frame = await self._remote.recv()
-            except MediaStreamError:
-                return
-            await self.connection.session.push_audio(inbound.convert(frame))
+        try:
+            while True:
+                samples = inbound.convert(await self._remote.recv())
+                if len(samples):  # the resampler releases its output in blocks
+                    await self.connection.session.push_audio(samples)
+        except MediaStreamError:
+            return
+        except Exception:
+            log.exception("call %s: the microphone failed", self.id)
+            self._end()
 
     async def _send(self, event: dict[str, Any]) -> None:
         message = json.dumps(event)
         if self._channel is not None and self._channel.readyState == "open":
             self._channel.send(message)
-        elif self._channel is None:
+        elif self._channel is None and len(self._unsent) < MAX_UNSENT:
             self._unsent.append(message)  # session.created comes before the browser's channel opens
 
     def _on_channel(self, channel: RTCDataChannel) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,3 +40,45 @@ def write_question(path: Path, *parts: np.ndarray, rate: int = 16000) -> Path:
     """Concatenate audio parts into a WAV file (a spoken question with pauses and padding)."""
     write_wav(path, np.concatenate(parts), rate)
     return path
+
+
+class Broker:
+    """A private mosquitto on a free loopback port, a direct child of the test; it can be killed and restarted."""
+
+    def __init__(self, directory: Path, *, persistent: bool = False) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.config = directory / "mosquitto.conf"
+        config = f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        # Persistent: subscriptions of persistent clients and their queued messages are saved at every change,
+        # so they survive a kill. (As root, mosquitto would switch to a user who cannot write there.)
+        persistence = f"persistence true\npersistence_location {directory}/\nautosave_interval 1\nautosave_on_changes true\nuser root\n"
+        self.config.write_text(config + (persistence if persistent else "persistence false\n"))
+        self.log = directory / "mosquitto.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(["mosquitto", "-c", str(self.config)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A mosquitto broker for the test on a free loopback port."""
+    running = Broker(tmp_path)
+    running.start()
+    yield running
+    running.kill()

@@ -262,7 +262,7 @@ def test_items_and_errors_translate() -> None:
     [deleted] = proto.translate(ItemDeleted("item_1"))
     assert (deleted["type"], deleted["item_id"]) == ("conversation.item.deleted", "item_1")
     [truncated] = proto.translate(ReplyTruncated("item_2", "Hel", 250))
-    assert (truncated["type"], truncated["audio_end_ms"]) == ("conversation.item.truncated", 250)
+    assert (truncated["type"], truncated["audio_end_ms"], truncated["transcript"]) == ("conversation.item.truncated", 250, "Hel")
     [error] = proto.translate(ErrorEvent("reply_failed", "boom", "evt_1"))
     assert error["error"] == {"type": "server_error", "code": "reply_failed", "message": "boom", "param": None, "event_id": "evt_1"}
     with pytest.raises(TypeError):

@@ -14,7 +14,7 @@ const ui = {
 
 const STAGE_NAMES = {
   end_of_turn: "end of turn", speculation_start: "reply started", final_transcript: "transcript",
-  first_token: "first token", first_answer_token: "first answer word", first_tts_audio: "first speech",
+  first_token: "first token", first_answer_token: "first word", first_tts_audio: "first speech",
   first_audio_out: "first packet",
 };
 
@@ -24,7 +24,8 @@ const agent = (window.voiceAgent = { events: [], audioContext: null, microphone:
 let call = null; // {pc, channel, stream, context, ended}
 let userSpeaking = false;
 let awaitingReply = false; // from the end of the user's turn to the end of the reply
-const turns = new Map(); // item or response id -> article
+const turns = new Map(); // user item id or response id -> article
+const replyItems = new Map(); // assistant item id -> response id
 
 // ---- settings ---------------------------------------------------------------------------------------
 
@@ -40,15 +41,23 @@ ui.reasoning.addEventListener("change", () => {
 
 ui.talk.addEventListener("click", () => (call ? hangUp("Call ended.") : start()));
 ui.noticeAction.addEventListener("click", () => start());
+window.addEventListener("pagehide", () => call && hangUp("Call ended.")); // the server frees the session at once
 
 async function start() {
   hideNotice();
   if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) {
     return fail("The microphone is only available to pages served over HTTPS or from this computer (localhost). Open this page that way.");
   }
-  const context = new AudioContext(); // created inside the click: allowed to play
-  const current = (call = { pc: null, channel: null, stream: null, context, ended: false });
+  const current = (call = { pc: null, channel: null, stream: null, context: new AudioContext(), ended: false }); // in the click: may play
   setTalking(true);
+  try {
+    await connect(current);
+  } catch (error) {
+    fail(`The call could not start: ${error?.message ?? error}`, current);
+  }
+}
+
+async function connect(current) {
   setStatus("connecting", "Asking for the microphone…");
   try {
     current.stream = await navigator.mediaDevices.getUserMedia({
@@ -58,7 +67,7 @@ async function start() {
     return fail(microphoneProblem(error), current);
   }
   if (current.ended) return;
-  agent.audioContext = context;
+  const context = (agent.audioContext = current.context);
   agent.microphone = context.createMediaStreamSource(current.stream);
   const micLevel = context.createAnalyser();
   agent.microphone.connect(micLevel);
@@ -69,7 +78,7 @@ async function start() {
   const channel = (current.channel = pc.createDataChannel("oai-events"));
   channel.addEventListener("open", sendSettings);
   channel.addEventListener("message", (message) => onEvent(JSON.parse(message.data)));
-  channel.addEventListener("close", () => current === call && fail("The server ended the session.", current));
+  channel.addEventListener("close", () => fail("The server ended the session.", current));
   pc.addEventListener("track", (event) => playReply(event.streams[0] ?? new MediaStream([event.track]), context));
   pc.addEventListener("connectionstatechange", () => onConnectionState(current));
 
@@ -106,7 +115,7 @@ function hangUp(message) {
 }
 
 function fail(message, current = call) {
-  if (current && current !== call) return; // an older call, already replaced
+  if (current !== call) return; // a call already ended or replaced
   hangUp("Not connected");
   showNotice(message);
 }
@@ -176,6 +185,9 @@ function onEvent(event) {
   agent.events.push({ at: performance.now(), event });
   if (agent.events.length > 5000) agent.events.shift();
   switch (event.type) {
+    case "session.created":
+      if (turns.size) ui.conversation.append(Object.assign(document.createElement("p"), { className: "divider", textContent: "new session" }));
+      break;
     case "input_audio_buffer.speech_started":
       userSpeaking = true;
       userTurn(event.item_id);
@@ -203,6 +215,9 @@ function onEvent(event) {
       agentTurn(event.response.id);
       setStatus("thinking", "Thinking…");
       break;
+    case "response.output_item.added":
+      replyItems.set(event.item.id, event.response_id);
+      break;
     case "response.thinking.delta": {
       const details = agentTurn(event.response_id).querySelector(".reasoning");
       if (details.hidden) {
@@ -223,9 +238,18 @@ function onEvent(event) {
     case "output_audio_buffer.cleared":
       tag(event.response_id, "interrupted");
       break;
-    case "response.done":
+    case "response.done": {
       awaitingReply = false; // the status goes back to "Listening" once its audio has played
-      if (event.response.status !== "completed") tag(event.response.id, event.response.status);
+      const { id, status, status_details: details, output } = event.response;
+      if (status !== "completed") {
+        tag(id, details?.reason ?? status);
+        heardOnly(id, output[0]?.content[0]?.transcript ?? "");
+      }
+      break;
+    }
+    case "conversation.item.truncated": // cut while its audio was still playing
+      tag(replyItems.get(event.item_id), "interrupted");
+      heardOnly(replyItems.get(event.item_id), event.transcript ?? "");
       break;
     case "response.latency":
       showLatency(agentTurn(event.response_id), event.latency);
@@ -275,7 +299,15 @@ function tag(responseId, label) {
   const element = turn.querySelector(".tag");
   element.textContent = label;
   element.hidden = false;
-  turn.classList.add("cut");
+}
+
+function heardOnly(responseId, heard) {
+  // Text arrives ahead of the audio it belongs to: after an interruption, what was not heard is struck out.
+  const text = turns.get(responseId)?.querySelector(".text");
+  if (!text) return;
+  const said = text.textContent.trim().replace(/\s+/g, " ");
+  const unheard = said.startsWith(heard) ? said.slice(heard.length) : "";
+  text.replaceChildren(heard, Object.assign(document.createElement("s"), { className: "unheard", textContent: unheard }));
 }
 
 function showLatency(turn, latency) {
@@ -285,14 +317,13 @@ function showLatency(turn, latency) {
   const stages = Object.entries(latency.stages_ms).filter(([name, ms]) => name in STAGE_NAMES && ms != null);
   const end = Math.max(latency.first_packet_delay_ms, ...stages.map(([, ms]) => ms), 1);
   box.querySelector(".delay").textContent = `First sound ${Math.round(latency.first_packet_delay_ms)} ms after you stopped`;
-  const list = box.querySelector(".stages");
-  list.replaceChildren(...stages.map(([name, ms]) => {
+  const span = (className, textContent = "") => Object.assign(document.createElement("span"), { className, textContent });
+  box.querySelector(".stages").replaceChildren(...stages.map(([name, ms]) => {
     const item = document.createElement("li");
-    const bar = document.createElement("span");
-    bar.className = "bar";
-    bar.style.width = `${Math.max(0, (100 * ms) / end)}%`;
-    item.append(Object.assign(document.createElement("span"), { className: "name", textContent: STAGE_NAMES[name] }), bar,
-      Object.assign(document.createElement("span"), { className: "ms", textContent: `${Math.round(ms)} ms` }));
+    const track = span("track");
+    track.append(span("fill"));
+    track.firstChild.style.width = `${Math.max(0, (100 * ms) / end)}%`;
+    item.append(span("name", STAGE_NAMES[name]), track, span("ms", `${Math.round(ms)} ms`));
     return item;
   }));
   box.hidden = false;

@@ -1,0 +1,251 @@
+"""``realtime mic`` on a private PulseAudio with a virtual microphone and speaker: a spoken question is
+played into the microphone, the spoken reply is recorded from the speaker and transcribed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiomqtt
+import numpy as np
+import pytest
+
+from realtime.audio import read_audio, write_wav
+from tests.conftest import silence
+
+MIC = [sys.executable, "-m", "realtime.cli", "mic"]
+
+
+class PulseAudio:
+    """A PulseAudio daemon, a direct child of the test: sink ``speaker`` (the default output) and source
+    ``mic`` (the default input), which hears what is played into the sink ``micfeed``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        socket = directory / "native"
+        script = directory / "default.pa"
+        script.write_text(
+            f"load-module module-native-protocol-unix auth-anonymous=1 socket={socket}\n"
+            "load-module module-null-sink sink_name=speaker sink_properties=device.description=Speaker\n"
+            "load-module module-null-sink sink_name=micfeed sink_properties=device.description=MicFeed\n"
+            "load-module module-remap-source source_name=mic master=micfeed.monitor source_properties=device.description=Mic\n"
+            "set-default-sink speaker\nset-default-source mic\n"
+        )
+        client_config = directory / "client.conf"
+        client_config.write_text("autospawn = no\n")
+        self.env = {**os.environ, "PULSE_SERVER": f"unix:{socket}", "PULSE_CLIENTCONFIG": str(client_config)}
+        runtime = directory / "run"
+        runtime.mkdir(mode=0o700)
+        daemon_env = {**self.env, "HOME": str(directory), "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(directory)}
+        self.log = (directory / "pulseaudio.log").open("wb")
+        self.process = subprocess.Popen(
+            ["pulseaudio", "--daemonize=no", "--system=false", "--exit-idle-time=-1", "-n", "-F", str(script), "--log-target=stderr"],
+            env=daemon_env, stdout=self.log, stderr=self.log,
+        )
+        deadline = time.monotonic() + 20
+        while subprocess.run(["pactl", "info"], env=self.env, capture_output=True).returncode != 0:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"PulseAudio did not start: {(directory / 'pulseaudio.log').read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def pulse(tmp_path):
+    daemon = PulseAudio(tmp_path)
+    yield daemon
+    daemon.stop()
+
+
+def wait_for_text(path: Path, text: str, process: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (content := path.read_text()):
+        assert process.poll() is None, f"exited with {process.returncode}: {content}"
+        assert time.monotonic() < deadline, f"{text!r} did not appear: {content}"
+        time.sleep(0.2)
+    return content
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30) -> int:
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
+def test_the_player_plays_in_order_and_drops_on_barge_in() -> None:
+    from realtime.mic import Player
+
+    player, out = Player(), np.ones((4, 1), np.float32)
+    player.play(np.arange(1, 4, dtype=np.float32))
+    player.play(np.arange(4, 7, dtype=np.float32))
+    player.callback(out, 4, None, None)
+    assert out[:, 0].tolist() == [1, 2, 3, 4]
+    player.clear()
+    player.callback(out, 4, None, None)
+    assert out[:, 0].tolist() == [0, 0, 0, 0], "silence once the queue is dropped"
+
+
+def test_a_device_that_refuses_the_rate_is_opened_at_its_own(monkeypatch) -> None:
+    import sounddevice as sd
+
+    from realtime import mic
+
+    def query(device=None, kind=None):
+        return {"index": 3, "name": "Card", "default_samplerate": 48_000.0}
+
+    def check(*, device, samplerate, channels, dtype):
+        if samplerate not in accepted:
+            raise sd.PortAudioError("Invalid sample rate")
+
+    monkeypatch.setattr(sd, "query_devices", query)
+    monkeypatch.setattr(sd, "check_input_settings", check)
+    monkeypatch.setattr(sd, "check_output_settings", check)
+    accepted = {48_000}
+    assert mic.choose_devices() == mic.Devices(3, 3, 48_000, 48_000)
+    accepted = {16_000, 24_000}
+    assert mic.choose_devices("3", "Card") == mic.Devices(3, 3, 16_000, 24_000)
+    accepted = set()
+    with pytest.raises(mic.DeviceError, match="refuses mono float32 audio at 16000 or 48000 Hz"):
+        mic.choose_devices()
+
+
+def test_lists_the_devices(pulse) -> None:
+    listed = subprocess.run([*MIC, "--list-devices"], env=pulse.env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "default" in listed.stdout
+
+
+def test_an_unknown_device_is_a_clear_error(pulse) -> None:
+    result = subprocess.run([*MIC, "--input", "no such microphone"], env=pulse.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "no input device 'no such microphone'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(Path("/proc/asound/cards").exists() and "no soundcards" not in Path("/proc/asound/cards").read_text(),
+                    reason="this machine has a sound card")
+def test_no_device_is_a_clear_error(tmp_path) -> None:
+    (tmp_path / "client.conf").write_text("autospawn = no\n")
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/nothing", "PULSE_CLIENTCONFIG": str(tmp_path / "client.conf")}
+    listed = subprocess.run([*MIC, "--list-devices"], env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 2 and "no audio devices" in listed.stderr
+    started = time.monotonic()
+    result = subprocess.run(MIC, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "no default input device" in result.stderr and "Traceback" not in result.stderr
+    assert "loading the models" not in result.stderr and time.monotonic() - started < 30, "it fails before loading models"
+
+
+@pytest.mark.slow
+def test_a_spoken_question_is_answered_through_the_devices(pulse, say, tmp_path) -> None:
+    question = tmp_path / "question.wav"
+    write_wav(question, np.concatenate([silence(0.5), say("What is the capital of Germany?"), silence(0.5)]), 16_000)
+    recording = tmp_path / "speaker.wav"
+    recorder = subprocess.Popen(
+        ["parecord", "--device=speaker.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav", str(recording)],
+        env=pulse.env,
+    )
+    out, err = tmp_path / "mic.out", tmp_path / "mic.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        mic = subprocess.Popen(MIC, env=pulse.env, stdout=stdout, stderr=stderr)
+    try:
+        wait_for_text(out, "Speak (Ctrl-C to stop)", mic, timeout=300)
+        time.sleep(2.0)  # PulseAudio's first input block arrives 1.2-1.5 s after the stream starts
+        subprocess.run(["paplay", "--device=micfeed", str(question)], env=pulse.env, check=True, timeout=60)
+        wait_for_text(out, "first packet", mic, timeout=120)
+        time.sleep(8.0)  # the reply plays in real time
+        assert stop(mic) == 0, err.read_text()
+    finally:
+        if mic.poll() is None:
+            mic.kill()
+            mic.wait()
+        stop(recorder, signal.SIGINT, timeout=10)
+    shown, errors = out.read_text(), err.read_text()
+    assert "Traceback" not in errors, errors
+    you = next(line for line in shown.splitlines() if line.startswith("you: "))
+    assert "germany" in you.lower()
+    assert any(line.startswith("agent: ") for line in shown.splitlines())
+    delay = shown.split("(first packet ", 1)[1].split(" ms", 1)[0]
+    assert float(delay) > 0, shown
+
+    assert "berlin" in transcribe_recording(recording).lower()
+
+
+async def next_event(client: aiomqtt.Client, kind: str, timeout: float) -> dict:
+    async with asyncio.timeout(timeout):
+        async for message in client.messages:
+            event = json.loads(message.payload)
+            if event.get("type") == kind:
+                return event
+    raise AssertionError("the broker went away")
+
+
+def transcribe_recording(path: Path) -> str:
+    """What the virtual speaker played (its sound, with half a second around it)."""
+    from realtime.asr import WhisperTranscriber
+
+    audio = read_audio(path, 16_000)
+    sound = np.flatnonzero(np.abs(audio) > 0.01)
+    assert len(sound), "the speaker played nothing"
+    return WhisperTranscriber().transcribe(audio[max(0, sound[0] - 8_000) : sound[-1] + 8_000]).text
+
+
+@pytest.mark.slow
+async def test_the_bus_speaks_the_user_barges_in_and_end_exits(pulse, broker, say, tmp_path) -> None:
+    interjection = tmp_path / "interjection.wav"
+    write_wav(interjection, np.concatenate([say("Wait, wait, hold on a moment please."), silence(0.3)]), 16_000)
+    story = "Once upon a time, a little dragon lived by the sea. " * 8  # about half a minute of speech
+    recording = tmp_path / "speaker.wav"
+    recorder = subprocess.Popen(
+        ["parecord", "--device=speaker.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav", str(recording)],
+        env=pulse.env,
+    )
+    out, err = tmp_path / "mic.out", tmp_path / "mic.err"
+    try:
+        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+            await client.subscribe("test/mic/#", qos=1)
+            with out.open("w") as stdout, err.open("w") as stderr:
+                mic = subprocess.Popen([*MIC, "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--mqtt-prefix", "test/mic"],
+                                       env=pulse.env, stdout=stdout, stderr=stderr)
+            try:
+                control = (await next_event(client, "session.started", timeout=300))["control_topic"]
+                await asyncio.sleep(2.0)  # PulseAudio's first input block arrives 1.2-1.5 s after the stream starts
+                await client.publish(control, json.dumps({"type": "say", "text": story}), qos=1)
+                await next_event(client, "transcript.assistant.delta", timeout=60)
+                await asyncio.sleep(3.0)  # the story plays ...
+                await asyncio.to_thread(subprocess.run, ["paplay", "--device=micfeed", str(interjection)], env=pulse.env, check=True)
+                await next_event(client, "response.audio_cleared", timeout=30)  # barge-in (the story was written, not yet heard)
+                truncated = await next_event(client, "transcript.assistant.truncated", timeout=30)
+                assert 0 < len(truncated["text"]) < len(story) / 2, "history keeps what was heard"
+                await asyncio.sleep(2.0)
+                await client.publish(control, json.dumps({"type": "end"}), qos=1)
+                assert (await next_event(client, "session.ended", timeout=30))["reason"] == "control"
+                assert await asyncio.to_thread(mic.wait, 30) == 0, err.read_text()
+            finally:
+                if mic.poll() is None:
+                    mic.kill()
+                    mic.wait()
+    finally:
+        stop(recorder, signal.SIGINT, timeout=10)
+    assert "was ended" in out.read_text() and "Traceback" not in err.read_text()
+    played = np.flatnonzero(np.abs(read_audio(recording, 16_000)) > 0.01)
+    assert (played[-1] - played[0]) / 16_000 < 12.0, "the queued story was dropped at the barge-in"
+    assert "upon a time" in transcribe_recording(recording).lower()
