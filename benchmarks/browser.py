@@ -35,6 +35,7 @@ from realtime.audio import PIPELINE_RATE, resample, write_wav
 from realtime.connection import RealtimeConnection
 from realtime.respond import speech_segments
 from realtime.server import RealtimeServer, ServerOptions
+from realtime.webrtc import ReplyTrack
 
 CHROMIUM = "/usr/bin/chromium"
 DESKTOP = {"width": 960, "height": 1000}
@@ -129,10 +130,6 @@ class PageCall:
     """The conversation as the page shows it."""
     status: str
 
-    def at(self, kind: str, **match: Any) -> list[float]:
-        """Recording times (s) of the events of type ``kind`` whose fields equal ``match``."""
-        return [e["at_s"] for e in self.events if e["type"] == kind and all(e.get(k) == v for k, v in match.items())]
-
     def first_reply_delay_ms(self) -> float | None:
         """End of the first thing the microphone heard to the first sound the page played after it."""
         _, replies, end = self._reply_segments()
@@ -142,7 +139,7 @@ class PageCall:
         """What the page played after that (16 kHz), cut to where it holds sound (long silence makes Whisper
         repeat itself)."""
         played, replies, _ = self._reply_segments()
-        margin = PIPELINE_RATE // 5
+        margin = PIPELINE_RATE // 2
         return played[max(0, replies[0][0] - margin) : replies[-1][1] + margin] if replies else played[:0]
 
     def _reply_segments(self) -> tuple[np.ndarray, list[tuple[int, int]], int | None]:
@@ -169,7 +166,8 @@ class TappedSession:
         session = self.connection.session
         audio = np.concatenate(self.heard) if self.heard else np.zeros(0, np.float32)
         ends = [t for t in (session.sample_time(end) for _, end in speech_segments(audio)) if t is not None]
-        sent = getattr(self.connection.audio_sink, "first_packets", {})
+        sink = self.connection.audio_sink
+        sent = sink.first_packets if isinstance(sink, ReplyTrack) else {}
         records = []
         for record in session.records:
             vad_end = record.stamps.get("speech_end")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -37,7 +37,6 @@ from realtime.session import SessionConfig, VoiceSession
 
 log = logging.getLogger(__name__)
 
-_session_ids = itertools.count(1)
 
 SendEvent = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -68,7 +67,7 @@ class RealtimeConnection:
         model: str = "embedded",
         audio_sink: AudioSink | None = None,
     ) -> None:
-        self.id = f"sess_{next(_session_ids):06d}"
+        self.id = f"sess_{secrets.token_hex(6)}"  # unique across processes: servers may share one MQTT broker
         self.protocol = RealtimeProtocol(self.id, config, beta=beta, model=model)
         self.audio_sink = audio_sink
         self.session = VoiceSession(models, self._session_config(self.protocol.config))

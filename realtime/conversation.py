@@ -96,10 +96,14 @@ class Conversation:
         """The prompt of the articulation stream: the reasoning so far as a private note, then a fresh answer.
 
         Small instruction models do not continue sensibly after ``</think>`` (the 0.5B writes a second
-        "thought" or nothing), but they use notes given in a system message well.
+        "thought" or nothing), but they use notes given in a system message well. The note goes before the
+        question: after it, the 0.5B sometimes answers the note ("This information was provided ...").
         """
         note = f"Your private reasoning, not to be read aloud: {REASONING_PRIMER} {reasoning.strip()}"
-        return f"{self._context(user_text)}{_block('system', note)}<|im_start|>assistant\n"
+        if user_text is None:
+            return f"{self.history_prompt()}{_block('system', note)}<|im_start|>assistant\n"
+        # the note before the question: the last message the model answers is the user's, not the note
+        return f"{self.history_prompt()}{_block('system', note)}{_block('user', user_text)}<|im_start|>assistant\n"
 
     def _context(self, user_text: str | None) -> str:
         if user_text is None:

@@ -1,6 +1,6 @@
 """The page's troubles in a real browser: the microphone refused, no microphone, the server going away
 and coming back. Run by ``tests/test_browser.py`` inside a loopback-only network namespace; writes what
-the page said at each step to OUT.json.
+the page said at each step to OUT.json, and a screenshot of the page with the server gone to OUT.png.
 
     python -m tests.page_errors MICROPHONE.wav OUT.json
 """
@@ -38,7 +38,7 @@ async def refusal(playwright: Playwright, url: str, args: list[str]) -> str:
         await browser.close()
 
 
-async def run(microphone: Path) -> dict[str, object]:
+async def run(microphone: Path, screenshot: Path) -> dict[str, object]:
     models = Models.load_embedded()
     said: dict[str, object] = {}
     server = await RealtimeServer(models, ServerOptions(port=0)).start()
@@ -56,6 +56,7 @@ async def run(microphone: Path) -> dict[str, object]:
             said["server_stopped"] = await notice(page)
             await page.click("#notice-action")
             said["server_gone"] = await notice(page)
+            await page.screenshot(path=str(screenshot))
             server = await RealtimeServer(models, ServerOptions(port=port)).start()
             await page.click("#notice-action")
             await page.wait_for_selector("#status[data-state=listening]", timeout=TIMEOUT_MS)
@@ -68,4 +69,5 @@ async def run(microphone: Path) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    Path(sys.argv[2]).write_text(json.dumps(asyncio.run(run(Path(sys.argv[1]).resolve())), indent=2) + "\n")
+    out = Path(sys.argv[2])
+    out.write_text(json.dumps(asyncio.run(run(Path(sys.argv[1]).resolve(), out.with_suffix(".png"))), indent=2) + "\n")

@@ -129,6 +129,8 @@ def test_the_page_says_what_went_wrong_and_reconnects(tmp_path) -> None:
     out = tmp_path / "said.json"
     subprocess.run(in_loopback_namespace([sys.executable, "-m", "tests.page_errors", str(wav), str(out)]), cwd=ROOT, check=True, timeout=300)
     said = json.loads(out.read_text())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out.with_suffix(".png"), ARTIFACTS / "webrtc-page-server-gone.png")
     assert "permission was refused" in said["refused"]
     assert "No microphone was found" in said["no_microphone"]
     assert "server ended the session" in said["server_stopped"]

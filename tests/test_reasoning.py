@@ -63,8 +63,10 @@ def test_prompt_format_and_history() -> None:
     )
     assert conversation.reasoning_prompt("Hi").startswith(conversation.reply_prompt("Hi") + "<think>\n")
     answer = conversation.answer_prompt("Hi", "greet back")
-    assert answer.startswith(conversation.user_prefix("Hi")) and answer.endswith("<|im_start|>assistant\n")
+    assert answer.startswith(conversation.history_prompt() + "<|im_start|>system\nYour private reasoning")
+    assert answer.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
     assert "greet back" in answer and "<think>" not in answer
+    assert conversation.answer_prompt(None, "x").endswith("x<|im_end|>\n<|im_start|>assistant\n")
     conversation.add("user", "Tell me a story.")
     conversation.add("assistant", "Once upon a time there was a fox.")
     reply = conversation.messages[-1]

@@ -90,7 +90,7 @@ async function connect(current) {
     if (ui.apiKey.value.trim()) headers.Authorization = `Bearer ${ui.apiKey.value.trim()}`;
     response = await fetch("/v1/realtime/calls", { method: "POST", body: pc.localDescription.sdp, headers });
   } catch {
-    return fail("The server is not reachable. Is `realtime serve` running?", current);
+    return fail("The server is not reachable. Is realtime serve running?", current);
   }
   if (current.ended) return;
   if (response.status !== 201) return fail(await refusal(response), current);
