@@ -84,6 +84,8 @@ class RealtimeConnection:
 
     async def handle(self, message: str | bytes) -> None:
         """Carry out one client message; one that fails gets an ``error`` event, and the session goes on."""
+        # Settings changed elsewhere (an MQTT control message) are the base of the client's next update.
+        self.protocol.config = dataclasses.replace(self.session.config, output_rate=self.protocol.output_format.rate)
         try:
             await self._run(self.protocol.receive(message))
         except Exception as exc:  # noqa: BLE001 - one bad event never ends the session

@@ -210,3 +210,18 @@ async def test_the_official_openai_sdk_talks_to_it(server, models, say) -> None:
     assert status == "completed" and "rome" in transcript.lower(), (status, transcript)
     heard = await models.asr.transcribe_async(resample(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, WIRE_RATE, 16_000))
     assert "rome" in heard.text.lower()
+
+
+async def test_settings_changed_elsewhere_survive_a_client_update(server) -> None:
+    """An MQTT "instructions" control changes the session; the client's next session.update builds on it."""
+    import dataclasses
+
+    async with connect(url(server), additional_headers=AUTH) as ws:
+        await ws.recv()  # session.created
+        [connection] = server.connections
+        session = connection.session
+        session.configure(dataclasses.replace(session.config, instructions="Speak like a pirate."))
+        await ws.send(json.dumps({"type": "session.update", "session": {"temperature": 0.5}}))
+        updated = json.loads(await ws.recv())
+    assert updated["session"]["instructions"] == "Speak like a pirate."
+    assert session.config.instructions == "Speak like a pirate." and session.config.temperature == 0.5

@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError
 from websockets.asyncio.client import connect
 
 from realtime.audio import resample, rms_dbfs
+from realtime.conversation import DEFAULT_INSTRUCTIONS
 from realtime.events import AudioOut
 from realtime.server import RealtimeServer, ServerOptions
 from realtime.webrtc import (
@@ -229,12 +230,14 @@ async def test_a_whole_call_from_an_aiortc_peer(server, models, say) -> None:
     peer = Peer()
     form = FormData()
     form.add_field("sdp", await peer.offer(), content_type="application/sdp")
-    form.add_field("session", json.dumps({"instructions": "Answer in one short sentence."}), content_type="application/json")
+    # A full-sentence answer: a lone word ("Berlin.") from Piper is often misheard by Whisper base ("Rolin.").
+    instructions = DEFAULT_INSTRUCTIONS + " Answer in a complete sentence."
+    form.add_field("session", json.dumps({"instructions": instructions}), content_type="application/json")
     async with ClientSession() as http, http.post(calls_url(server), data=form, headers=AUTH) as response:
         assert response.status == 201, await response.text()
         await peer.pc.setRemoteDescription(RTCSessionDescription(await response.text(), "answer"))
     assert (await peer.until("session.created"))["session"]["id"] == next(iter(server.connections)).id
-    assert (await peer.until("session.updated"))["session"]["instructions"] == "Answer in one short sentence."
+    assert (await peer.until("session.updated"))["session"]["instructions"] == instructions
     peer.say(np.concatenate([silence(0.3), say("What is the capital of Germany?")]))
     transcript = await peer.until("conversation.item.input_audio_transcription.completed")
     assert "germany" in transcript["transcript"].lower(), transcript
