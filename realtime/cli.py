@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 
 from realtime import assets
 from realtime.audio import AudioFileError
+from realtime.models import BRAINS
 from realtime.policy import PolicyConfig
 
 if TYPE_CHECKING:
+    from realtime.models import Models
     from realtime.session import SessionConfig
 
 
@@ -43,13 +45,43 @@ def _session_config(args: argparse.Namespace) -> SessionConfig:
     return config
 
 
-def _respond(args: argparse.Namespace) -> int:
+def _load_models(args: argparse.Namespace) -> Models:
+    """The models of ``--brain``, with their options checked before anything loads."""
+    from realtime.chat_client import ChatEndpoint
     from realtime.models import Models
+
+    endpoint = None
+    if args.brain == "openai-compatible":
+        if not (args.base_url and args.model):
+            raise ValueError("--brain openai-compatible needs --base-url (e.g. http://127.0.0.1:8000/v1) and --model")
+        if args.remote_input == "audio" and args.reasoning_mode != "budget":
+            raise ValueError("a served model takes --reasoning-mode budget (the paced modes need the model in this process)")
+        endpoint = ChatEndpoint(
+            args.base_url, args.model, api_key=args.llm_api_key or os.environ.get("REALTIME_LLM_API_KEY") or None,
+            read_timeout_s=args.llm_timeout,
+        )
+    if args.tts == "cosyvoice2" and not (args.tts_model_dir and args.tts_prompt_wav and args.tts_prompt_text):
+        raise ValueError("--tts cosyvoice2 needs --tts-model-dir, --tts-prompt-wav and --tts-prompt-text")
+    voice = None
+    if args.tts == "cosyvoice2":
+        from tts import CosyVoice2Synthesizer
+
+        try:
+            voice = CosyVoice2Synthesizer.load(args.tts_model_dir, prompt_wav=args.tts_prompt_wav, prompt_text=args.tts_prompt_text)
+        except (ImportError, FileNotFoundError) as exc:
+            raise ValueError(str(exc)) from exc
+    models = Models.load(args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input)
+    if voice is not None:
+        models.tts = voice
+    return models
+
+
+def _respond(args: argparse.Namespace) -> int:
     from realtime.respond import respond, write_records
 
     output = Path(args.output)
     records_path = Path(args.json) if args.json else output.with_suffix(".json")
-    models = Models.load(args.brain, args.model_dir)
+    models = _load_models(args)
 
     async def run() -> list[dict[str, object]]:
         await models.warm_up()
@@ -69,7 +101,6 @@ def _respond(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from realtime.models import Models
     from realtime.server import RealtimeServer, ServerOptions
 
     options = ServerOptions(
@@ -84,7 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
         certfile=args.certfile,
         keyfile=args.keyfile,
     )
-    models = Models.load(args.brain, args.model_dir)
+    models = _load_models(args)
 
     async def run() -> None:
         await models.warm_up()
@@ -103,7 +134,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _mic(args: argparse.Namespace) -> int:
     from realtime.mic import choose_devices, converse, list_devices
-    from realtime.models import Models
 
     if args.list_devices:
         print(list_devices())
@@ -115,7 +145,7 @@ def _mic(args: argparse.Namespace) -> int:
         assert main is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)  # stop as on Ctrl-C
         print("loading the models ...", file=sys.stderr, flush=True)
-        models = Models.load(args.brain, args.model_dir)
+        models = _load_models(args)
         await models.warm_up()
         async with contextlib.AsyncExitStack() as stack:
             bus = await stack.enter_async_context(_mqtt_bus(args)) if args.mqtt else None
@@ -123,6 +153,49 @@ def _mic(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):  # the streams are closed, the devices freed
         asyncio.run(run())
+    return 0
+
+
+def _llm_server(args: argparse.Namespace) -> int:
+    import threading
+
+    from realtime.decoder import llama_server
+
+    model = Path(args.model_path) if args.model_path else None
+    if model is not None and not model.is_file():
+        raise ValueError(f"no GGUF model file at {model}")
+    server = llama_server(
+        model, context=args.context, slots=args.slots, threads=args.threads, host=args.host, port=args.port,
+        alias=args.alias, api_key=args.api_key or os.environ.get("REALTIME_LLM_API_KEY") or None,
+    )
+    print(f"serving {args.alias} (OpenAI-compatible) on {server.listening_address}/v1", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from benchmarks.harness import BenchOptions, run
+
+    def numbers(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+
+    transports = tuple(t.strip() for t in args.transports.split(",") if t.strip())
+    if unknown := set(transports) - {"websocket", "webrtc"}:
+        raise ValueError(f"unknown transports: {', '.join(sorted(unknown))}")
+    overrides: dict[str, object] = {"label": args.label, "transports": transports, "output_dir": Path(args.output_dir)}
+    if args.questions is not None:
+        overrides["questions"] = args.questions or None  # 0: all
+    for name in ("barge_ins", "concurrent_turns"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    for name in ("concurrency", "budgets"):
+        if getattr(args, name):
+            overrides[name] = numbers(getattr(args, name))
+    options = BenchOptions.full(**overrides) if args.full else BenchOptions.quick(**overrides)
+    print(f"results: {run(options)}")
     return 0
 
 
@@ -149,10 +222,22 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speculate-ms", type=int, default=PolicyConfig.speculate_silence_ms, help="silence that starts a speculative reply")
     parser.add_argument("--output-rate", type=int, default=24_000, help="sample rate of the reply audio")
     parser.add_argument("--instructions", help="system instructions for the assistant")
-    parser.add_argument("--brain", choices=("embedded", "step-audio-r1"), default="embedded", help="the models that listen and answer (default: embedded)")
+    parser.add_argument("--brain", choices=BRAINS, default="embedded", help="the models that listen and answer (default: embedded)")
     parser.add_argument("--model-dir", help="the local Step-Audio-R1 (or Step-Audio-2-mini) checkpoint for --brain step-audio-r1")
     parser.add_argument("--reasoning-mode", choices=("budget", "think-first", "paced", "speak-first"), default="budget",
                         help="for step-audio-r1: plain decoding within the budget, or a Mind-Paced Speaking schedule")
+    voice = parser.add_argument_group("speech synthesis")
+    voice.add_argument("--tts", choices=("piper", "cosyvoice2"), default="piper", help="the voice: Piper (embedded) or CosyVoice2 (installed from its repository)")
+    voice.add_argument("--tts-model-dir", help="for cosyvoice2: the model directory (e.g. CosyVoice2-0.5B)")
+    voice.add_argument("--tts-prompt-wav", help="for cosyvoice2: a short recording of the voice to speak with")
+    voice.add_argument("--tts-prompt-text", help="for cosyvoice2: exactly what the prompt recording says")
+    remote = parser.add_argument_group("a model on an OpenAI-compatible server (--brain openai-compatible)")
+    remote.add_argument("--base-url", help="the server's API root, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp's server, `realtime llm-server`)")
+    remote.add_argument("--model", help="the served model's name")
+    remote.add_argument("--remote-input", choices=("text", "audio"), default="text",
+                        help="send the local transcript (text models) or the audio itself (Step-Audio-R1); default text")
+    remote.add_argument("--llm-api-key", help="the server's API key (default: $REALTIME_LLM_API_KEY, or none)")
+    remote.add_argument("--llm-timeout", type=float, default=30.0, metavar="SECONDS", help="longest wait for the server's next piece (default 30)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,6 +281,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_session_options(mic)
     _add_mqtt_options(mic)
     mic.set_defaults(handler=_mic)
+
+    bench = commands.add_parser("bench", help="measure latency, accuracy, concurrency and barge-in against a `realtime serve` process")
+    preset = bench.add_mutually_exclusive_group()
+    preset.add_argument("--quick", action="store_true", help="a few minutes: 8 questions, 1 and 2 sessions, one barge-in, one budget (default)")
+    preset.add_argument("--full", action="store_true", help="every question and every measurement: 1-8 sessions, budgets 0/32/96")
+    bench.add_argument("--label", default="cpu", help="names the result files: <date>-<label>.json/.md/-*.png")
+    bench.add_argument("--transports", default="websocket", help="comma-separated: websocket, webrtc (headless Chromium; root)")
+    bench.add_argument("--output-dir", default="benchmarks/results", help="where the results go (default benchmarks/results)")
+    bench.add_argument("--questions", type=int, help="override the preset: this many questions (0: all)")
+    bench.add_argument("--concurrency", metavar="N,N", help="override the preset: simultaneous session counts, e.g. 1,2,4")
+    bench.add_argument("--concurrent-turns", type=int, help="override the preset: at least this many turns per concurrency level")
+    bench.add_argument("--budgets", metavar="N,N", help="override the preset: reasoning budgets, e.g. 0,32,96 (the first is the headline)")
+    bench.add_argument("--barge-ins", type=int, help="override the preset: barge-in trials")
+    bench.set_defaults(handler=_bench)
+
+    llm = commands.add_parser("llm-server", help="serve the embedded language model (or a GGUF file) on an OpenAI-compatible HTTP API")
+    llm.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    llm.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    llm.add_argument("--model-path", help="a GGUF model file (default: the embedded Qwen2.5-Coder-0.5B)")
+    llm.add_argument("--alias", default="qwen2.5-0.5b-instruct", help="the model name clients ask for")
+    llm.add_argument("--slots", type=int, default=8, help="concurrent requests, each with its own prefix cache (default 8)")
+    llm.add_argument("--context", type=int, default=32768, help="context tokens shared by the slots (default 32768)")
+    llm.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    llm.add_argument("--api-key", help="require this key (default: $REALTIME_LLM_API_KEY, or none)")
+    llm.set_defaults(handler=_llm_server)
     return parser
 
 

@@ -113,3 +113,24 @@ class Conversation:
 
 def _block(role: str, text: str) -> str:
     return f"<|im_start|>{role}\n{text}<|im_end|>\n"
+
+
+def chat_messages(prompt: str) -> tuple[list[dict[str, str]], bool]:
+    """The messages of a prompt rendered here, for a server that applies the model's own chat template.
+
+    The second value is True when the last message is an assistant prefix to continue (the reasoning
+    stream's ``<think>`` opening). An empty assistant turn at the end is the generation prompt itself and is
+    dropped; an open user turn (the partial words of a prefill) stays as the last message.
+    """
+    messages: list[dict[str, str]] = []
+    closed = True
+    for block in prompt.split("<|im_start|>")[1:]:
+        role, _, rest = block.partition("\n")
+        content, closed = (rest.removesuffix("<|im_end|>\n"), True) if rest.endswith("<|im_end|>\n") else (rest, False)
+        messages.append({"role": role, "content": content})
+    if not closed and messages[-1]["role"] == "assistant":
+        if not messages[-1]["content"]:
+            messages.pop()
+            return messages, False
+        return messages, True
+    return messages, False

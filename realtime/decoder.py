@@ -35,25 +35,47 @@ class TextDecoder(Protocol):
         """Stream the continuation of ``prompt``; closing the iterator cancels generation."""
 
 
+def llama_server(
+    model_path: str | Path | None = None,
+    *,
+    context: int = 16384,
+    slots: int = 4,
+    threads: int = 2,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    alias: str | None = None,
+    api_key: str | None = None,
+):  # noqa: ANN201 - xllamacpp.Server, imported only here
+    """llama.cpp's server in this process (embedded model by default): in-process calls, and its
+    OpenAI-compatible HTTP API on ``host:port`` (0: a free port; see ``listening_address``)."""
+    import xllamacpp
+
+    from realtime.assets import QWEN_05B_GGUF
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(model_path or QWEN_05B_GGUF.path("model.gguf"))
+    params.n_ctx = context
+    params.n_parallel = slots
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    params.verbosity = -1
+    params.warmup = True
+    params.hostnames = [host]
+    params.port = port
+    if alias:
+        params.model_alias = {alias}
+    if api_key:
+        params.api_keys = [api_key]
+    return xllamacpp.Server(params)
+
+
 class LlamaCppDecoder:
     """llama.cpp running in this process, shared by every session (one cache slot per concurrent request)."""
 
     def __init__(
         self, model_path: str | Path | None = None, *, context: int = 16384, slots: int = 4, threads: int = 2
     ) -> None:
-        import xllamacpp
-
-        from realtime.assets import QWEN_05B_GGUF
-
-        params = xllamacpp.CommonParams()
-        params.model.path = str(model_path or QWEN_05B_GGUF.path("model.gguf"))
-        params.n_ctx = context
-        params.n_parallel = slots
-        params.cpuparams.n_threads = threads
-        params.cpuparams_batch.n_threads = threads
-        params.verbosity = -1
-        params.warmup = True
-        self._server = xllamacpp.Server(params)
+        self._server = llama_server(model_path, context=context, slots=slots, threads=threads)
 
     async def prefill(self, prompt: str) -> None:
         await asyncio.to_thread(self._request, {"prompt": prompt, "max_tokens": 0, "cache_prompt": True}, None)

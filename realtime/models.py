@@ -1,25 +1,51 @@
 """Loading the models once per process (they are shared by every session).
 
-Two brains: the embedded cascade (Whisper -> a text LLM on llama.cpp -> Piper), and the Step-Audio-R1 audio
-LLM from a local checkpoint, which hears the audio itself (Whisper then only writes the user's transcript).
+Three brains: the embedded cascade (Whisper -> a text LLM on llama.cpp -> Piper); the Step-Audio-R1 audio LLM
+from a local checkpoint, which hears the audio itself (Whisper then only writes the user's transcript); and a
+model served on an OpenAI-compatible server (vLLM, llama.cpp's server), given either the local transcript
+(a text model) or the audio itself (Step-Audio-R1).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal, Protocol
 
 import numpy as np
 
 from realtime.asr import WhisperTranscriber
-from realtime.decoder import LlamaCppDecoder, TextDecoder
+from realtime.chat_client import ChatClient, ChatEndpoint
+from realtime.conversation import Conversation
+from realtime.decoder import DecoderError, LlamaCppDecoder, TextDecoder
+from realtime.reasoning import Piece, ReplyMode
 from tts import PiperSynthesizer, Synthesizer
 
-if TYPE_CHECKING:
-    from realtime.step_audio import StepAudioBrain
+log = logging.getLogger(__name__)
 
-BRAINS = ("embedded", "step-audio-r1")
+BRAINS = ("embedded", "step-audio-r1", "openai-compatible")
+
+RemoteInput = Literal["text", "audio"]
+
+
+class AudioListener(Protocol):
+    """One session's turns on an audio LLM that hears the user's audio as it arrives."""
+
+    async def hear(self, samples: np.ndarray) -> None: ...
+    def rewind_to_heard(self) -> None: ...
+    def reply(
+        self, *, max_tokens: int, reasoning_budget: int | None = None, temperature: float = 0.0, mode: ReplyMode = "budget"
+    ) -> AsyncIterator[Piece]: ...
+    async def finish_turn(self, heard_answer: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class AudioBrain(Protocol):
+    """An audio LLM shared by every session."""
+
+    def conversation(self, instructions: str, *, block_seconds: float = 2.0) -> AudioListener: ...
 
 
 @dataclass
@@ -29,17 +55,30 @@ class Models:
     asr: WhisperTranscriber
     decoder: TextDecoder | None
     tts: Synthesizer
-    audio_llm: StepAudioBrain | None = None
+    audio_llm: AudioBrain | None = None
 
     @classmethod
-    def load(cls, brain: str = "embedded", model_dir: str | Path | None = None, *, threads: int = 2) -> Models:
-        """The models of ``brain`` (one of :data:`BRAINS`); ``model_dir`` is the Step-Audio-R1 checkpoint."""
+    def load(
+        cls,
+        brain: str = "embedded",
+        model_dir: str | Path | None = None,
+        *,
+        endpoint: ChatEndpoint | None = None,
+        remote_input: RemoteInput = "text",
+        threads: int = 2,
+    ) -> Models:
+        """The models of ``brain`` (one of :data:`BRAINS`): ``model_dir`` is the Step-Audio-R1 checkpoint,
+        ``endpoint`` the server of ``openai-compatible``, which gets the transcript or the audio itself."""
         if brain == "embedded":
             return cls.load_embedded(threads=threads)
         if brain == "step-audio-r1":
             if model_dir is None:
                 raise ValueError("--brain step-audio-r1 needs --model-dir, a local checkpoint directory")
             return cls.load_step_audio(model_dir, threads=threads)
+        if brain == "openai-compatible":
+            if endpoint is None:
+                raise ValueError("--brain openai-compatible needs --base-url and --model")
+            return cls.load_remote(endpoint, remote_input, threads=threads)
         raise ValueError(f"unknown brain {brain!r}; choose one of {', '.join(BRAINS)}")
 
     @classmethod
@@ -57,11 +96,27 @@ class Models:
             audio_llm=StepAudioBrain.load(model_dir),
         )
 
+    @classmethod
+    def load_remote(cls, endpoint: ChatEndpoint, remote_input: RemoteInput = "text", *, threads: int = 2) -> Models:
+        """A model on an OpenAI-compatible server, given the local transcript (``text``) or the audio itself."""
+        from realtime.remote_brain import RemoteAudioBrain, RemoteTextDecoder
+
+        client = ChatClient(endpoint)
+        if remote_input == "audio":
+            return cls(asr=WhisperTranscriber(threads=threads), decoder=None, tts=PiperSynthesizer(), audio_llm=RemoteAudioBrain(client))
+        if remote_input == "text":
+            return cls(asr=WhisperTranscriber(threads=threads), decoder=RemoteTextDecoder(client), tts=PiperSynthesizer())
+        raise ValueError(f"remote input must be 'text' or 'audio', not {remote_input!r}")
+
     async def warm_up(self) -> None:
-        """Run each model once so the first user turn does not pay for lazy initialisation."""
+        """Run each model once so the first user turn does not pay for lazy initialisation (a served decoder
+        is asked for two tokens: a server that is down fails here, before any session starts)."""
         await self.asr.transcribe_async(np.zeros(16_000, dtype=np.float32))
         if self.decoder is not None:
-            async for _ in self.decoder.generate("Hello", max_tokens=2):
-                pass
+            try:
+                async for _ in self.decoder.generate(Conversation().reply_prompt("Hello"), max_tokens=2):
+                    pass
+            except DecoderError as exc:  # a served model may come up later; each reply then reports its error
+                log.warning("the language model did not answer the warm-up: %s", exc)
         async for _ in self.tts.stream("Hello."):
             pass

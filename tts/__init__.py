@@ -1,7 +1,18 @@
-"""Streaming speech synthesis: Piper by default, and the text segmentation that lets speech start early."""
+"""Streaming speech synthesis: Piper by default (CosyVoice2 when installed), and the text segmentation that lets
+speech start early."""
 
 from tts.base import Synthesizer
+from tts.cosyvoice import CosyVoice2Synthesizer, CosyVoiceError, WordPieces
 from tts.piper_voice import PiperSynthesizer
 from tts.segment import ClauseSegmenter, RepetitionGuard, speakable
 
-__all__ = ["Synthesizer", "PiperSynthesizer", "ClauseSegmenter", "RepetitionGuard", "speakable"]
+__all__ = [
+    "Synthesizer",
+    "PiperSynthesizer",
+    "CosyVoice2Synthesizer",
+    "CosyVoiceError",
+    "WordPieces",
+    "ClauseSegmenter",
+    "RepetitionGuard",
+    "speakable",
+]

@@ -32,12 +32,13 @@ import numpy as np
 import torch
 from transformers import DynamicCache, PreTrainedTokenizerBase
 
+from realtime.audio import MAX_BLOCK_SECONDS, split_blocks
 from realtime.reasoning import Channel, Piece, ReplyMode, ThinkSplitter
 from realtime.step_audio.checkpoint import load_checkpoint
 from realtime.step_audio.mel import SAMPLE_RATE
 from realtime.step_audio.model import StepAudioModel
 from realtime.step_audio.paced import NextToken, PacedMode, mind_paced_speaking
-from realtime.step_audio.prompt import MAX_BLOCK_SECONDS, PromptFormat, split_blocks
+from realtime.step_audio.prompt import PromptFormat
 
 
 _T = TypeVar("_T")

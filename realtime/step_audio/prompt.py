@@ -13,19 +13,15 @@ spells a control token stays text.
 
 from __future__ import annotations
 
-import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from realtime.reasoning import THINK_CLOSE, THINK_OPEN
-from realtime.step_audio.mel import SAMPLE_RATE
 
 BOT = "<|BOT|>"
 EOT = "<|EOT|>"
 AUDIO_START = "<audio_start>"
 AUDIO_PATCH = "<audio_patch>"
 AUDIO_END = "<audio_end>"
-MAX_BLOCK_SECONDS = 25.0
-"""Longest audio block: the official code cuts audio into 25 s blocks (the encoder sees at most 30 s)."""
 
 
 class PromptFormat:
@@ -61,10 +57,3 @@ def special_token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
     if not isinstance(index, int) or index == tokenizer.unk_token_id:
         raise ValueError(f"the tokenizer has no {token} token")
     return index
-
-
-def split_blocks(samples: np.ndarray, block_seconds: float) -> tuple[list[np.ndarray], np.ndarray]:
-    """Cut 16 kHz audio into complete blocks of ``block_seconds`` and the partial rest."""
-    size = round(block_seconds * SAMPLE_RATE)
-    whole = len(samples) // size * size
-    return [samples[i : i + size] for i in range(0, whole, size)], samples[whole:]
