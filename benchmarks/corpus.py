@@ -1,5 +1,6 @@
 """The spoken-question corpus: texts with known answers, voiced at run time by Debian voices that are
-not the agent's (flite and espeak-ng variants), padded with silence."""
+not the agent's (flite and espeak-ng variants, at several speeds), padded with silence, some mixed
+with coloured noise (:mod:`benchmarks.noise`). No audio is ever written into the repository."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ QUESTIONS = Path(__file__).with_name("questions.jsonl")
 VOICES = ("flite:kal", "flite:slt", "flite:rms", "flite:awb", "espeak:en-us", "espeak:en-gb", "espeak:en-us+f3", "espeak:en-gb-x-rp")
 
 
+KINDS = ("fact", "arithmetic", "yes-no", "conversation")
+
+
 @dataclass(frozen=True)
 class Question:
     text: str
     answers: tuple[str, ...]
+    kind: str = "fact"
+    """One of :data:`KINDS`; conversational turns have no answer key."""
 
     def correct(self, reply: str) -> bool | None:
         """Whether ``reply`` contains a known answer (None for open conversational turns)."""
@@ -33,19 +39,20 @@ class Question:
 
 def load_questions(limit: int | None = None) -> list[Question]:
     lines = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
-    questions = [Question(q["text"], tuple(q["answers"])) for q in lines]
+    questions = [Question(q["text"], tuple(q["answers"]), q.get("kind", "fact")) for q in lines]
     return questions[:limit] if limit else questions
 
 
-def speak(text: str, voice: str = "flite:kal", rate: int = PIPELINE_RATE) -> np.ndarray:
-    """``voice`` is ``flite:NAME`` or ``espeak:VOICE``; float32 mono at ``rate``, leading and trailing silence cut."""
+def speak(text: str, voice: str = "flite:kal", rate: int = PIPELINE_RATE, *, speed: float = 1.0) -> np.ndarray:
+    """``voice`` is ``flite:NAME`` or ``espeak:VOICE``; float32 mono at ``rate``, leading and trailing silence
+    cut; ``speed`` above 1 speaks faster."""
     engine, _, name = voice.partition(":")
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "q.wav"
         if engine == "flite":
-            command = ["flite", "-voice", name or "kal", "-t", text, "-o", str(wav)]
+            command = ["flite", "-voice", name or "kal", "--setf", f"duration_stretch={1 / speed:.3f}", "-t", text, "-o", str(wav)]
         elif engine == "espeak":
-            command = ["espeak-ng", "-v", name or "en-us", "-s", "165", "-w", str(wav), text]
+            command = ["espeak-ng", "-v", name or "en-us", "-s", str(round(165 * speed)), "-w", str(wav), text]
         else:
             raise ValueError(f"unknown voice {voice!r}")
         subprocess.run(command, check=True, capture_output=True)
@@ -64,3 +71,59 @@ def spoken_question(text: str, voice: str, path: Path, *, lead_s: float = 0.5, t
     tail = np.zeros(int(tail_s * PIPELINE_RATE), np.float32)
     write_wav(path, np.concatenate([lead, speech, tail]), PIPELINE_RATE)
     return lead_s + len(speech) / PIPELINE_RATE
+
+
+SPEEDS = (1.0, 0.85, 1.2)
+SNRS_DB = (20.0, 10.0)
+"""Signal-to-noise ratios of the noisy renditions (every third question is noisy)."""
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """How a question is voiced: a voice, a speed, and optionally background noise at ``snr_db``."""
+
+    voice: str
+    speed: float = 1.0
+    snr_db: float | None = None
+
+    def describe(self) -> dict[str, object]:
+        return {"voice": self.voice, "speed": self.speed, "snr_db": self.snr_db}
+
+
+@dataclass
+class SpokenSample:
+    """A voiced, padded question (16 kHz float32) and where its speech truly starts and ends."""
+
+    question: Question
+    rendition: Rendition
+    audio: np.ndarray
+    speech_start_s: float
+    speech_end_s: float
+
+
+def rendition(index: int) -> Rendition:
+    """The ``index``-th question's voicing: voices, speeds and noise cycle through fixed lists."""
+    noisy = index % 3 == 2
+    return Rendition(VOICES[index % len(VOICES)], SPEEDS[index % len(SPEEDS)], SNRS_DB[(index // 3) % len(SNRS_DB)] if noisy else None)
+
+
+def render(question: Question, how: Rendition, *, lead_s: float = 0.5, tail_s: float = 0.2, seed: int = 0) -> SpokenSample:
+    """Voice ``question``; the true speech bounds are found in the clean clip (as ``realtime respond``
+    finds them), before any noise is mixed in."""
+    from benchmarks.noise import background, mix_at_snr
+    from realtime.respond import speech_segments
+
+    speech = speak(question.text, how.voice, speed=how.speed)
+    clean = np.concatenate([np.zeros(int(lead_s * PIPELINE_RATE), np.float32), speech, np.zeros(int(tail_s * PIPELINE_RATE), np.float32)])
+    segments = speech_segments(clean)
+    start, end = (segments[0][0], segments[-1][1]) if segments else (0, len(clean))
+    audio = clean if how.snr_db is None else mix_at_snr(clean, background(len(clean), seed), how.snr_db, slice(start, end))
+    return SpokenSample(question, how, audio, start / PIPELINE_RATE, end / PIPELINE_RATE)
+
+
+def pick(questions: list[Question], count: int | None) -> list[Question]:
+    """``count`` questions spread evenly over the list (so every kind is represented); all if None."""
+    if count is None or count >= len(questions):
+        return list(questions)
+    step = len(questions) / count
+    return [questions[int(i * step)] for i in range(count)]

@@ -21,10 +21,32 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
+def distribution(values: list[float]) -> dict[str, float | int | None]:
+    """Percentiles, mean and spread of ``values``."""
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "mean": round(statistics.fmean(values), 1) if values else None,
+        "min": min(values, default=None),
+        "max": max(values, default=None),
+        "stdev": round(statistics.stdev(values), 1) if len(values) > 1 else None,
+    }
+
+
+def cdf(values: list[float], points: int = 21) -> list[list[float]]:
+    """The empirical CDF at ``points`` evenly spaced quantiles: ``[[delay, fraction], ...]`` (compact for a file)."""
+    if not values:
+        return []
+    fractions = np.linspace(0.0, 1.0, points)
+    return [[round(float(np.quantile(values, f)), 1), round(float(f), 3)] for f in fractions]
+
+
 def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
-    """Delay percentiles, the median of each stage and the answer accuracy of a list of runs."""
+    """Delay percentiles and spread, the median of each stage and the answer accuracy of a list of runs."""
     delays = [r["first_packet_delay_ms"] for r in runs if r["first_packet_delay_ms"] is not None]
-    graded = [r["correct"] for r in runs if r["correct"] is not None]
+    graded = [r["correct"] for r in runs if r.get("correct") is not None]
     stages = {
         stage: percentile([r["stages_ms"][stage] for r in runs if r["stages_ms"].get(stage) is not None], 50)
         for stage in STAGES
@@ -32,14 +54,7 @@ def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
     return {
         "turns": len(runs),
         "replied": len(delays),
-        "first_packet_delay_ms": {
-            "p50": percentile(delays, 50),
-            "p90": percentile(delays, 90),
-            "p99": percentile(delays, 99),
-            "mean": round(statistics.fmean(delays), 1) if delays else None,
-            "min": min(delays, default=None),
-            "max": max(delays, default=None),
-        },
+        "first_packet_delay_ms": distribution(delays),
         "stage_median_ms": stages,
         "accuracy": round(sum(graded) / len(graded), 3) if graded else None,
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -28,8 +29,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.browser import CHROMIUM, in_loopback_namespace, seen, talk, tapped_server
-from benchmarks.corpus import VOICES, load_questions, spoken_question
-from benchmarks.report import EMBEDDED_MODELS, delay_table, machine, now_iso, stage_table, summarise, write_results
+from benchmarks.corpus import VOICES, Question, load_questions, spoken_question
+from benchmarks.report import EMBEDDED_MODELS, cdf, delay_table, machine, now_iso, stage_table, summarise, write_results
 from realtime.models import Models
 
 LEAD_S = 3.0
@@ -38,13 +39,14 @@ TAIL_S = 40.0
 """Silence after it, longer than any reply (Chromium loops the file)."""
 
 
-async def run(count: int, label: str) -> Path:
+async def measure(questions: list[tuple[int, Question]]) -> list[dict[str, object]]:
+    """Ask each (corpus index, question) from a fresh browser; the runs, graded."""
     models = Models.load_embedded()
     await models.warm_up()
     runs, replies = [], []
     async with tapped_server(models) as (server, sessions):
         with tempfile.TemporaryDirectory() as tmp:
-            for index, question in enumerate(load_questions(count)):
+            for index, question in questions:
                 voice = VOICES[index % len(VOICES)]
                 wav = Path(tmp) / f"q{index}.wav"
                 spoken_question(question.text, voice, wav, lead_s=LEAD_S, tail_s=TAIL_S)
@@ -64,10 +66,30 @@ async def run(count: int, label: str) -> Path:
         reply = call.reply_audio()
         entry["heard"] = models.asr.transcribe(reply).text if len(reply) else ""
         entry["correct"] = question.correct(entry["heard"])
-    summary = {
-        mode: summarise([{**r, "first_packet_delay_ms": r[f"{key}_first_packet_delay_ms"]} for r in runs])
-        for mode, key in (("webrtc server", "server"), ("webrtc page", "page"))
-    }
+    return runs
+
+
+def summaries(runs: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    """One summary (with its CDF) per way of measuring: at the server and at the page."""
+    summary = {}
+    for mode, key in (("webrtc server", "server"), ("webrtc page", "page")):
+        renamed = [{**r, "first_packet_delay_ms": r[f"{key}_first_packet_delay_ms"]} for r in runs]
+        summary[mode] = {**summarise(renamed), "cdf": cdf([r["first_packet_delay_ms"] for r in renamed if r["first_packet_delay_ms"] is not None])}
+    return summary
+
+
+def measure_in_namespace(indices: list[int]) -> dict[str, dict[str, object]]:
+    """Run :func:`measure` on these corpus questions in a loopback-only namespace; their summaries."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "runs.json"
+        command = [sys.executable, "-m", "benchmarks.webrtc_latency", "--pick", ",".join(map(str, indices)), "--runs-json", str(out)]
+        subprocess.run(command if isolated() else in_loopback_namespace(command), check=True)
+        return summaries(json.loads(out.read_text()))
+
+
+async def run(count: int, label: str) -> Path:
+    runs = await measure(list(enumerate(load_questions(count))))
+    summary = summaries(runs)
     browser = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
     result = {
         "benchmark": "webrtc_latency", "date": now_iso(), "label": label, "machine": {**machine(), "browser": browser},
@@ -101,10 +123,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=12)
     parser.add_argument("--label", default="cpu")
+    parser.add_argument("--pick", help="comma-separated corpus indices instead of the first --questions (for realtime bench)")
+    parser.add_argument("--runs-json", type=Path, help="write the graded runs here instead of result files (for realtime bench)")
     args = parser.parse_args()
     if not isolated():
         command = in_loopback_namespace([sys.executable, "-m", "benchmarks.webrtc_latency", *sys.argv[1:]])
         os.execvp(command[0], command)
+    if args.runs_json:
+        every = load_questions()
+        picked = [(i, every[i]) for i in map(int, args.pick.split(","))] if args.pick else list(enumerate(every[: args.questions]))
+        args.runs_json.write_text(json.dumps(asyncio.run(measure(picked))))
+        return
     asyncio.run(run(args.questions, args.label))
 
 

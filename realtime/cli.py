@@ -37,7 +37,8 @@ def _session_config(args: argparse.Namespace) -> SessionConfig:
         end_of_turn_silence_ms=args.end_of_turn_ms,
         speculate_silence_ms=min(args.speculate_ms, args.end_of_turn_ms),
     )
-    config = SessionConfig(
+    make = SessionConfig.naive if args.pipeline == "naive" else SessionConfig
+    config = make(
         policy=policy, reasoning_budget=args.reasoning_budget, output_rate=args.output_rate, reasoning_mode=args.reasoning_mode
     )
     if args.instructions:
@@ -222,6 +223,8 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speculate-ms", type=int, default=PolicyConfig.speculate_silence_ms, help="silence that starts a speculative reply")
     parser.add_argument("--output-rate", type=int, default=24_000, help="sample rate of the reply audio")
     parser.add_argument("--instructions", help="system instructions for the assistant")
+    parser.add_argument("--pipeline", choices=("agent", "naive"), default="agent",
+                        help="naive: the baseline cascade (wait for the end of the turn, transcribe, write the whole answer, then speak)")
     parser.add_argument("--brain", choices=BRAINS, default="embedded", help="the models that listen and answer (default: embedded)")
     parser.add_argument("--model-dir", help="the local Step-Audio-R1 (or Step-Audio-2-mini) checkpoint for --brain step-audio-r1")
     parser.add_argument("--reasoning-mode", choices=("budget", "think-first", "paced", "speak-first"), default="budget",

@@ -1,0 +1,105 @@
+"""The harness's PNG plots (matplotlib, Agg): latency CDFs, stage breakdown, accuracy against delay, concurrency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+
+SEGMENTS = (
+    ("final_transcript", "transcribe"),
+    ("first_answer_token", "think"),
+    ("first_tts_audio", "synthesise"),
+    ("first_audio_out", "send"),
+)
+"""Stages that end each segment of the stacked breakdown (ms after the server's end of speech)."""
+
+
+def stage_segments(summary: dict[str, Any]) -> list[tuple[str, float]]:
+    """Median time in each segment, then the client's share (network, VAD lag, client), never negative."""
+    segments, reached = [], 0.0
+    for stage, name in SEGMENTS:
+        at = summary["stages_ms"][stage]["p50"]
+        if at is None:
+            continue
+        segments.append((name, max(0.0, at - reached)))
+        reached = max(reached, at)
+    client = summary["first_packet_delay_ms"]["p50"]
+    segments.append(("network + client", max(0.0, (client or reached) - reached)))
+    return segments
+
+
+def draw(result: dict[str, Any], stem: Path) -> list[Path]:
+    """Write every plot next to ``stem``; returns their paths."""
+    return [
+        figure(stem.with_name(f"{stem.name}-cdf.png"), lambda ax: latency_cdf(ax, result)),
+        figure(stem.with_name(f"{stem.name}-stages.png"), lambda ax: stages(ax, result)),
+        figure(stem.with_name(f"{stem.name}-accuracy.png"), lambda ax: accuracy(ax, result)),
+        figure(stem.with_name(f"{stem.name}-concurrency.png"), lambda ax: concurrency(ax, result)),
+    ]
+
+
+def figure(path: Path, plot: Any) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    plot(ax)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def latency_cdf(ax: Any, result: dict[str, Any]) -> None:
+    for transport, modes in result["latency"].items():
+        for mode, summary in modes.items():
+            points = summary.get("cdf") or []
+            if points:
+                ax.step([p[0] for p in points], [p[1] for p in points], where="post", label=f"{transport}: {mode}")
+    ax.set(xlabel="first-packet delay after the true end of speech (ms)", ylabel="fraction of turns", title="Latency CDF", ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+
+
+def stages(ax: Any, result: dict[str, Any]) -> None:
+    modes = result["latency"]["websocket"]
+    colours = plt.get_cmap("tab10").colors
+    for row, (mode, summary) in enumerate(modes.items()):
+        left = 0.0
+        for index, (name, width) in enumerate(stage_segments(summary)):
+            ax.barh(row, width, left=left, color=colours[index], label=name if row == 0 else None)
+            left += width
+    ax.set_yticks(range(len(modes)), list(modes))
+    ax.set(xlabel="median ms after the end of speech", title="Where the first-packet delay goes (websocket)")
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def accuracy(ax: Any, result: dict[str, Any]) -> None:
+    agent = [p for p in result["accuracy"] if p["budget"] is not None and p["accuracy"] is not None and p["p50_ms"] is not None]
+    agent.sort(key=lambda p: p["budget"])
+    ax.plot([p["p50_ms"] for p in agent], [p["accuracy"] for p in agent], "o-", label="agent (reasoning budget)")
+    for p in agent:
+        ax.annotate(f"{p['budget']} tokens", (p["p50_ms"], p["accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    for p in result["accuracy"]:
+        if p["budget"] is None and p["accuracy"] is not None and p["p50_ms"] is not None:
+            ax.plot([p["p50_ms"]], [p["accuracy"]], "s", label=p["mode"])
+    ax.set(xlabel="median first-packet delay (ms)", ylabel="answer accuracy", title="Accuracy against delay", ylim=(0, 1.05))
+    ax.legend(fontsize=8)
+
+
+def concurrency(ax: Any, result: dict[str, Any]) -> None:
+    levels = result["concurrency"]
+    sessions = [level["sessions"] for level in levels]
+    for key in ("p50", "p90"):
+        ax.plot(sessions, [level["first_packet_delay_ms"][key] for level in levels], "o-", label=f"{key} delay")
+    ax.set(xlabel="simultaneous sessions", ylabel="first-packet delay (ms)", title="Concurrency")
+    ax.set_xticks(sessions)
+    twin = ax.twinx()
+    twin.bar(sessions, [level["underrun_ms"] / max(1, level["turns"]) for level in levels], alpha=0.25, color="red", width=0.4,
+             label="underrun ms per turn")
+    twin.set_ylabel("playout underrun per turn (ms)")
+    twin.set_ylim(bottom=0)
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper left")
