@@ -50,7 +50,9 @@ def speak(text: str, voice: str = "flite:kal", rate: int = PIPELINE_RATE, *, spe
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "q.wav"
         if engine == "flite":
-            command = ["flite", "-voice", name or "kal", "--setf", f"duration_stretch={1 / speed:.3f}", "-t", text, "-o", str(wav)]
+            # only when asked: the voices' own duration_stretch is not 1 (kal at 1.0 speaks too fast to follow)
+            stretch = ["--setf", f"duration_stretch={1 / speed:.3f}"] if speed != 1.0 else []
+            command = ["flite", "-voice", name or "kal", *stretch, "-t", text, "-o", str(wav)]
         elif engine == "espeak":
             command = ["espeak-ng", "-v", name or "en-us", "-s", str(round(165 * speed)), "-w", str(wav), text]
         else:

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import math
 import random
+import shlex
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -55,6 +56,8 @@ class BenchOptions:
     budgets: tuple[int, ...] = (0,)
     """Reasoning budgets for the accuracy curve; the first is the headline agent's."""
     output_dir: Path = RESULTS
+    serve_args: tuple[str, ...] = ()
+    """Options for both measured servers (``realtime serve``), e.g. another brain."""
     seed: int = 0
     preset: str = "quick"
 
@@ -244,7 +247,8 @@ async def measure(options: BenchOptions) -> dict[str, Any]:
     questions = pick(every, options.questions)
     samples = [render(q, rendition(i), seed=options.seed + i) for i, q in enumerate(questions)]  # voices cycle over the run
     started = time.monotonic()
-    with running(AGENT, NAIVE, extra=("--max-sessions", str(max(8, *options.concurrency)))) as (agent, naive):
+    extra = ("--max-sessions", str(max(8, *options.concurrency)), *options.serve_args)
+    with running(AGENT, NAIVE, extra=extra) as (agent, naive):
         turns, resources = await latency_phase(samples, agent, naive, options)
         single = [t for t in turns if t.mode == "agent"]
         concurrency = await concurrency_phase(samples, agent, options, single, resources["agent"]["peak_mb_per_session"])
@@ -257,7 +261,7 @@ async def measure(options: BenchOptions) -> dict[str, Any]:
         "label": options.label,
         "preset": options.preset,
         "machine": machine(),
-        "models": EMBEDDED_MODELS,
+        "models": f"realtime serve {shlex.join(options.serve_args)}" if options.serve_args else EMBEDDED_MODELS,
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()},
         "duration_s": round(time.monotonic() - started, 1),
         "corpus": {

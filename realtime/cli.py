@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -186,7 +187,9 @@ def _bench(args: argparse.Namespace) -> int:
     transports = tuple(t.strip() for t in args.transports.split(",") if t.strip())
     if unknown := set(transports) - {"websocket", "webrtc"}:
         raise ValueError(f"unknown transports: {', '.join(sorted(unknown))}")
-    overrides: dict[str, object] = {"label": args.label, "transports": transports, "output_dir": Path(args.output_dir)}
+    overrides: dict[str, object] = {
+        "label": args.label, "transports": transports, "output_dir": Path(args.output_dir), "serve_args": tuple(shlex.split(args.serve_args)),
+    }
     if args.questions is not None:
         overrides["questions"] = args.questions or None  # 0: all
     for name in ("barge_ins", "concurrent_turns"):
@@ -297,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--concurrent-turns", type=int, help="override the preset: at least this many turns per concurrency level")
     bench.add_argument("--budgets", metavar="N,N", help="override the preset: reasoning budgets, e.g. 0,32,96 (the first is the headline)")
     bench.add_argument("--barge-ins", type=int, help="override the preset: barge-in trials")
+    bench.add_argument("--serve-args", default="", metavar="ARGS",
+                       help='options for both measured servers, e.g. --serve-args="--brain openai-compatible --base-url URL --model NAME"')
     bench.set_defaults(handler=_bench)
 
     llm = commands.add_parser("llm-server", help="serve the embedded language model (or a GGUF file) on an OpenAI-compatible HTTP API")

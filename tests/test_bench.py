@@ -144,6 +144,8 @@ def test_bench_command_line() -> None:
     assert (args.full, args.quick, args.label, args.budgets, args.output_dir) == (True, False, "x", "0,32", "benchmarks/results")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--quick", "--full"])
+    served = build_parser().parse_args(["bench", "--serve-args=--brain openai-compatible --model 'a b'"])
+    assert served.serve_args == "--brain openai-compatible --model 'a b'"
 
 
 @pytest.mark.slow
