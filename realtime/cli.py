@@ -44,6 +44,7 @@ def _session_config(args: argparse.Namespace) -> SessionConfig:
     )
     if args.instructions:
         config.instructions = args.instructions
+    config.answer_early = args.answer_early and args.pipeline == "agent"
     return config
 
 
@@ -226,6 +227,8 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speculate-ms", type=int, default=PolicyConfig.speculate_silence_ms, help="silence that starts a speculative reply")
     parser.add_argument("--output-rate", type=int, default=24_000, help="sample rate of the reply audio")
     parser.add_argument("--instructions", help="system instructions for the assistant")
+    parser.add_argument("--answer-early", action="store_true",
+                        help="start the reply on a partial transcript that reads as complete, before the user pauses (confirmed by the final transcript)")
     parser.add_argument("--pipeline", choices=("agent", "naive"), default="agent",
                         help="naive: the baseline cascade (wait for the end of the turn, transcribe, write the whole answer, then speak)")
     parser.add_argument("--brain", choices=BRAINS, default="embedded", help="the models that listen and answer (default: embedded)")
