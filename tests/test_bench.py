@@ -148,6 +148,16 @@ def test_bench_command_line() -> None:
     assert served.serve_args == "--brain openai-compatible --model 'a b'"
 
 
+
+def test_the_measured_servers_pipelines() -> None:
+    from realtime.cli import _session_config
+
+    agent = _session_config(build_parser().parse_args(["serve", "--answer-early"]))
+    naive = _session_config(build_parser().parse_args(["serve", "--pipeline", "naive", "--answer-early"]))
+    assert agent.answer_early and agent.speculate and agent.stream_speech
+    assert not (naive.answer_early or naive.speculate or naive.stream_speech or naive.listen_while_thinking)
+
+
 @pytest.mark.slow
 def test_realtime_bench_end_to_end(tmp_path, capsys) -> None:
     from matplotlib.image import imread
