@@ -327,10 +327,10 @@ class VoiceSession:
                 turn = self._start_turn(event.sample, respond=self.config.auto_respond)
             turn.record.mark("end_of_turn")
             self._put(SpeechStopped(event.sample, turn.user_item_id))
+            if turn.early and turn.verification is None:  # it began during the pause: verify on this utterance
+                self._start_verification(turn, event.sample)
             self._end_utterance()
             self.stats["committed"] += 1
-            if turn.early and turn.verification is None:  # it began during the pause
-                self._start_verification(turn, event.sample)
             if turn.early and not turn.verification.done():  # type: ignore[union-attr]
                 turn.commit_when_verified = True  # _verify commits it, or the turn that replaces it
             else:
