@@ -50,12 +50,16 @@ from realtime.models import Models
 from realtime.policy import Decision, Event, PolicyConfig, TurnPolicy
 from realtime.reasoning import THINK_CLOSE, Piece, ReplyMode, ThinkSplitter
 from realtime.turn import SpokenClause, Turn, TurnState
-from tts import ClauseSegmenter, RepetitionGuard
+from tts import ClauseSegmenter, RepetitionGuard, TextStreamingSynthesizer
 from vad import VoiceActivityDetector
 
 log = logging.getLogger(__name__)
 
 _turn_ids = itertools.count(1)
+
+SECONDS_PER_WORD = 0.35
+"""Estimated speaking time of a word (~170 words a minute): with bi-streaming synthesis, audio is credited to the
+clauses in order at this rate, for the cut to what was heard."""
 
 
 @dataclass
@@ -609,6 +613,9 @@ class VoiceSession:
 
     async def _speak(self, turn: Turn, clauses: asyncio.Queue[str | None]) -> None:
         tts = self.models.tts
+        if isinstance(tts, TextStreamingSynthesizer) and self.config.stream_speech:
+            await self._speak_text_stream(turn, clauses, tts)
+            return
         while (clause := await clauses.get()) is not None:
             resampler = StreamResampler(tts.sample_rate, self.config.output_rate)
             spoken = SpokenClause(clause, 0)
@@ -624,6 +631,47 @@ class VoiceSession:
             if len(tail) and turn.spoken and turn.spoken[-1] is spoken:
                 spoken.samples += len(tail)
                 turn.emit(AudioOut(turn.id, turn.generation, tail))
+
+    async def _speak_text_stream(self, turn: Turn, clauses: asyncio.Queue[str | None], tts: TextStreamingSynthesizer) -> None:
+        """One synthesis for the whole answer (CosyVoice2's bi-streaming): each clause is handed over as soon as it
+        is written. Which words a chunk of audio speaks is not known, so audio is credited to the clauses in order
+        at :data:`SECONDS_PER_WORD` (the last clause handed over takes any excess); clauses left uncredited when
+        the synthesis ends were spoken too."""
+        handed: deque[SpokenClause] = deque()
+        per_word = int(SECONDS_PER_WORD * self.config.output_rate)
+
+        async def texts() -> AsyncIterator[str]:
+            while (clause := await clauses.get()) is not None:
+                handed.append(SpokenClause(clause, 0))
+                yield clause + " "
+
+        def credit(samples: int) -> None:
+            while samples:
+                current = turn.spoken[-1] if turn.spoken else None
+                room = len(current.text.split()) * per_word - current.samples if current else 0
+                if room <= 0 and handed:
+                    turn.spoken.append(handed.popleft())
+                    turn.emit(AssistantTextDelta(turn.id, turn.generation, turn.spoken[-1].text + " "))
+                    continue
+                if current is None:
+                    return
+                take = samples if room <= 0 else min(room, samples)
+                current.samples += take
+                samples -= take
+
+        resampler = StreamResampler(tts.sample_rate, self.config.output_rate)
+        async with contextlib.aclosing(tts.stream_text(texts())) as chunks:
+            async for chunk in chunks:
+                turn.record.mark("first_tts_audio")
+                if len(out := resampler.process(chunk)):
+                    credit(len(out))
+                    turn.emit(AudioOut(turn.id, turn.generation, out))
+        if len(tail := resampler.process(np.zeros(0, np.float32), last=True)):
+            credit(len(tail))
+            turn.emit(AudioOut(turn.id, turn.generation, tail))
+        while handed:
+            turn.spoken.append(handed.popleft())
+            turn.emit(AssistantTextDelta(turn.id, turn.generation, turn.spoken[-1].text + " "))
 
     async def _finish(self, turn: Turn, status: TurnState) -> None:
         """Close a turn that ran to its end or failed, once the user's turn is confirmed."""

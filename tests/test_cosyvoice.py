@@ -351,3 +351,48 @@ def test_the_cli_asks_for_the_voice_options_and_names_the_missing_package(tmp_pa
     options = ["--tts-model-dir", str(tmp_path), "--tts-prompt-wav", str(voice), "--tts-prompt-text", "Hello."]
     absent = subprocess.run(run + options, capture_output=True, text=True, timeout=60)
     assert absent.returncode == 2 and "not from PyPI" in absent.stderr, absent.stderr
+
+
+@pytest.mark.slow
+async def test_the_session_bi_streams_the_whole_answer_into_one_synthesis(models, say, paths, tmp_path) -> None:
+    """The real session (embedded ASR and LLM) speaking through the adapter on the stand-in: one synthesis per
+    reply, fed clause by clause as the LLM writes, every clause credited with audio and kept in the history."""
+    from realtime.audio import read_audio
+    from realtime.models import Models
+    from realtime.respond import respond
+    from tests.conftest import silence, write_question
+
+    synth, model = load(paths)
+    voice = Models(asr=models.asr, decoder=models.decoder, tts=synth)
+    question = write_question(tmp_path / "q.wav", silence(0.4), say("What is the capital of Japan?", "flite:slt"), silence(0.3))
+    result = await respond(question, tmp_path / "reply.wav", voice)
+    [turn] = result.turns
+    assert turn["status"] == "completed" and "Tokyo" in turn["reply_text"]
+    [call] = model.calls
+    assert isinstance(call["text"], Generator) and call["stream"] is True
+    assert " ".join(piece for piece, _ in model.seen).split() == turn["reply_text"].split()
+    assert [text for role, text in result.conversation] == [turn["user_text"], turn["reply_text"]]
+    reply = read_audio(tmp_path / "reply.wav", RATE)
+    spoken = np.flatnonzero(np.abs(reply) > 0.01)
+    words = len(turn["reply_text"].split())
+    assert (spoken[-1] - spoken[0]) / RATE == pytest.approx(words * WORD_S, abs=0.1)
+    assert turn["stages_ms"]["first_tts_audio"] is not None
+
+
+@pytest.mark.slow
+async def test_a_barge_in_cuts_a_bi_streamed_answer_to_the_words_played(models, say, paths, tmp_path) -> None:
+    from realtime.models import Models
+    from realtime.respond import respond
+    from tests.conftest import silence, write_question
+
+    synth, model = load(paths)
+    voice = Models(asr=models.asr, decoder=models.decoder, tts=synth)
+    story = say("Please tell me a long story about a brave little dragon.", "flite:slt")
+    question = write_question(tmp_path / "q.wav", silence(0.3), story, silence(3.0), say("Wait, stop please.", "flite:slt"), silence(0.3))
+    result = await respond(question, tmp_path / "reply.wav", voice)
+    first = result.turns[0]
+    assert result.stats.get("interrupted", 0) == 1 and model.closed_early == 1
+    told = [text for role, text in result.conversation if role == "assistant"][0].split()
+    written = " ".join(piece for piece, _ in model.seen).split()
+    # about 2.5 s of the reply was played (0.3 s a word here): the history keeps those words, not the rest
+    assert 3 <= len(told) < len(written) and told == written[: len(told)], (told, written, first)

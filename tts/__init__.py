@@ -1,13 +1,14 @@
 """Streaming speech synthesis: Piper by default (CosyVoice2 when installed), and the text segmentation that lets
 speech start early."""
 
-from tts.base import Synthesizer
+from tts.base import Synthesizer, TextStreamingSynthesizer
 from tts.cosyvoice import CosyVoice2Synthesizer, CosyVoiceError, WordPieces
 from tts.piper_voice import PiperSynthesizer
 from tts.segment import ClauseSegmenter, RepetitionGuard, speakable
 
 __all__ = [
     "Synthesizer",
+    "TextStreamingSynthesizer",
     "PiperSynthesizer",
     "CosyVoice2Synthesizer",
     "CosyVoiceError",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -21,3 +21,11 @@ class Synthesizer(Protocol):
         """float32 mono chunks at :attr:`sample_rate`; ``trim_lead`` drops the silence before the first
         phoneme (for a reply's first clause: it only delays the first packet; later clauses keep it as
         the natural pause between clauses)."""
+
+
+@runtime_checkable
+class TextStreamingSynthesizer(Synthesizer, Protocol):
+    """A synthesiser that also takes the answer's text as it is written (bi-streaming), in one synthesis."""
+
+    def stream_text(self, texts: AsyncIterator[str], *, trim_lead: bool = True) -> AsyncIterator[np.ndarray]:
+        """float32 mono chunks at :attr:`sample_rate` for the text ``texts`` yields, spoken as one utterance."""
