@@ -35,6 +35,8 @@ FRAME = int(WIRE_RATE * FRAME_S)
 AGENT = (sys.executable, "-m", "realtime.cli", "serve")
 NAIVE = (sys.executable, "-m", "realtime.cli", "serve", "--pipeline", "naive")
 """The naive cascade behind the same websocket server: the baseline of every comparison."""
+LLM_SERVER = (sys.executable, "-m", "realtime.cli", "llm-server")
+"""The embedded model on llama.cpp's OpenAI-compatible HTTP server (its URL is the API root, ``.../v1``)."""
 
 
 @dataclass

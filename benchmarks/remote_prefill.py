@@ -18,28 +18,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from benchmarks.client import LLM_SERVER, running
 from benchmarks.corpus import load_questions
-from benchmarks.report import machine, now_iso, percentile, write_results
+from benchmarks.report import distribution, machine, now_iso, write_results
 from realtime.chat_client import ChatClient, ChatEndpoint
 from realtime.conversation import Conversation
 from realtime.remote_brain import RemoteTextDecoder
 
 MODEL = "qwen2.5-0.5b-instruct"
-
-
-def start_llm_server() -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen([sys.executable, "-m", "realtime.cli", "llm-server", "--port", "0"], stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("serving "):
-        raise RuntimeError("realtime llm-server exited before serving")
-    return server, line.split()[-1]
 
 
 def conversation(index: int, history: int) -> Conversation:
@@ -59,29 +48,24 @@ async def first_token_ms(decoder: RemoteTextDecoder, prompt: str) -> float:
 
 
 async def run(count: int, history: int, label: str) -> Path:
-    server, url = start_llm_server()
-    client = ChatClient(ChatEndpoint(url, MODEL))
-    decoder = RemoteTextDecoder(client)
     times: dict[str, list[float]] = {"cold": [], "warmed": []}
-    try:
-        await first_token_ms(decoder, Conversation().reply_prompt("Hello"))
-        for index, question in enumerate(load_questions(count)):
-            words = question.text.split()
-            for mode in ("cold", "warmed") if index % 2 == 0 else ("warmed", "cold"):
-                talk = conversation(2 * index + (mode == "warmed"), history)
-                if mode == "warmed":
-                    for heard in (words[: len(words) // 2], words[:-1]):
-                        await decoder.prefill(talk.user_prefix(" ".join(heard)))
-                times[mode].append(await first_token_ms(decoder, talk.reply_prompt(question.text)))
-            print(f"{question.text!r:60} cold {times['cold'][-1]:7.1f} ms  warmed {times['warmed'][-1]:7.1f} ms", flush=True)
-    finally:
-        await client.close()
-        server.terminate()
-        server.wait(30)
-    summary = {
-        mode: {"p50": percentile(v, 50), "p90": percentile(v, 90), "mean": round(statistics.fmean(v), 1), "n": len(v)}
-        for mode, v in times.items()
-    }
+    with running(LLM_SERVER) as (server,):
+        client = ChatClient(ChatEndpoint(server.url, MODEL))
+        decoder = RemoteTextDecoder(client)
+        try:
+            await first_token_ms(decoder, Conversation().reply_prompt("Hello"))
+            for index, question in enumerate(load_questions(count)):
+                words = question.text.split()
+                for mode in ("cold", "warmed") if index % 2 == 0 else ("warmed", "cold"):
+                    talk = conversation(2 * index + (mode == "warmed"), history)
+                    if mode == "warmed":
+                        for heard in (words[: len(words) // 2], words[:-1]):
+                            await decoder.prefill(talk.user_prefix(" ".join(heard)))
+                    times[mode].append(await first_token_ms(decoder, talk.reply_prompt(question.text)))
+                print(f"{question.text!r:60} cold {times['cold'][-1]:7.1f} ms  warmed {times['warmed'][-1]:7.1f} ms", flush=True)
+        finally:
+            await client.close()
+    summary = {mode: distribution(v) for mode, v in times.items()}
     ratio = round(summary["cold"]["p50"] / summary["warmed"]["p50"], 2)
     result = {
         "benchmark": "remote_prefill", "date": now_iso(), "label": label, "machine": machine(),

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from realtime import assets
 from realtime.audio import AudioFileError
-from realtime.models import BRAINS
+from realtime.chat_client import ChatEndpoint
+from realtime.models import BRAINS, Models
 from realtime.policy import PolicyConfig
 
 if TYPE_CHECKING:
-    from realtime.models import Models
     from realtime.session import SessionConfig
 
 
@@ -50,9 +50,6 @@ def _session_config(args: argparse.Namespace) -> SessionConfig:
 
 def _load_models(args: argparse.Namespace) -> Models:
     """The models of ``--brain``, with their options checked before anything loads."""
-    from realtime.chat_client import ChatEndpoint
-    from realtime.models import Models
-
     endpoint = None
     if args.brain == "openai-compatible":
         if not (args.base_url and args.model):
@@ -63,20 +60,17 @@ def _load_models(args: argparse.Namespace) -> Models:
             args.base_url, args.model, api_key=args.llm_api_key or os.environ.get("REALTIME_LLM_API_KEY") or None,
             read_timeout_s=args.llm_timeout,
         )
-    if args.tts == "cosyvoice2" and not (args.tts_model_dir and args.tts_prompt_wav and args.tts_prompt_text):
-        raise ValueError("--tts cosyvoice2 needs --tts-model-dir, --tts-prompt-wav and --tts-prompt-text")
     voice = None
     if args.tts == "cosyvoice2":
         from tts import CosyVoice2Synthesizer
 
+        if not (args.tts_model_dir and args.tts_prompt_wav and args.tts_prompt_text):
+            raise ValueError("--tts cosyvoice2 needs --tts-model-dir, --tts-prompt-wav and --tts-prompt-text")
         try:
             voice = CosyVoice2Synthesizer.load(args.tts_model_dir, prompt_wav=args.tts_prompt_wav, prompt_text=args.tts_prompt_text)
         except (ImportError, FileNotFoundError) as exc:
             raise ValueError(str(exc)) from exc
-    models = Models.load(args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input)
-    if voice is not None:
-        models.tts = voice
-    return models
+    return Models.load(args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input, tts=voice)
 
 
 def _respond(args: argparse.Namespace) -> int:
@@ -171,7 +165,8 @@ def _llm_server(args: argparse.Namespace) -> int:
         model, context=args.context, slots=args.slots, threads=args.threads, host=args.host, port=args.port,
         alias=args.alias, api_key=args.api_key or os.environ.get("REALTIME_LLM_API_KEY") or None,
     )
-    print(f"serving {args.alias} (OpenAI-compatible) on {server.listening_address}/v1", flush=True)
+    print(f"serving {args.alias} on an OpenAI-compatible API", flush=True)
+    print(f"listening on {server.listening_address}/v1", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):

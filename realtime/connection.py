@@ -71,6 +71,8 @@ class RealtimeConnection:
         self.protocol = RealtimeProtocol(self.id, config, beta=beta, model=model)
         self.audio_sink = audio_sink
         self.session = VoiceSession(models, self._session_config(self.protocol.config))
+        self._applied = self.session.config
+        """The session's settings as this connection last set them (``configure`` replaces the object)."""
         self._send = send
         self._pump: asyncio.Task[None] | None = None
 
@@ -84,8 +86,9 @@ class RealtimeConnection:
 
     async def handle(self, message: str | bytes) -> None:
         """Carry out one client message; one that fails gets an ``error`` event, and the session goes on."""
-        # Settings changed elsewhere (an MQTT control message) are the base of the client's next update.
-        self.protocol.config = dataclasses.replace(self.session.config, output_rate=self.protocol.output_format.rate)
+        if self.session.config is not self._applied:  # changed elsewhere (MQTT): the base of the client's next update
+            self.protocol.config = dataclasses.replace(self.session.config, output_rate=self.protocol.output_format.rate)
+            self._applied = self.session.config
         try:
             await self._run(self.protocol.receive(message))
         except Exception as exc:  # noqa: BLE001 - one bad event never ends the session
@@ -114,6 +117,7 @@ class RealtimeConnection:
                     await session.push_audio(command.samples)
                 case Configure():
                     session.configure(self._session_config(command.config))
+                    self._applied = session.config
                 case CommitInput():
                     await session.commit_input(command.event_id)
                 case ClearInput():

@@ -65,52 +65,58 @@ class Models:
         *,
         endpoint: ChatEndpoint | None = None,
         remote_input: RemoteInput = "text",
+        tts: Synthesizer | None = None,
         threads: int = 2,
     ) -> Models:
         """The models of ``brain`` (one of :data:`BRAINS`): ``model_dir`` is the Step-Audio-R1 checkpoint,
-        ``endpoint`` the server of ``openai-compatible``, which gets the transcript or the audio itself."""
+        ``endpoint`` the server of ``openai-compatible``, which gets the transcript or the audio itself;
+        ``tts`` the voice (default: Piper)."""
         if brain == "embedded":
-            return cls.load_embedded(threads=threads)
+            return cls.load_embedded(tts=tts, threads=threads)
         if brain == "step-audio-r1":
             if model_dir is None:
                 raise ValueError("--brain step-audio-r1 needs --model-dir, a local checkpoint directory")
-            return cls.load_step_audio(model_dir, threads=threads)
+            return cls.load_step_audio(model_dir, tts=tts, threads=threads)
         if brain == "openai-compatible":
             if endpoint is None:
                 raise ValueError("--brain openai-compatible needs --base-url and --model")
-            return cls.load_remote(endpoint, remote_input, threads=threads)
+            return cls.load_remote(endpoint, remote_input, tts=tts, threads=threads)
         raise ValueError(f"unknown brain {brain!r}; choose one of {', '.join(BRAINS)}")
 
     @classmethod
-    def load_embedded(cls, *, threads: int = 2) -> Models:
+    def load_embedded(cls, *, tts: Synthesizer | None = None, threads: int = 2) -> Models:
         """Whisper base, Qwen2.5-Coder-0.5B (llama.cpp) and Piper joe, from their packages."""
-        return cls(asr=WhisperTranscriber(threads=threads), decoder=LlamaCppDecoder(threads=threads), tts=PiperSynthesizer())
+        return cls(asr=WhisperTranscriber(threads=threads), decoder=LlamaCppDecoder(threads=threads), tts=tts or PiperSynthesizer())
 
     @classmethod
-    def load_step_audio(cls, model_dir: str | Path, *, threads: int = 2) -> Models:
+    def load_step_audio(cls, model_dir: str | Path, *, tts: Synthesizer | None = None, threads: int = 2) -> Models:
         """Step-Audio-R1 (or Step-Audio-2-mini) from ``model_dir`` (bf16 on CUDA), Whisper for transcripts, Piper."""
         from realtime.step_audio import StepAudioBrain  # torch: only where this brain is chosen
 
         return cls(
-            asr=WhisperTranscriber(threads=threads), decoder=None, tts=PiperSynthesizer(),
+            asr=WhisperTranscriber(threads=threads), decoder=None, tts=tts or PiperSynthesizer(),
             audio_llm=StepAudioBrain.load(model_dir),
         )
 
     @classmethod
-    def load_remote(cls, endpoint: ChatEndpoint, remote_input: RemoteInput = "text", *, threads: int = 2) -> Models:
+    def load_remote(
+        cls, endpoint: ChatEndpoint, remote_input: RemoteInput = "text", *, tts: Synthesizer | None = None, threads: int = 2
+    ) -> Models:
         """A model on an OpenAI-compatible server, given the local transcript (``text``) or the audio itself."""
         from realtime.remote_brain import RemoteAudioBrain, RemoteTextDecoder
 
+        if remote_input not in ("text", "audio"):
+            raise ValueError(f"remote input must be 'text' or 'audio', not {remote_input!r}")
         client = ChatClient(endpoint)
-        if remote_input == "audio":
-            return cls(asr=WhisperTranscriber(threads=threads), decoder=None, tts=PiperSynthesizer(), audio_llm=RemoteAudioBrain(client))
-        if remote_input == "text":
-            return cls(asr=WhisperTranscriber(threads=threads), decoder=RemoteTextDecoder(client), tts=PiperSynthesizer())
-        raise ValueError(f"remote input must be 'text' or 'audio', not {remote_input!r}")
+        audio = remote_input == "audio"
+        return cls(
+            asr=WhisperTranscriber(threads=threads), decoder=None if audio else RemoteTextDecoder(client),
+            tts=tts or PiperSynthesizer(), audio_llm=RemoteAudioBrain(client) if audio else None,
+        )
 
     async def warm_up(self) -> None:
         """Run each model once so the first user turn does not pay for lazy initialisation (a served decoder
-        is asked for two tokens: a server that is down fails here, before any session starts)."""
+        is asked for two tokens; a server that is not answering yet is only logged)."""
         await self.asr.transcribe_async(np.zeros(16_000, dtype=np.float32))
         if self.decoder is not None:
             try:

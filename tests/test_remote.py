@@ -23,6 +23,7 @@ import aiohttp.web
 import numpy as np
 import pytest
 
+from benchmarks.client import LLM_SERVER, ready
 from realtime.chat_client import ChatClient, ChatEndpoint, ServerUnavailable
 from realtime.conversation import Conversation, chat_messages
 from realtime.decoder import DecoderError
@@ -51,12 +52,10 @@ class LlmServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "realtime.cli", "llm-server", "--port", str(self.port), "--slots", "1", "--context", "8192"],
+            [*LLM_SERVER, "--port", str(self.port), "--slots", "1", "--context", "8192"],
             stdout=subprocess.PIPE, text=True,
         )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line.startswith("serving "), line
+        ready(self.process)
 
     def kill(self) -> None:
         if self.process is not None:
