@@ -20,14 +20,18 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"# realtime bench ({result['label']}, {result['preset']}, {result['date']})",
         "",
-        f"{result['machine']['cpus']} CPUs; {result['models']}; {result['duration_s']} s. Corpus: {corpus['questions']} questions "
+        f"{result['machine']['cpus']} CPUs; {result['models']}; {result['duration_s']} s. "
+        f"Corpus: {corpus['questions']} questions "
         f"({', '.join(f'{k} {v}' for k, v in corpus['kinds'].items())}), voices {', '.join(corpus['voices'])}, speeds "
-        f"{corpus['speeds']}, {corpus['noisy']} under pink/brown noise at {corpus['snr_db']} dB SNR. Each question streamed in real "
-        "time (20 ms PCM16 appends) to `realtime serve` in its own process on loopback; the first-packet delay runs from the true "
-        "end of speech to the first reply audio received by the client. The naive cascade (wait for the end of turn, transcribe, "
-        "write the whole answer, synthesise it) runs behind the same server, alternating question by question.",
+        f"{corpus['speeds']}, {corpus['noisy']} under pink/brown noise at {corpus['snr_db']} dB SNR. "
+        "Each question streamed in real "
+        "time (20 ms PCM16 appends) to `realtime serve` in its own process on loopback; the first-packet delay runs "
+        "from the true end of speech to the first reply audio received by the client. The naive cascade (wait for "
+        "the end of turn, transcribe, write the whole answer, synthesise it) runs behind the same server, alternating "
+        "question by question.",
         "",
-        f"**Naive p50 / agent p50: {baseline['p50_ratio_naive_over_agent']}x** ({baseline['naive_p50_ms']} ms / {baseline['agent_p50_ms']} ms)",
+        f"**Naive p50 / agent p50: {baseline['p50_ratio_naive_over_agent']}x** "
+        f"({baseline['naive_p50_ms']} ms / {baseline['agent_p50_ms']} ms)",
         "",
         "## First-packet delay (ms)",
         "",
@@ -48,31 +52,39 @@ def render(result: dict[str, Any]) -> str:
         lines += [_dist_row(stage, s["stages_ms"][stage]) for stage in STAGES]
         lines.append("")
     lines += ["## Accuracy against delay (round-trip Whisper transcript of the reply against the known answers)", "",
-              "| mode | reasoning budget | accuracy | p50 ms | p90 ms | CPU s per turn | by kind |", "|---|---|---|---|---|---|---|"]
+              "| mode | reasoning budget | accuracy | p50 ms | p90 ms | CPU s per turn | by kind |",
+              "|---|---|---|---|---|---|---|"]
     for point in result["accuracy"]:
         kinds = result["latency"]["websocket"][point["mode"]]["accuracy_by_kind"]
         lines.append(f"| {point['mode']} | {point['budget']} | {point['accuracy']} | {point['p50_ms']} | {point['p90_ms']} | "
                      f"{point['cpu_s_per_turn']} | " + ", ".join(f"{k} {v}" for k, v in kinds.items()) + " |")
     lines += ["", "## Concurrency (websocket, agent)", "",
-              "| sessions | turns | p50 | p90 | p99 | max | underruns (turns) | underrun ms | CPU s per session | peak MB per session |",
+              "| sessions | turns | p50 | p90 | p99 | max | underruns (turns) | underrun ms | CPU s per session "
+              "| peak MB per session |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for c in result["concurrency"]:
         d = c["first_packet_delay_ms"]
-        lines.append(f"| {c['sessions']} | {c['turns']} | {d['p50']} | {d['p90']} | {d['p99']} | {d['max']} | {c['underruns']} "
-                     f"({c['turns_with_underrun']}) | {c['underrun_ms']} | {c['cpu_s_per_session']} | {c['peak_mb_per_session']} |")
+        lines.append(f"| {c['sessions']} | {c['turns']} | {d['p50']} | {d['p90']} | {d['p99']} | {d['max']} "
+                     f"| {c['underruns']} ({c['turns_with_underrun']}) | {c['underrun_ms']} | {c['cpu_s_per_session']} "
+                     f"| {c['peak_mb_per_session']} |")
     barge = result["barge_in"]
     if barge:
-        lines += ["", f"## Barge-in ({barge['interrupted']}/{barge['trials']} interrupted; ms from the true onset of the new speech)", "",
+        lines += ["", f"## Barge-in ({barge['interrupted']}/{barge['trials']} interrupted; "
+                  "ms from the true onset of the new speech)", "",
                   "| to " + DIST_HEADER, "|---" * 9 + "|"]
-        for key in ("onset_to_cleared_ms", "onset_to_truncated_ms", "onset_to_done_ms", "onset_to_last_audio_ms", "onset_to_silence_ms"):
+        for key in ("onset_to_cleared_ms", "onset_to_truncated_ms", "onset_to_done_ms", "onset_to_last_audio_ms",
+                    "onset_to_silence_ms"):
             lines.append(_dist_row(key.removeprefix("onset_to_").removesuffix("_ms"), barge[key]))
         lines += ["", f"Reply statuses: {barge['statuses']}. `truncated`: a reply already written but still playing was cut; "
-                  "`done`: the reply's `response.done` (cut while being written). `silence`: when a client that flushes its buffer on `output_audio_buffer.cleared` stops playing; "
+                  "`done`: the reply's `response.done` (cut while being written). `silence`: when a client that flushes "
+                  "its buffer on `output_audio_buffer.cleared` stops playing; "
                   "`last_audio`: the last reply audio received (negative: all of it had arrived before the onset)."]
     lines += ["", "## Resources (server processes, one session at a time)", "",
-              "| server | CPU s per turn | idle RSS MB | peak RSS MB | peak over idle MB per session |", "|---|---|---|---|---|"]
+              "| server | CPU s per turn | idle RSS MB | peak RSS MB | peak over idle MB per session |",
+              "|---|---|---|---|---|"]
     for name, r in result["resources"].items():
-        lines.append(f"| {name} | {r['cpu_s_per_turn']} | {r['idle_rss_mb']} | {r['peak_rss_mb']} | {r['peak_mb_per_session']} |")
+        lines.append(f"| {name} | {r['cpu_s_per_turn']} | {r['idle_rss_mb']} | {r['peak_rss_mb']} "
+                     f"| {r['peak_mb_per_session']} |")
     lines += ["", "CPU: user + system time of the server process during the turn (/proc/PID/stat), all turns of the "
               "agent's budgets together. Memory: VmHWM after the phase minus VmRSS before it (the peak reset with "
               "`clear_refs`); the allocator keeps freed memory, so later phases show only new growth."]

@@ -29,17 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from playwright.async_api import Browser, Page, Playwright, async_playwright
+from playwright.async_api import Browser, Page, Playwright, ViewportSize, async_playwright
 
-from realtime.audio import PIPELINE_RATE, resample, write_wav
+from audio.samples import PIPELINE_RATE, resample, write_wav
 from realtime.connection import RealtimeConnection
+from realtime.models import Models
 from realtime.respond import speech_segments
 from realtime.server import RealtimeServer, ServerOptions
 from realtime.webrtc import ReplyTrack
 
 CHROMIUM = "/usr/bin/chromium"
-DESKTOP = {"width": 960, "height": 1000}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 960, "height": 1000}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 # Records the page's microphone (channel 0) and what it plays (channel 1) on one clock, with the time
 # (performance.now) at which each block was recorded, so events can be placed on the recording.
@@ -113,7 +114,8 @@ def chromium_args(microphone: Path | None, *, allowed: bool = True) -> list[str]
 
 async def launch(playwright: Playwright, args: list[str]) -> Browser:
     """Debian's Chromium (Playwright never downloads one), with no sound server to find devices on."""
-    return await playwright.chromium.launch(executable_path=CHROMIUM, args=args, env={**os.environ, "PULSE_SERVER": "unix:/nonexistent"})
+    no_sound_server: dict[str, str | float | bool] = {**os.environ, "PULSE_SERVER": "unix:/nonexistent"}
+    return await playwright.chromium.launch(executable_path=CHROMIUM, args=args, env=no_sound_server)
 
 
 @dataclass
@@ -181,7 +183,9 @@ class TappedSession:
 
 
 @contextlib.asynccontextmanager
-async def tapped_server(models: Any, options: ServerOptions | None = None) -> AsyncIterator[tuple[RealtimeServer, list[TappedSession]]]:
+async def tapped_server(
+    models: Models, options: ServerOptions | None = None
+) -> AsyncIterator[tuple[RealtimeServer, list[TappedSession]]]:
     """A server on a free loopback port whose every session's input is recorded."""
     sessions: list[TappedSession] = []
 
@@ -212,7 +216,7 @@ async def talk(
     until: Callable[[list[dict[str, Any]]], bool],
     *,
     screenshot: Path | None = None,
-    viewport: dict[str, int] = DESKTOP,
+    viewport: ViewportSize = DESKTOP,
     timeout_s: float = 120.0,
     quiet_s: float = 1.5,
     reasoning: int = 0,
@@ -308,7 +312,8 @@ async def _one_call(wav: Path, out: Path, until: list[str], phone: bool, reasoni
         write_wav(out / "reply.wav", call.reply_audio(), PIPELINE_RATE)
         write_wav(out / "microphone.wav", call.microphone, call.rate)
         for index, session in enumerate(sessions):
-            write_wav(out / f"server-heard-{index}.wav", np.concatenate(session.heard or [np.zeros(0, np.float32)]), PIPELINE_RATE)
+            heard = np.concatenate(session.heard or [np.zeros(0, np.float32)])
+            write_wav(out / f"server-heard-{index}.wav", heard, PIPELINE_RATE)
         summary = {
             "rate": call.rate,
             "events": call.events,

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
+from audio.samples import PIPELINE_RATE, resample, to_pcm16
 from benchmarks.playout import simulate
-from realtime.audio import PIPELINE_RATE, resample, to_pcm16
 
 WIRE_RATE = 24_000
 FRAME_S = 0.02
@@ -217,7 +217,9 @@ async def exchange(
                 arrived, kind = time.monotonic(), event["type"]
                 if barge_in is None or result.barge_onset is not None:
                     result.arrivals.setdefault(kind, arrived)
-                if kind == "response.output_audio.delta" and event.get("response_id") == (response_id := response_id or event.get("response_id")):
+                if kind == "response.output_audio.delta":
+                    response_id = response_id or event.get("response_id")  # the first reply's audio only
+                if kind == "response.output_audio.delta" and event.get("response_id") == response_id:
                     data = base64.b64decode(event["delta"])
                     result.reply.append(data)
                     result.chunks.append((arrived, len(data) / 2 / WIRE_RATE))

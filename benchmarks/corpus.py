@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.audio import PIPELINE_RATE, read_audio, write_wav
+from audio.samples import PIPELINE_RATE, read_audio, write_wav
 
 QUESTIONS = Path(__file__).with_name("questions.jsonl")
-VOICES = ("flite:kal", "flite:slt", "flite:rms", "flite:awb", "espeak:en-us", "espeak:en-gb", "espeak:en-us+f3", "espeak:en-gb-x-rp")
+VOICES = (
+    "flite:kal", "flite:slt", "flite:rms", "flite:awb", "espeak:en-us", "espeak:en-gb", "espeak:en-us+f3", "espeak:en-gb-x-rp"
+)
 
 
 KINDS = ("fact", "arithmetic", "yes-no", "conversation")
@@ -106,7 +108,8 @@ class SpokenSample:
 def rendition(index: int) -> Rendition:
     """The ``index``-th question's voicing: voices, speeds and noise cycle through fixed lists."""
     noisy = index % 3 == 2
-    return Rendition(VOICES[index % len(VOICES)], SPEEDS[index % len(SPEEDS)], SNRS_DB[(index // 3) % len(SNRS_DB)] if noisy else None)
+    snr_db = SNRS_DB[(index // 3) % len(SNRS_DB)] if noisy else None
+    return Rendition(VOICES[index % len(VOICES)], SPEEDS[index % len(SPEEDS)], snr_db)
 
 
 def render(question: Question, how: Rendition, *, lead_s: float = 0.5, tail_s: float = 0.2, seed: int = 0) -> SpokenSample:
@@ -116,7 +119,8 @@ def render(question: Question, how: Rendition, *, lead_s: float = 0.5, tail_s: f
     from realtime.respond import speech_segments
 
     speech = speak(question.text, how.voice, speed=how.speed)
-    clean = np.concatenate([np.zeros(int(lead_s * PIPELINE_RATE), np.float32), speech, np.zeros(int(tail_s * PIPELINE_RATE), np.float32)])
+    lead, tail = np.zeros(int(lead_s * PIPELINE_RATE), np.float32), np.zeros(int(tail_s * PIPELINE_RATE), np.float32)
+    clean = np.concatenate([lead, speech, tail])
     segments = speech_segments(clean)
     start, end = (segments[0][0], segments[-1][1]) if segments else (0, len(clean))
     audio = clean if how.snr_db is None else mix_at_snr(clean, background(len(clean), seed), how.snr_db, slice(start, end))

@@ -62,12 +62,14 @@ class BenchOptions:
     preset: str = "quick"
 
     @classmethod
-    def quick(cls, **overrides: Any) -> BenchOptions:
+    def quick(cls, **overrides: Any) -> BenchOptions:  # noqa: ANN401 - any of the fields
         return cls(**overrides)
 
     @classmethod
-    def full(cls, **overrides: Any) -> BenchOptions:
-        preset = {"questions": None, "concurrency": (1, 2, 4, 8), "concurrent_turns": 16, "barge_ins": 6, "budgets": (0, 32, 96)}
+    def full(cls, **overrides: Any) -> BenchOptions:  # noqa: ANN401 - any of the fields
+        preset = {
+            "questions": None, "concurrency": (1, 2, 4, 8), "concurrent_turns": 16, "barge_ins": 6, "budgets": (0, 32, 96)
+        }
         return cls(**{**preset, "preset": "full", **overrides})
 
 
@@ -104,7 +106,9 @@ async def measured(server: Server, turn: Callable[[], Awaitable[Exchange]]) -> t
     return seen, usage(server.pid).cpu_s - before
 
 
-async def latency_phase(samples: list[SpokenSample], agent: Server, naive: Server, options: BenchOptions) -> tuple[list[Turn], dict[str, Any]]:
+async def latency_phase(
+    samples: list[SpokenSample], agent: Server, naive: Server, options: BenchOptions
+) -> tuple[list[Turn], dict[str, Any]]:
     """Every question through the agent and the naive cascade, alternating, then once per other budget."""
     baselines = {}
     for name, server in (("agent", agent), ("naive", naive)):
@@ -115,8 +119,10 @@ async def latency_phase(samples: list[SpokenSample], agent: Server, naive: Serve
         plan = [("agent", agent, options.budgets[0]), ("naive", naive, None)]
         plan += [(agent_mode(b, options), agent, b) for b in options.budgets[1:]]
         for mode, server, budget in plan:
-            seen, cpu = await measured(server, lambda: exchange(server.url, sample.audio, sample.speech_end_s, reasoning_budget=budget))
-            turns.append(Turn(sample, mode, seen, cpu))
+            seen, cpu_s = await measured(
+                server, lambda: exchange(server.url, sample.audio, sample.speech_end_s, reasoning_budget=budget)
+            )
+            turns.append(Turn(sample, mode, seen, cpu_s))
             print(f"[{mode:20}] {sample.question.text!r:58} {seen.first_packet_delay_ms!s:>7} ms", flush=True)
     resources = {}
     for name, server in (("agent", agent), ("naive", naive)):
@@ -129,7 +135,9 @@ async def latency_phase(samples: list[SpokenSample], agent: Server, naive: Serve
     return turns, resources
 
 
-async def concurrency_level(samples: list[SpokenSample], agent: Server, sessions: int, options: BenchOptions, rng: random.Random) -> list[Turn]:
+async def concurrency_level(
+    samples: list[SpokenSample], agent: Server, sessions: int, options: BenchOptions, rng: random.Random
+) -> list[Turn]:
     """Rounds of ``sessions`` simultaneous sessions, each asking a different question."""
     turns: list[Turn] = []
     for round_index in range(math.ceil(options.concurrent_turns / sessions)):
@@ -150,7 +158,9 @@ def concurrency_summary(turns: list[Turn], cpu_s: float, peak_mb: float, session
     return {
         "sessions": sessions,
         "turns": len(turns),
-        "first_packet_delay_ms": distribution([r["first_packet_delay_ms"] for r in records if r["first_packet_delay_ms"] is not None]),
+        "first_packet_delay_ms": distribution(
+            [r["first_packet_delay_ms"] for r in records if r["first_packet_delay_ms"] is not None]
+        ),
         "underruns": sum(r["underruns"] for r in records),
         "turns_with_underrun": sum(r["underruns"] > 0 for r in records),
         "underrun_ms": round(sum(r["underrun_ms"] for r in records), 1),
@@ -159,7 +169,9 @@ def concurrency_summary(turns: list[Turn], cpu_s: float, peak_mb: float, session
     }
 
 
-async def concurrency_phase(samples: list[SpokenSample], agent: Server, options: BenchOptions, single: list[Turn], single_peak_mb: float) -> list[dict[str, Any]]:
+async def concurrency_phase(
+    samples: list[SpokenSample], agent: Server, options: BenchOptions, single: list[Turn], single_peak_mb: float
+) -> list[dict[str, Any]]:
     """Level 1 is the latency phase's agent (one session at a time on the same server); others run here."""
     rng = random.Random(options.seed)
     levels = []
@@ -180,7 +192,8 @@ def barge_samples(count: int) -> list[tuple[SpokenSample, BargeIn]]:
     pairs = []
     for index in range(count):
         prompt = render(Question(BARGE_PROMPTS[index % len(BARGE_PROMPTS)], (), "conversation"), rendition(index))
-        cut = render(Question(INTERRUPTIONS[index % len(INTERRUPTIONS)], (), "conversation"), Rendition("espeak:en-us+m3"), lead_s=0.0, tail_s=2.0)
+        interruption = Question(INTERRUPTIONS[index % len(INTERRUPTIONS)], (), "conversation")
+        cut = render(interruption, Rendition("espeak:en-us+m3"), lead_s=0.0, tail_s=2.0)
         pairs.append((prompt, BargeIn(cut.audio, cut.speech_start_s, after_s=0.5)))
     return pairs
 
@@ -191,7 +204,9 @@ async def barge_in_phase(agent: Server, options: BenchOptions) -> dict[str, Any]
         seen = await exchange(agent.url, prompt.audio, prompt.speech_end_s, reasoning_budget=options.budgets[0], barge_in=cut)
         trials.append(seen.barge_in())
         print(f"[barge-in] {prompt.question.text!r:58} cleared after {trials[-1]['onset_to_cleared_ms']} ms", flush=True)
-    keys = ("onset_to_cleared_ms", "onset_to_truncated_ms", "onset_to_done_ms", "onset_to_last_audio_ms", "onset_to_silence_ms")
+    keys = (
+        "onset_to_cleared_ms", "onset_to_truncated_ms", "onset_to_done_ms", "onset_to_last_audio_ms", "onset_to_silence_ms"
+    )
     return {
         "trials": len(trials),
         "interrupted": sum(t["interrupted"] for t in trials),
@@ -224,8 +239,12 @@ def mode_summary(turns: list[Turn]) -> dict[str, Any]:
     cpu = [t.cpu_s for t in turns if t.cpu_s is not None]
     return {
         **summary,
-        "stages_ms": {s: distribution([r["stages_ms"][s] for r in records if r["stages_ms"].get(s) is not None]) for s in STAGES},
-        "server_first_packet_delay_ms": distribution([r["server_first_packet_delay_ms"] for r in records if r["server_first_packet_delay_ms"] is not None]),
+        "stages_ms": {
+            s: distribution([r["stages_ms"][s] for r in records if r["stages_ms"].get(s) is not None]) for s in STAGES
+        },
+        "server_first_packet_delay_ms": distribution(
+            [r["server_first_packet_delay_ms"] for r in records if r["server_first_packet_delay_ms"] is not None]
+        ),
         "cdf": cdf(delays),
         "underruns": sum(r["underruns"] for r in records),
         "underrun_ms": round(sum(r["underrun_ms"] for r in records), 1),
@@ -292,8 +311,11 @@ def latency_results(turns: list[Turn], options: BenchOptions, webrtc: dict[str, 
         "latency": {"websocket": websocket, **({"webrtc": webrtc} if webrtc else {})},
         "baseline": {"agent_p50_ms": agent_p50, "naive_p50_ms": naive_p50,
                      "p50_ratio_naive_over_agent": round(naive_p50 / agent_p50, 2) if agent_p50 and naive_p50 else None},
-        "accuracy": [{"mode": mode, "budget": budgets[mode], "accuracy": s["accuracy"], "p50_ms": s["first_packet_delay_ms"]["p50"],
-                      "p90_ms": s["first_packet_delay_ms"]["p90"], "cpu_s_per_turn": s["cpu_s_per_turn"]} for mode, s in websocket.items()],
+        "accuracy": [
+            {"mode": mode, "budget": budgets[mode], "accuracy": s["accuracy"], "p50_ms": s["first_packet_delay_ms"]["p50"],
+             "p90_ms": s["first_packet_delay_ms"]["p90"], "cpu_s_per_turn": s["cpu_s_per_turn"]}
+            for mode, s in websocket.items()
+        ],
     }
 
 

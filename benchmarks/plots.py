@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SEGMENTS = (
     ("final_transcript", "transcribe"),
@@ -43,7 +47,7 @@ def draw(result: dict[str, Any], stem: Path) -> list[Path]:
     ]
 
 
-def figure(path: Path, plot: Any) -> Path:
+def figure(path: Path, plot: Callable[[Axes], None]) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     plot(ax)
     ax.grid(alpha=0.3)
@@ -53,35 +57,36 @@ def figure(path: Path, plot: Any) -> Path:
     return path
 
 
-def latency_cdf(ax: Any, result: dict[str, Any]) -> None:
+def latency_cdf(ax: Axes, result: dict[str, Any]) -> None:
     for transport, modes in result["latency"].items():
         for mode, summary in modes.items():
             points = summary.get("cdf") or []
             if points:
                 ax.step([p[0] for p in points], [p[1] for p in points], where="post", label=f"{transport}: {mode}")
-    ax.set(xlabel="first-packet delay after the true end of speech (ms)", ylabel="fraction of turns", title="Latency CDF", ylim=(0, 1.02))
+    ax.set(xlabel="first-packet delay after the true end of speech (ms)", ylabel="fraction of turns", title="Latency CDF",
+           ylim=(0, 1.02))
     ax.legend(fontsize=8)
 
 
-def stages(ax: Any, result: dict[str, Any]) -> None:
+def stages(ax: Axes, result: dict[str, Any]) -> None:
     modes = result["latency"]["websocket"]
-    colours = plt.get_cmap("tab10").colors
     for row, (mode, summary) in enumerate(modes.items()):
         left = 0.0
         for index, (name, width) in enumerate(stage_segments(summary)):
-            ax.barh(row, width, left=left, color=colours[index], label=name if row == 0 else None)
+            ax.barh(row, width, left=left, color=f"C{index}", label=name if row == 0 else None)  # tab10, in order
             left += width
     ax.set_yticks(range(len(modes)), list(modes))
     ax.set(xlabel="median ms after the end of speech", title="Where the first-packet delay goes (websocket)")
     ax.legend(fontsize=8, loc="lower right")
 
 
-def accuracy(ax: Any, result: dict[str, Any]) -> None:
-    agent = [p for p in result["accuracy"] if p["budget"] is not None and p["accuracy"] is not None and p["p50_ms"] is not None]
+def accuracy(ax: Axes, result: dict[str, Any]) -> None:
+    agent = [p for p in result["accuracy"] if None not in (p["budget"], p["accuracy"], p["p50_ms"])]
     agent.sort(key=lambda p: p["budget"])
     ax.plot([p["p50_ms"] for p in agent], [p["accuracy"] for p in agent], "o-", label="agent (reasoning budget)")
     for p in agent:
-        ax.annotate(f"{p['budget']} tokens", (p["p50_ms"], p["accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(f"{p['budget']} tokens", (p["p50_ms"], p["accuracy"]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8)
     for p in result["accuracy"]:
         if p["budget"] is None and p["accuracy"] is not None and p["p50_ms"] is not None:
             ax.plot([p["p50_ms"]], [p["accuracy"]], "s", label=p["mode"])
@@ -89,7 +94,7 @@ def accuracy(ax: Any, result: dict[str, Any]) -> None:
     ax.legend(fontsize=8)
 
 
-def concurrency(ax: Any, result: dict[str, Any]) -> None:
+def concurrency(ax: Axes, result: dict[str, Any]) -> None:
     levels = result["concurrency"]
     sessions = [level["sessions"] for level in levels]
     for key in ("p50", "p90"):
@@ -101,5 +106,5 @@ def concurrency(ax: Any, result: dict[str, Any]) -> None:
              label="underrun ms per turn")
     twin.set_ylabel("playout underrun per turn (ms)")
     twin.set_ylim(bottom=0)
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper left")
+    (handles, labels), (twin_handles, twin_labels) = ax.get_legend_handles_labels(), twin.get_legend_handles_labels()
+    ax.legend(handles + twin_handles, labels + twin_labels, fontsize=8, loc="upper left")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.client import LLM_SERVER, running
 from benchmarks.corpus import load_questions
-from benchmarks.report import distribution, machine, now_iso, write_results
+from benchmarks.report import Record, distribution, machine, now_iso, write_results
 from realtime.chat_client import ChatClient, ChatEndpoint
 from realtime.conversation import Conversation
 from realtime.remote_brain import RemoteTextDecoder
@@ -62,12 +62,14 @@ async def run(count: int, history: int, label: str) -> Path:
                         for heard in (words[: len(words) // 2], words[:-1]):
                             await decoder.prefill(talk.user_prefix(" ".join(heard)))
                     times[mode].append(await first_token_ms(decoder, talk.reply_prompt(question.text)))
-                print(f"{question.text!r:60} cold {times['cold'][-1]:7.1f} ms  warmed {times['warmed'][-1]:7.1f} ms", flush=True)
+                cold, warmed = times["cold"][-1], times["warmed"][-1]
+                print(f"{question.text!r:60} cold {cold:7.1f} ms  warmed {warmed:7.1f} ms", flush=True)
         finally:
             await client.close()
     summary = {mode: distribution(v) for mode, v in times.items()}
-    ratio = round(summary["cold"]["p50"] / summary["warmed"]["p50"], 2)
-    result = {
+    cold_p50, warmed_p50 = summary["cold"]["p50"], summary["warmed"]["p50"]
+    ratio = round(cold_p50 / warmed_p50, 2) if cold_p50 and warmed_p50 else None
+    result: Record = {
         "benchmark": "remote_prefill", "date": now_iso(), "label": label, "machine": machine(),
         "server": "realtime llm-server (llama.cpp HTTP, Qwen2.5-Coder-0.5B Q4_K_M)", "history_turns": history,
         "summary": summary, "p50_ratio_cold_over_warmed": ratio, "first_token_ms": times,

@@ -7,7 +7,9 @@ import json
 import os
 import platform
 import statistics
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +17,9 @@ from realtime.latency import STAGES
 
 RESULTS = Path(__file__).with_name("results")
 EMBEDDED_MODELS = "whisper-base int8 (CTranslate2) + Qwen2.5-Coder-0.5B Q4_K_M (llama.cpp) + Piper joe medium"
+
+Record = dict[str, Any]
+"""A JSON object of the results: one run, a summary, a whole result file."""
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -43,7 +48,7 @@ def cdf(values: list[float], points: int = 21) -> list[list[float]]:
     return [[round(float(np.quantile(values, f)), 1), round(float(f), 3)] for f in fractions]
 
 
-def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
+def summarise(runs: list[Record]) -> Record:
     """Delay percentiles and spread, the median of each stage and the answer accuracy of a list of runs."""
     delays = [r["first_packet_delay_ms"] for r in runs if r["first_packet_delay_ms"] is not None]
     graded = [r["correct"] for r in runs if r.get("correct") is not None]
@@ -60,7 +65,7 @@ def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
     }
 
 
-def machine() -> dict[str, object]:
+def machine() -> Record:
     return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
@@ -68,7 +73,7 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def write_results(name: str, label: str, result: dict[str, object], markdown: str) -> Path:
+def write_results(name: str, label: str, result: Mapping[str, object], markdown: str) -> Path:
     """``benchmarks/results/<date>-<name>-<label>.json`` and ``.md``; returns the markdown path."""
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"{dt.date.today().isoformat()}-{name}-{label}"
@@ -77,16 +82,17 @@ def write_results(name: str, label: str, result: dict[str, object], markdown: st
     return stem.with_suffix(".md")
 
 
-def delay_table(summary: dict[str, dict[str, object]]) -> list[str]:
+def delay_table(summary: Mapping[str, Record]) -> list[str]:
     """Markdown rows: one per mode, with delay percentiles and accuracy."""
     lines = ["| mode | turns | p50 ms | p90 ms | p99 ms | mean ms | accuracy |", "|---|---|---|---|---|---|---|"]
     for mode, s in summary.items():
         d = s["first_packet_delay_ms"]
-        lines.append(f"| {mode} | {s['replied']}/{s['turns']} | {d['p50']} | {d['p90']} | {d['p99']} | {d['mean']} | {s['accuracy']} |")
+        lines.append(f"| {mode} | {s['replied']}/{s['turns']} | {d['p50']} | {d['p90']} | {d['p99']} | {d['mean']} "
+                     f"| {s['accuracy']} |")
     return lines
 
 
-def stage_table(summary: dict[str, dict[str, object]]) -> list[str]:
+def stage_table(summary: Mapping[str, Record]) -> list[str]:
     """Markdown rows: the median of each stage, one column per mode."""
     lines = ["| stage | " + " | ".join(summary) + " |", "|---|" + "---|" * len(summary)]
     for stage in STAGES:

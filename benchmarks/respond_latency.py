@@ -13,24 +13,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from audio.samples import PIPELINE_RATE, read_audio
 from benchmarks.corpus import VOICES, load_questions, spoken_question
-from benchmarks.report import EMBEDDED_MODELS, delay_table, machine, now_iso, stage_table, summarise, write_results
-from realtime.audio import PIPELINE_RATE, read_audio
+from benchmarks.report import EMBEDDED_MODELS, Record, delay_table, machine, now_iso, stage_table, summarise, write_results
 from realtime.models import Models
 from realtime.respond import respond
 from realtime.session import SessionConfig
 
-MODES = {"agent": SessionConfig, "naive": SessionConfig.naive}
+MODES: dict[str, Callable[[], SessionConfig]] = {"agent": SessionConfig, "naive": SessionConfig.naive}
 
 
 async def run(count: int, label: str, end_of_turn_ms: int | None) -> Path:
     models = Models.load_embedded()
     await models.warm_up()
     questions = load_questions(count)
-    runs: dict[str, list[dict[str, object]]] = {mode: [] for mode in MODES}
+    runs: dict[str, list[Record]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as tmp:
         for index, question in enumerate(questions):
             voice = VOICES[index % len(VOICES)]
@@ -39,7 +41,7 @@ async def run(count: int, label: str, end_of_turn_ms: int | None) -> Path:
             for mode, make_config in MODES.items():
                 config = make_config()
                 if end_of_turn_ms is not None:
-                    config.policy = type(config.policy)(end_of_turn_silence_ms=end_of_turn_ms)
+                    config = dataclasses.replace(config, policy=type(config.policy)(end_of_turn_silence_ms=end_of_turn_ms))
                 reply = Path(tmp) / f"r{index}-{mode}.wav"
                 turns = (await respond(wav, reply, models, config=config)).turns
                 turn = turns[0] if turns else {"first_packet_delay_ms": None, "stages_ms": {}, "reply_text": ""}
@@ -60,7 +62,7 @@ async def run(count: int, label: str, end_of_turn_ms: int | None) -> Path:
                 print(f"[{mode:5}] {question.text!r:60} {turn['first_packet_delay_ms']!s:>7} ms  {heard!r}", flush=True)
     summary = {mode: summarise(r) for mode, r in runs.items()}
     agent, naive = (summary[m]["first_packet_delay_ms"]["p50"] for m in ("agent", "naive"))
-    result = {
+    result: Record = {
         "benchmark": "respond_latency",
         "date": now_iso(),
         "label": label,
@@ -76,7 +78,7 @@ async def run(count: int, label: str, end_of_turn_ms: int | None) -> Path:
     return write_results("respond", label, result, text)
 
 
-def markdown(result: dict[str, object]) -> str:
+def markdown(result: Record) -> str:
     summary = result["summary"]
     lines = [
         f"# respond path, first-packet delay ({result['label']}, {result['date']})",

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.step_audio_gpu                      # one CUDA GPU (exits 2 without one)
     .venv/bin/python -m benchmarks.step_audio_gpu --device cpu --tiny  # smoke run of the same code path
 
-Everything runs through the brain's own API (``StepAudioBrain`` / ``StepAudioConversation``), as a session
+Everything runs through the brain's own API (``StepAudioBrain.open`` / ``StepAudioConversation``), as a session
 would. Medians over ``--repeats`` runs after ``--warmup`` runs of:
 
 - the encoder (+ adaptor) on 1, 2 and 4 s of audio, and per second of audio;
@@ -37,6 +37,8 @@ import numpy as np
 import torch
 import transformers
 
+from realtime.brain import ReplyRequest
+from realtime.conversation import Conversation
 from realtime.step_audio import ReplyMode, StepAudioBrain, StepAudioConfig, StepAudioModel
 from realtime.step_audio.prompt import AUDIO_PATCH, special_token_id
 from realtime.step_audio.tiny import build_tokenizer, tiny_config
@@ -125,7 +127,7 @@ async def measure(brain: StepAudioBrain, args: argparse.Namespace) -> dict[str, 
         return (time.perf_counter() - start) * 1000
 
     async def block_prefill(seconds: float) -> float:
-        conversation = brain.conversation(INSTRUCTIONS, block_seconds=seconds)
+        conversation = brain.open(Conversation(INSTRUCTIONS), block_seconds=seconds)
         size = int(seconds * RATE)
         await conversation.hear(audio[:size])
         sync()
@@ -136,21 +138,22 @@ async def measure(brain: StepAudioBrain, args: argparse.Namespace) -> dict[str, 
         return (time.perf_counter() - start) * 1000
 
     async def reply_prefill(partial: float) -> float:
-        conversation = brain.conversation(INSTRUCTIONS, block_seconds=2.0)
+        conversation = brain.open(Conversation(INSTRUCTIONS), block_seconds=2.0)
         await conversation.hear(audio[: int((2.0 + partial) * RATE)])
         sync()
         start = time.perf_counter()
-        async for _ in conversation.reply(max_tokens=0, reasoning_budget=0):
+        async for _ in conversation.reply(ReplyRequest(None, max_tokens=0)):
             pass
         sync()
         conversation.close()
         return (time.perf_counter() - start) * 1000
 
     async def decode() -> float | None:
-        conversation = brain.conversation(INSTRUCTIONS)
+        conversation = brain.open(Conversation(INSTRUCTIONS))
         await conversation.hear(audio[: 2 * RATE])
         first: tuple[float, int] | None = None
-        async for _ in conversation.reply(max_tokens=args.decode_tokens, reasoning_budget=args.decode_tokens):
+        request = ReplyRequest(None, max_tokens=args.decode_tokens, reasoning_budget=args.decode_tokens)
+        async for _ in conversation.reply(request):
             first = first or (time.perf_counter(), len(conversation.token_ids))
         sync()
         elapsed, tokens = (time.perf_counter() - first[0], len(conversation.token_ids) - first[1]) if first else (0, 0)
@@ -158,12 +161,12 @@ async def measure(brain: StepAudioBrain, args: argparse.Namespace) -> dict[str, 
         return tokens / elapsed if tokens else None
 
     async def first_answer(mode: ReplyMode) -> float | None:
-        conversation = brain.conversation(INSTRUCTIONS, block_seconds=2.0)
+        conversation = brain.open(Conversation(INSTRUCTIONS), block_seconds=2.0)
         await conversation.hear(audio[: 3 * RATE])
         sync()
         start = time.perf_counter()
         elapsed = None
-        pieces = conversation.reply(max_tokens=16, reasoning_budget=args.reasoning_budget, mode=mode)
+        pieces = conversation.reply(ReplyRequest(None, max_tokens=16, reasoning_budget=args.reasoning_budget, mode=mode))
         async with aclosing(pieces):
             async for piece in pieces:
                 if piece.channel == "answer":

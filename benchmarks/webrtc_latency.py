@@ -30,7 +30,17 @@ from pathlib import Path
 
 from benchmarks.browser import CHROMIUM, in_loopback_namespace, seen, talk, tapped_server
 from benchmarks.corpus import VOICES, Question, load_questions, spoken_question
-from benchmarks.report import EMBEDDED_MODELS, cdf, delay_table, machine, now_iso, stage_table, summarise, write_results
+from benchmarks.report import (
+    EMBEDDED_MODELS,
+    Record,
+    cdf,
+    delay_table,
+    machine,
+    now_iso,
+    stage_table,
+    summarise,
+    write_results,
+)
 from realtime.models import Models
 
 LEAD_S = 3.0
@@ -39,11 +49,12 @@ TAIL_S = 40.0
 """Silence after it, longer than any reply (Chromium loops the file)."""
 
 
-async def measure(questions: list[tuple[int, Question]]) -> list[dict[str, object]]:
+async def measure(questions: list[tuple[int, Question]]) -> list[Record]:
     """Ask each (corpus index, question) from a fresh browser; the runs, graded."""
     models = Models.load_embedded()
     await models.warm_up()
-    runs, replies = [], []
+    runs: list[Record] = []
+    replies = []
     async with tapped_server(models) as (server, sessions):
         with tempfile.TemporaryDirectory() as tmp:
             for index, question in questions:
@@ -69,20 +80,22 @@ async def measure(questions: list[tuple[int, Question]]) -> list[dict[str, objec
     return runs
 
 
-def summaries(runs: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+def summaries(runs: list[Record]) -> dict[str, Record]:
     """One summary (with its CDF) per way of measuring: at the server and at the page."""
     summary = {}
     for mode, key in (("webrtc server", "server"), ("webrtc page", "page")):
         renamed = [{**r, "first_packet_delay_ms": r[f"{key}_first_packet_delay_ms"]} for r in runs]
-        summary[mode] = {**summarise(renamed), "cdf": cdf([r["first_packet_delay_ms"] for r in renamed if r["first_packet_delay_ms"] is not None])}
+        delays = [r["first_packet_delay_ms"] for r in renamed if r["first_packet_delay_ms"] is not None]
+        summary[mode] = {**summarise(renamed), "cdf": cdf(delays)}
     return summary
 
 
-def measure_in_namespace(indices: list[int]) -> dict[str, dict[str, object]]:
+def measure_in_namespace(indices: list[int]) -> dict[str, Record]:
     """Run :func:`measure` on these corpus questions in a loopback-only namespace; their summaries."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "runs.json"
-        command = [sys.executable, "-m", "benchmarks.webrtc_latency", "--pick", ",".join(map(str, indices)), "--runs-json", str(out)]
+        picked = ",".join(map(str, indices))
+        command = [sys.executable, "-m", "benchmarks.webrtc_latency", "--pick", picked, "--runs-json", str(out)]
         subprocess.run(command if isolated() else in_loopback_namespace(command), check=True)
         return summaries(json.loads(out.read_text()))
 
@@ -91,7 +104,7 @@ async def run(count: int, label: str) -> Path:
     runs = await measure(list(enumerate(load_questions(count))))
     summary = summaries(runs)
     browser = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
-    result = {
+    result: Record = {
         "benchmark": "webrtc_latency", "date": now_iso(), "label": label, "machine": {**machine(), "browser": browser},
         "models": EMBEDDED_MODELS, "summary": summary, "runs": runs,
     }
@@ -124,7 +137,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=12)
     parser.add_argument("--label", default="cpu")
     parser.add_argument("--pick", help="comma-separated corpus indices instead of the first --questions (for realtime bench)")
-    parser.add_argument("--runs-json", type=Path, help="write the graded runs here instead of result files (for realtime bench)")
+    parser.add_argument("--runs-json", type=Path,
+                        help="write the graded runs here instead of result files (for realtime bench)")
     args = parser.parse_args()
     if not isolated():
         command = in_loopback_namespace([sys.executable, "-m", "benchmarks.webrtc_latency", *sys.argv[1:]])

@@ -19,17 +19,17 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from audio.samples import PIPELINE_RATE, read_audio
 from benchmarks.client import AGENT, exchange, running
 from benchmarks.corpus import VOICES, load_questions, spoken_question
-from benchmarks.report import EMBEDDED_MODELS, delay_table, machine, now_iso, stage_table, summarise, write_results
+from benchmarks.report import EMBEDDED_MODELS, Record, delay_table, machine, now_iso, stage_table, summarise, write_results
 from realtime.asr import WhisperTranscriber
-from realtime.audio import PIPELINE_RATE, read_audio
 from realtime.respond import speech_segments
 
 
 async def run(count: int, label: str) -> Path:
     questions = load_questions(count)
-    runs: list[dict[str, object]] = []
+    runs: list[Record] = []
     with running(AGENT) as (server,), tempfile.TemporaryDirectory() as tmp:
         for index, question in enumerate(questions):
             voice = VOICES[index % len(VOICES)]
@@ -48,7 +48,7 @@ async def run(count: int, label: str) -> Path:
         entry["heard"] = asr.transcribe(reply).text if len(reply) else ""
         entry["question"], entry["correct"] = question.text, question.correct(entry["heard"])
     summary = {"websocket": summarise(runs)}
-    result = {
+    result: Record = {
         "benchmark": "ws_latency",
         "date": now_iso(),
         "label": label,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.audio import PIPELINE_RATE
+from audio.samples import PIPELINE_RATE
 
 _HOP = 160
 _MIN_WINDOW_S = 10

@@ -19,10 +19,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from audio.errors import AgentError
+
 _BLOCK = 1 << 20
 
 
-class ModelIntegrityError(RuntimeError):
+class ModelIntegrityError(AgentError, RuntimeError):
     """A model file is missing, or its content does not match the pinned sha256."""
 
 
@@ -40,7 +42,7 @@ class PackagePart:
             raise ModelIntegrityError(
                 f"model package {self.package!r} is not installed; run scripts/setup.sh"
             ) from exc
-        path = Path(module.__file__).parent / self.path
+        path = Path(module.__file__ or self.package).parent / self.path
         if not path.is_file():
             raise ModelIntegrityError(f"{path} is missing from package {self.package!r}; reinstall it")
         return path

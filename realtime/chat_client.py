@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,7 +68,7 @@ class ChatClient:
         async with self._post({**body, "max_tokens": 1, "stream": False}) as response:
             await response.read()
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """The ``delta`` of each streamed choice; closing the iterator closes the connection."""
         url = self.endpoint.completions_url
         async with self._post({**body, "stream": True}) as response:

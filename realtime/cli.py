@@ -1,27 +1,45 @@
-"""The ``realtime`` command line."""
+"""The ``realtime`` command line.
+
+Every error the agent raises on purpose is an :class:`~audio.errors.AgentError` (see :mod:`realtime.errors`):
+:func:`main` prints its message and exits with status 2, as argparse does for a bad argument; anything else is a
+bug and keeps its traceback. Arguments are checked before anything loads, so a user's mistake costs no model load.
+
+Other packages add sub-commands through the entry point group ``realtime.commands``: each entry point is a
+``register(subparsers)`` function that adds its command and sets ``handler`` (``bench`` comes from
+:mod:`benchmarks.cli` this way; the product never imports ``benchmarks``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
-import shlex
 import signal
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from audio.errors import AgentError
+from audio.samples import AudioFileError
 from realtime import assets
-from realtime.audio import AudioFileError
 from realtime.chat_client import ChatEndpoint
+from realtime.errors import UsageError
 from realtime.models import BRAINS, Models
 from realtime.policy import PolicyConfig
 
 if TYPE_CHECKING:
     from realtime.session import SessionConfig
+
+COMMANDS_GROUP = "realtime.commands"
+"""The entry point group of sub-commands that other packages provide: ``name = "module:register"``."""
+
+EXIT_USAGE = 2
+"""The exit status of an :class:`~audio.errors.AgentError` (and of argparse's own usage errors)."""
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -42,20 +60,36 @@ def _session_config(args: argparse.Namespace) -> SessionConfig:
     config = make(
         policy=policy, reasoning_budget=args.reasoning_budget, output_rate=args.output_rate, reasoning_mode=args.reasoning_mode
     )
-    if args.instructions:
-        config.instructions = args.instructions
-    config.answer_early = args.answer_early and args.pipeline == "agent"
-    return config
+    return dataclasses.replace(
+        config,
+        instructions=args.instructions or config.instructions,
+        answer_early=args.answer_early and args.pipeline == "agent",
+    )
+
+
+def _check_model_options(args: argparse.Namespace) -> None:
+    """Raise :class:`UsageError`, before anything loads, for ``--brain`` and ``--tts`` options that cannot load (what
+    :meth:`Models.load` and :meth:`tts.CosyVoice2Synthesizer.load` would refuse with a ``ValueError``) and for a
+    ``--reasoning-mode`` the brain cannot reply in (its replies would fail with a ``ValueError``)."""
+    if args.brain == "step-audio-r1":
+        if not args.model_dir:
+            raise UsageError("--brain step-audio-r1 needs --model-dir, a local checkpoint directory")
+        if not Path(args.model_dir).is_dir():
+            raise UsageError(f"--model-dir {args.model_dir}: no such directory")
+    if args.brain == "openai-compatible" and not (args.base_url and args.model):
+        raise UsageError("--brain openai-compatible needs --base-url (e.g. http://127.0.0.1:8000/v1) and --model")
+    if args.reasoning_mode != "budget" and args.brain != "step-audio-r1":
+        raise UsageError(f"--reasoning-mode {args.reasoning_mode} needs --brain step-audio-r1 (the audio LLM in this "
+                         f"process); --brain {args.brain} takes --reasoning-mode budget")
+    if args.tts == "cosyvoice2" and not (args.tts_model_dir and args.tts_prompt_wav and (args.tts_prompt_text or "").strip()):
+        raise UsageError("--tts cosyvoice2 needs --tts-model-dir, --tts-prompt-wav and --tts-prompt-text")
 
 
 def _load_models(args: argparse.Namespace) -> Models:
-    """The models of ``--brain``, with their options checked before anything loads."""
+    """The models of ``--brain`` and ``--tts``; their options are checked first (:func:`_check_model_options`)."""
+    _check_model_options(args)
     endpoint = None
     if args.brain == "openai-compatible":
-        if not (args.base_url and args.model):
-            raise ValueError("--brain openai-compatible needs --base-url (e.g. http://127.0.0.1:8000/v1) and --model")
-        if args.remote_input == "audio" and args.reasoning_mode != "budget":
-            raise ValueError("a served model takes --reasoning-mode budget (the paced modes need the model in this process)")
         endpoint = ChatEndpoint(
             args.base_url, args.model, api_key=args.llm_api_key or os.environ.get("REALTIME_LLM_API_KEY") or None,
             read_timeout_s=args.llm_timeout,
@@ -64,12 +98,9 @@ def _load_models(args: argparse.Namespace) -> Models:
     if args.tts == "cosyvoice2":
         from tts import CosyVoice2Synthesizer
 
-        if not (args.tts_model_dir and args.tts_prompt_wav and args.tts_prompt_text):
-            raise ValueError("--tts cosyvoice2 needs --tts-model-dir, --tts-prompt-wav and --tts-prompt-text")
-        try:
-            voice = CosyVoice2Synthesizer.load(args.tts_model_dir, prompt_wav=args.tts_prompt_wav, prompt_text=args.tts_prompt_text)
-        except (ImportError, FileNotFoundError) as exc:
-            raise ValueError(str(exc)) from exc
+        voice = CosyVoice2Synthesizer.load(
+            args.tts_model_dir, prompt_wav=args.tts_prompt_wav, prompt_text=args.tts_prompt_text
+        )
     return Models.load(args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input, tts=voice)
 
 
@@ -78,6 +109,12 @@ def _respond(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     records_path = Path(args.json) if args.json else output.with_suffix(".json")
+    _check_model_options(args)
+    if not Path(args.input).is_file():
+        raise AudioFileError(f"{args.input}: no such file")
+    for path in (output, records_path):
+        if not path.parent.is_dir():
+            raise UsageError(f"{path}: no such directory {str(path.parent)!r} to write to")
     models = _load_models(args)
 
     async def run() -> list[dict[str, object]]:
@@ -119,7 +156,10 @@ def _serve(args: argparse.Namespace) -> int:
         async with contextlib.AsyncExitStack() as stack:
             bus = await stack.enter_async_context(_mqtt_bus(args)) if args.mqtt else None
             server = RealtimeServer(models, options, session_scope=bus.scope if bus else None)
-            await server.start()
+            try:
+                await server.start()
+            except OSError as exc:  # the address is taken or not this machine's, the certificate is unreadable
+                raise UsageError(f"cannot serve on {options.host}:{options.port}: {exc}") from exc
             print(f"talk to it in a browser: {server.url}", flush=True)
             print(f"listening on {'wss' if options.certfile else 'ws'}://{options.host}:{server.port}/v1/realtime", flush=True)
             await server.serve_forever()
@@ -135,6 +175,7 @@ def _mic(args: argparse.Namespace) -> int:
     if args.list_devices:
         print(list_devices())
         return 0
+    _check_model_options(args)
     devices = choose_devices(args.input, args.output, output_rate=args.output_rate)  # fail before loading models
 
     async def run() -> None:
@@ -160,7 +201,7 @@ def _llm_server(args: argparse.Namespace) -> int:
 
     model = Path(args.model_path) if args.model_path else None
     if model is not None and not model.is_file():
-        raise ValueError(f"no GGUF model file at {model}")
+        raise UsageError(f"--model-path {model}: no GGUF model file there")
     server = llama_server(
         model, context=args.context, slots=args.slots, threads=args.threads, host=args.host, port=args.port,
         alias=args.alias, api_key=args.api_key or os.environ.get("REALTIME_LLM_API_KEY") or None,
@@ -174,74 +215,120 @@ def _llm_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from benchmarks.harness import BenchOptions, run
-
-    def numbers(text: str) -> tuple[int, ...]:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-
-    transports = tuple(t.strip() for t in args.transports.split(",") if t.strip())
-    if unknown := set(transports) - {"websocket", "webrtc"}:
-        raise ValueError(f"unknown transports: {', '.join(sorted(unknown))}")
-    overrides: dict[str, object] = {
-        "label": args.label, "transports": transports, "output_dir": Path(args.output_dir), "serve_args": tuple(shlex.split(args.serve_args)),
-    }
-    if args.questions is not None:
-        overrides["questions"] = args.questions or None  # 0: all
-    for name in ("barge_ins", "concurrent_turns"):
-        if getattr(args, name) is not None:
-            overrides[name] = getattr(args, name)
-    for name in ("concurrency", "budgets"):
-        if getattr(args, name):
-            overrides[name] = numbers(getattr(args, name))
-    options = BenchOptions.full(**overrides) if args.full else BenchOptions.quick(**overrides)
-    print(f"results: {run(options)}")
-    return 0
-
-
 def _mqtt_bus(args: argparse.Namespace):  # noqa: ANN202 - realtime.mqtt.MqttBus, imported only when asked for
     from realtime.mqtt import MqttBus
 
     return MqttBus.from_url(
         args.mqtt, username=args.mqtt_username, password=args.mqtt_password or os.environ.get("REALTIME_MQTT_PASSWORD"),
-        tls=args.mqtt_tls, prefix=args.mqtt_prefix,
+        tls=args.mqtt_tls, prefix=args.mqtt_prefix or "realtime",
     )
 
 
+def _whole(text: str, least: int, most: int | None = None) -> int:
+    """``text`` as a whole number in [``least``, ``most``], or argparse's error for a bad value."""
+    with contextlib.suppress(ValueError):
+        value = int(text)
+        if value >= least and (most is None or value <= most):
+            return value
+    within = f"{least}-{most}" if most is not None else f"{least} or more"
+    raise argparse.ArgumentTypeError(f"expected a whole number, {within}, not {text!r}")
+
+
+def _non_negative(text: str) -> int:
+    """An argparse type: a whole number, zero or more (a duration in ms, a token budget)."""
+    return _whole(text, 0)
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number, one or more (a sample rate in Hz)."""
+    return _whole(text, 1)
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port (0 picks a free one)."""
+    return _whole(text, 0, 65_535)
+
+
+def _ice_server(text: str) -> str:
+    """An argparse type: a STUN or TURN server URL, checked as :class:`realtime.server.ServerOptions` will read it."""
+    from realtime.webrtc import parse_ice_server
+
+    try:
+        parse_ice_server(text)
+    except ValueError as exc:  # argparse's contract for a type; parse_ice_server only reads the string
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _mqtt_url(text: str) -> str:
+    """An argparse type: an MQTT broker URL, checked as :meth:`realtime.mqtt.MqttBus.from_url` will read it."""
+    from realtime.mqtt import MqttBus
+
+    try:
+        MqttBus.from_url(text)
+    except ValueError as exc:  # argparse's contract for a type; from_url only reads the string (no connection)
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _mqtt_prefix(text: str) -> str:
+    """An argparse type: an MQTT topic prefix, checked as :class:`realtime.mqtt.MqttBus` will take it."""
+    from realtime.mqtt import MqttBus
+
+    try:
+        MqttBus.from_url("mqtt://localhost", prefix=text)
+    except ValueError as exc:  # argparse's contract for a type; nothing connects
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _add_mqtt_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mqtt", metavar="URL", help="publish events to and take control from an MQTT broker (mqtt://host:port, mqtts:// for TLS)")
+    parser.add_argument("--mqtt", metavar="URL", type=_mqtt_url,
+                        help="publish events to and take control from an MQTT broker (mqtt://host:port, mqtts:// for TLS)")
     parser.add_argument("--mqtt-username", help="MQTT user name")
     parser.add_argument("--mqtt-password", help="MQTT password (default: $REALTIME_MQTT_PASSWORD)")
     parser.add_argument("--mqtt-tls", action="store_true", help="connect with TLS (implied by mqtts://)")
-    parser.add_argument("--mqtt-prefix", default="realtime", help="topic prefix (default: realtime)")
+    # No string default: argparse would run the check (and import realtime.mqtt) on every `serve` and `mic`.
+    parser.add_argument("--mqtt-prefix", type=_mqtt_prefix, help="topic prefix (default: realtime)")
 
 
 def _add_session_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reasoning-budget", type=int, default=0, metavar="TOKENS", help="think before answering (default 0)")
-    parser.add_argument("--end-of-turn-ms", type=int, default=PolicyConfig.end_of_turn_silence_ms, help="silence that ends a user turn")
-    parser.add_argument("--speculate-ms", type=int, default=PolicyConfig.speculate_silence_ms, help="silence that starts a speculative reply")
-    parser.add_argument("--output-rate", type=int, default=24_000, help="sample rate of the reply audio")
+    parser.add_argument("--reasoning-budget", type=_non_negative, default=0, metavar="TOKENS",
+                        help="think before answering (default 0)")
+    parser.add_argument("--end-of-turn-ms", type=_non_negative, default=PolicyConfig.end_of_turn_silence_ms,
+                        help="silence that ends a user turn")
+    parser.add_argument("--speculate-ms", type=_non_negative, default=PolicyConfig.speculate_silence_ms,
+                        help="silence that starts a speculative reply")
+    parser.add_argument("--output-rate", type=_positive, default=24_000, help="sample rate of the reply audio")
     parser.add_argument("--instructions", help="system instructions for the assistant")
     parser.add_argument("--answer-early", action="store_true",
-                        help="start the reply on a partial transcript that reads as complete, before the user pauses (confirmed by the final transcript)")
+                        help="start the reply on a partial transcript that reads as complete, before the user pauses "
+                             "(confirmed by the final transcript)")
     parser.add_argument("--pipeline", choices=("agent", "naive"), default="agent",
-                        help="naive: the baseline cascade (wait for the end of the turn, transcribe, write the whole answer, then speak)")
-    parser.add_argument("--brain", choices=BRAINS, default="embedded", help="the models that listen and answer (default: embedded)")
-    parser.add_argument("--model-dir", help="the local Step-Audio-R1 (or Step-Audio-2-mini) checkpoint for --brain step-audio-r1")
+                        help="naive: the baseline cascade "
+                             "(wait for the end of the turn, transcribe, write the whole answer, then speak)")
+    parser.add_argument("--brain", choices=BRAINS, default="embedded",
+                        help="the models that listen and answer (default: embedded)")
+    parser.add_argument("--model-dir",
+                        help="the local Step-Audio-R1 (or Step-Audio-2-mini) checkpoint for --brain step-audio-r1")
     parser.add_argument("--reasoning-mode", choices=("budget", "think-first", "paced", "speak-first"), default="budget",
                         help="for step-audio-r1: plain decoding within the budget, or a Mind-Paced Speaking schedule")
     voice = parser.add_argument_group("speech synthesis")
-    voice.add_argument("--tts", choices=("piper", "cosyvoice2"), default="piper", help="the voice: Piper (embedded) or CosyVoice2 (installed from its repository)")
+    voice.add_argument("--tts", choices=("piper", "cosyvoice2"), default="piper",
+                       help="the voice: Piper (embedded) or CosyVoice2 (installed from its repository)")
     voice.add_argument("--tts-model-dir", help="for cosyvoice2: the model directory (e.g. CosyVoice2-0.5B)")
     voice.add_argument("--tts-prompt-wav", help="for cosyvoice2: a short recording of the voice to speak with")
     voice.add_argument("--tts-prompt-text", help="for cosyvoice2: exactly what the prompt recording says")
     remote = parser.add_argument_group("a model on an OpenAI-compatible server (--brain openai-compatible)")
-    remote.add_argument("--base-url", help="the server's API root, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp's server, `realtime llm-server`)")
+    remote.add_argument("--base-url",
+                        help="the server's API root, e.g. http://127.0.0.1:8000/v1 "
+                             "(vLLM, llama.cpp's server, `realtime llm-server`)")
     remote.add_argument("--model", help="the served model's name")
     remote.add_argument("--remote-input", choices=("text", "audio"), default="text",
                         help="send the local transcript (text models) or the audio itself (Step-Audio-R1); default text")
     remote.add_argument("--llm-api-key", help="the server's API key (default: $REALTIME_LLM_API_KEY, or none)")
-    remote.add_argument("--llm-timeout", type=float, default=30.0, metavar="SECONDS", help="longest wait for the server's next piece (default 30)")
+    remote.add_argument("--llm-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="longest wait for the server's next piece (default 30)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,15 +351,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the web page, the websocket endpoint /v1/realtime and WebRTC calls")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    serve.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
     serve.add_argument("--max-sessions", type=int, default=8, help="concurrent sessions (default 8)")
     serve.add_argument("--api-key", help="require this key (default: $REALTIME_API_KEY, or none)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
-                       help="browser origin allowed to connect (repeatable; default any; list the page's own, e.g. http://127.0.0.1:8080)")
-    serve.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS", help="close websocket sessions silent this long")
-    serve.add_argument("--ice-server", action="append", default=[], metavar="URL",
-                       help="STUN/TURN server for WebRTC: stun:HOST:PORT or turn:USER:PASSWORD@HOST:PORT (repeatable; default none)")
-    serve.add_argument("--certfile", help="serve HTTPS/WSS with this certificate (a phone's browser gives the microphone only to HTTPS pages)")
+                       help="browser origin allowed to connect "
+                            "(repeatable; default any; list the page's own, e.g. http://127.0.0.1:8080)")
+    serve.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="close websocket sessions silent this long")
+    serve.add_argument("--ice-server", action="append", default=[], metavar="URL", type=_ice_server,
+                       help="STUN/TURN server for WebRTC: stun:HOST:PORT or turn:USER:PASSWORD@HOST:PORT "
+                            "(repeatable; default none)")
+    serve.add_argument("--certfile",
+                       help="serve HTTPS/WSS with this certificate "
+                            "(a phone's browser gives the microphone only to HTTPS pages)")
     serve.add_argument("--keyfile", help="the certificate's private key (default: in --certfile)")
     _add_session_options(serve)
     _add_mqtt_options(serve)
@@ -286,25 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mqtt_options(mic)
     mic.set_defaults(handler=_mic)
 
-    bench = commands.add_parser("bench", help="measure latency, accuracy, concurrency and barge-in against a `realtime serve` process")
-    preset = bench.add_mutually_exclusive_group()
-    preset.add_argument("--quick", action="store_true", help="a few minutes: 8 questions, 1 and 2 sessions, one barge-in, one budget (default)")
-    preset.add_argument("--full", action="store_true", help="every question and every measurement: 1-8 sessions, budgets 0/32/96")
-    bench.add_argument("--label", default="cpu", help="names the result files: <date>-<label>.json/.md/-*.png")
-    bench.add_argument("--transports", default="websocket", help="comma-separated: websocket, webrtc (headless Chromium; root)")
-    bench.add_argument("--output-dir", default="benchmarks/results", help="where the results go (default benchmarks/results)")
-    bench.add_argument("--questions", type=int, help="override the preset: this many questions (0: all)")
-    bench.add_argument("--concurrency", metavar="N,N", help="override the preset: simultaneous session counts, e.g. 1,2,4")
-    bench.add_argument("--concurrent-turns", type=int, help="override the preset: at least this many turns per concurrency level")
-    bench.add_argument("--budgets", metavar="N,N", help="override the preset: reasoning budgets, e.g. 0,32,96 (the first is the headline)")
-    bench.add_argument("--barge-ins", type=int, help="override the preset: barge-in trials")
-    bench.add_argument("--serve-args", default="", metavar="ARGS",
-                       help='options for both measured servers, e.g. --serve-args="--brain openai-compatible --base-url URL --model NAME"')
-    bench.set_defaults(handler=_bench)
-
-    llm = commands.add_parser("llm-server", help="serve the embedded language model (or a GGUF file) on an OpenAI-compatible HTTP API")
+    llm = commands.add_parser("llm-server",
+                              help="serve the embedded language model (or a GGUF file) on an OpenAI-compatible HTTP API")
     llm.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    llm.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    llm.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
     llm.add_argument("--model-path", help="a GGUF model file (default: the embedded Qwen2.5-Coder-0.5B)")
     llm.add_argument("--alias", default="qwen2.5-0.5b-instruct", help="the model name clients ask for")
     llm.add_argument("--slots", type=int, default=8, help="concurrent requests, each with its own prefix cache (default 8)")
@@ -312,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     llm.add_argument("--api-key", help="require this key (default: $REALTIME_LLM_API_KEY, or none)")
     llm.set_defaults(handler=_llm_server)
+
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda entry: entry.name):
+        entry.load()(commands)  # e.g. benchmarks.cli:register adds `bench`
     return parser
 
 
@@ -320,9 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except (assets.ModelIntegrityError, AudioFileError, ValueError) as exc:
+    except AgentError as exc:  # a user's mistake or a failing model, server or device: its message is the report
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

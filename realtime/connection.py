@@ -1,10 +1,10 @@
 """One client connection: the protocol core bound to a voice session, for any transport.
 
-A transport hands every client message to :meth:`RealtimeConnection.handle` and sends what the
-``send`` callback is given. Session output is translated in order, and reply audio or text of an
-interrupted reply is dropped here, at the sink, so it can never reach the client late. A media
-transport (WebRTC) passes an :class:`AudioSink`: reply audio then goes to it, at its rate, instead of
-``response.output_audio.delta`` events, and it is told when queued audio must be dropped.
+A transport hands every client message to :meth:`RealtimeConnection.handle` and sends what the ``send`` callback is
+given. Session output is translated in order by the session's output router. Reply audio goes to the connection's
+:class:`~realtime.session.output.AudioSink`: by default a :class:`~realtime.session.output.ClientClockSink` that sends
+it as ``response.output_audio.delta`` events; a media transport (WebRTC) passes its own sink (the track), and audio
+then travels on the track, at its rate.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ import dataclasses
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
-from realtime.events import AudioCleared, AudioOut
-from realtime.models import Models
-from realtime.protocol import (
+from realtime.commands import (
     AddMessage,
     AppendAudio,
     CancelResponse,
@@ -29,29 +27,20 @@ from realtime.protocol import (
     Configure,
     CreateResponse,
     DeleteMessage,
-    RealtimeProtocol,
     Send,
     TruncateMessage,
 )
-from realtime.session import SessionConfig, VoiceSession
+from realtime.events import OutputItem
+from realtime.models import Models
+from realtime.protocol import RealtimeProtocol
+from realtime.session.config import SessionConfig
+from realtime.session.orchestrator import VoiceSession
+from realtime.session.output import AudioSink, ClientClockSink
 
 log = logging.getLogger(__name__)
 
 
 SendEvent = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class AudioSink(Protocol):
-    """Where reply audio goes when it does not travel as protocol events (a media track)."""
-
-    rate: int
-    """The session speaks at this rate (so audio is resampled once, from the synthesiser to the sink)."""
-
-    def play(self, item: AudioOut) -> None:
-        """Queue reply audio for playing."""
-
-    def clear(self) -> None:
-        """Drop every queued sample now (barge-in, ``response.cancel``)."""
 
 
 class RealtimeConnection:
@@ -69,16 +58,15 @@ class RealtimeConnection:
     ) -> None:
         self.id = f"sess_{secrets.token_hex(6)}"  # unique across processes: servers may share one MQTT broker
         self.protocol = RealtimeProtocol(self.id, config, beta=beta, model=model)
-        self.audio_sink = audio_sink
-        self.session = VoiceSession(models, self._session_config(self.protocol.config))
-        self._applied = self.session.config
-        """The session's settings as this connection last set them (``configure`` replaces the object)."""
         self._send = send
+        self.audio_sink = audio_sink
+        sink = audio_sink or ClientClockSink(self.protocol.output_format.rate, self._send_item)
+        self.session = VoiceSession(models, self._session_config(self.protocol.config), sink)
         self._pump: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> RealtimeConnection:
         await self._run(self.protocol.start())
-        self._pump = asyncio.create_task(self._forward_output(), name=f"{self.id}:output")
+        self._pump = asyncio.create_task(self.session.route(self._send_item), name=f"{self.id}:output")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -86,9 +74,6 @@ class RealtimeConnection:
 
     async def handle(self, message: str | bytes) -> None:
         """Carry out one client message; one that fails gets an ``error`` event, and the session goes on."""
-        if self.session.config is not self._applied:  # changed elsewhere (MQTT): the base of the client's next update
-            self.protocol.config = dataclasses.replace(self.session.config, output_rate=self.protocol.output_format.rate)
-            self._applied = self.session.config
         try:
             await self._run(self.protocol.receive(message))
         except Exception as exc:  # noqa: BLE001 - one bad event never ends the session
@@ -116,37 +101,33 @@ class RealtimeConnection:
                 case AppendAudio():
                     await session.push_audio(command.samples)
                 case Configure():
+                    if self.audio_sink is None:  # the events sink plays at the wire format's rate
+                        session.sink.rate = self.session_rate
                     session.configure(self._session_config(command.config))
-                    self._applied = session.config
                 case CommitInput():
                     await session.commit_input(command.event_id)
                 case ClearInput():
                     session.clear_input()
                 case AddMessage():
-                    session.add_message(command.role, command.text, command.item_id, command.event_id)
+                    session.history.add(command.role, command.text, command.item_id, command.event_id)
                 case DeleteMessage():
-                    session.delete_message(command.item_id, command.event_id)
+                    session.history.delete(command.item_id, command.event_id)
                 case TruncateMessage():
-                    await session.truncate_message(command.item_id, command.audio_end_ms, command.event_id)
+                    await session.history.truncate(command.item_id, command.audio_end_ms, command.event_id)
                 case CreateResponse():
                     await session.create_response(command.event_id)
                 case CancelResponse():
                     await session.cancel_response(command.event_id)
 
     def _session_config(self, config: SessionConfig) -> SessionConfig:
-        """The protocol's settings, speaking at the sink's rate when there is one."""
-        return config if self.audio_sink is None else dataclasses.replace(config, output_rate=self.audio_sink.rate)
+        """The protocol's settings, speaking at the sink's rate."""
+        return dataclasses.replace(config, output_rate=self.session_rate)
 
-    async def _forward_output(self) -> None:
-        sink = self.audio_sink
-        while True:
-            item = await self.session.output.get()
-            if self.session.is_stale(item):
-                continue
-            if sink is not None and isinstance(item, AudioOut):
-                sink.play(item)
-                continue
-            if sink is not None and isinstance(item, AudioCleared):
-                sink.clear()
-            for event in self.protocol.translate(item):
-                await self._send(event)
+    @property
+    def session_rate(self) -> int:
+        """The rate the session speaks at: the media sink's, or the wire format's."""
+        return self.audio_sink.rate if self.audio_sink is not None else self.protocol.output_format.rate
+
+    async def _send_item(self, item: OutputItem) -> None:
+        for event in self.protocol.translate(item):
+            await self._send(event)

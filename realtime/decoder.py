@@ -14,12 +14,14 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from audio.errors import AgentError
 
-class DecoderError(RuntimeError):
+
+class DecoderError(AgentError, RuntimeError):
     """The decoder failed to produce text for a request."""
 
 
@@ -31,11 +33,11 @@ class TextDecoder(Protocol):
 
     def generate(
         self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Stream the continuation of ``prompt``; closing the iterator cancels generation."""
 
 
-def llama_server(
+def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
     model_path: str | Path | None = None,
     *,
     context: int = 16384,
@@ -45,7 +47,7 @@ def llama_server(
     port: int = 0,
     alias: str | None = None,
     api_key: str | None = None,
-):  # noqa: ANN201 - xllamacpp.Server, imported only here
+):
     """llama.cpp's server in this process (embedded model by default): in-process calls, and its
     OpenAI-compatible HTTP API on ``host:port`` (0: a free port; see ``listening_address``)."""
     import xllamacpp
@@ -82,7 +84,7 @@ class LlamaCppDecoder:
 
     async def generate(
         self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         cancelled = threading.Event()

@@ -5,8 +5,20 @@ can drop audio of a reply that was interrupted after the item was queued."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from realtime.session.config import SessionConfig
+
+
+class Interruptible:
+    """Reply output that is dropped once its reply is interrupted: the router and the sinks drop an item of this
+    type whose ``generation`` is older than the session's last interruption. Every other item survives
+    interruptions (transcripts, ``response.done``, errors)."""
+
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,7 @@ class ReasoningDone:
 
 
 @dataclass(frozen=True)
-class AssistantTextDelta:
+class AssistantTextDelta(Interruptible):
     """Words of the reply, emitted as their audio starts."""
 
     turn_id: str
@@ -98,7 +110,7 @@ class AssistantTextDelta:
 
 
 @dataclass(frozen=True)
-class AudioOut:
+class AudioOut(Interruptible):
     turn_id: str
     generation: int
     samples: np.ndarray = field(repr=False)
@@ -142,6 +154,14 @@ class ErrorEvent:
     """The client event that caused it, if one did."""
 
 
+@dataclass(frozen=True)
+class SettingsChanged:
+    """The session's settings were changed by something other than the client's own ``session.update`` (an MQTT
+    control): the client is told with ``session.updated``."""
+
+    config: SessionConfig
+
+
 OutputItem = (
     SpeechStarted
     | SpeechStopped
@@ -160,4 +180,5 @@ OutputItem = (
     | ReplyDone
     | ReplyTruncated
     | ErrorEvent
+    | SettingsChanged
 )

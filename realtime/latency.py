@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 now = time.monotonic
@@ -29,12 +30,14 @@ class LatencyRecord:
     stamps: dict[str, float] = field(default_factory=dict)
     true_speech_end: float | None = None
     """When the true end of speech (known from the input, not from VAD) reached the agent, if known."""
+    clock: Callable[[], float] = field(default=now, repr=False, compare=False)
+    """The clock stamps are taken on (a session's; a virtual one in tests)."""
 
     def mark(self, stage: str, at: float | None = None) -> None:
         """Stamp ``stage`` once (later stamps of the same stage are ignored)."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}")
-        self.stamps.setdefault(stage, now() if at is None else at)
+        self.stamps.setdefault(stage, self.clock() if at is None else at)
 
     @property
     def reference(self) -> float | None:

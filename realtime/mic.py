@@ -16,7 +16,7 @@ import logging
 import secrets
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,11 +24,14 @@ from typing import Any, Literal
 import numpy as np
 import sounddevice as sd
 
-from realtime.audio import PIPELINE_RATE, StreamResampler
+from audio.errors import AgentError
+from audio.samples import PIPELINE_RATE, StreamResampler
 from realtime.console import ConsoleView
-from realtime.events import AudioCleared, AudioOut
+from realtime.events import AudioOut, OutputItem
 from realtime.models import Models
-from realtime.session import SessionConfig, VoiceSession
+from realtime.session import SessionConfig
+from realtime.session.orchestrator import VoiceSession
+from realtime.session.output import Playback, PlayedCounter
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ Kind = Literal["input", "output"]
 SessionScope = Callable[["MicSession"], AbstractAsyncContextManager[object]]
 
 
-class DeviceError(ValueError):
+class DeviceError(AgentError, ValueError):
     """No usable sound device, or a device that refuses the format."""
 
 
@@ -92,33 +95,49 @@ def _rate(device: int, kind: Kind, wanted: int) -> int:
 
 
 class Player:
-    """Reply audio waiting for the output device; its callback plays it, or silence when there is none."""
+    """The session's :class:`~realtime.session.output.AudioSink` on the output device: reply audio waits here for the
+    device's callback, which plays it (or silence when there is none) and counts what it played of which reply."""
 
-    def __init__(self) -> None:
-        self._chunks: deque[np.ndarray] = deque()
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._chunks: deque[AudioOut] = deque()
+        self._offset = 0
+        """Samples of ``_chunks[0]`` already played."""
+        self._played = PlayedCounter()
         self._lock = threading.Lock()
 
-    def play(self, samples: np.ndarray) -> None:
+    async def play(self, item: AudioOut) -> None:
         with self._lock:
-            self._chunks.append(samples)
+            self._chunks.append(item)
 
-    def clear(self) -> None:
-        """Drop everything not yet played (barge-in)."""
+    def clear(self) -> Playback:
+        """Drop everything not yet played (barge-in); report what the device played of the current reply."""
         with self._lock:
             self._chunks.clear()
+            self._offset = 0
+            return self._played.report()
+
+    @property
+    def playing(self) -> bool:
+        return bool(self._chunks)
+
+    async def flush(self) -> None:
+        while self._chunks:
+            await asyncio.sleep(0.02)
 
     def callback(self, outdata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:  # noqa: ANN401
         out, filled = outdata[:, 0], 0
         with self._lock:
             while filled < frames and self._chunks:
-                chunk = self._chunks[0]
-                count = min(len(chunk), frames - filled)
-                out[filled : filled + count] = chunk[:count]
-                filled += count
-                if count == len(chunk):
+                item = self._chunks[0]
+                piece = item.samples[self._offset : self._offset + frames - filled]
+                out[filled : filled + len(piece)] = piece
+                filled += len(piece)
+                self._offset += len(piece)
+                self._played.add(item.generation, len(piece))
+                if self._offset >= len(item.samples):
                     self._chunks.popleft()
-                else:
-                    self._chunks[0] = chunk[count:]
+                    self._offset = 0
         out[filled:] = 0.0
 
 
@@ -136,11 +155,11 @@ async def converse(
 ) -> None:
     """Talk through ``devices`` until cancelled (Ctrl-C), or until ``scope`` ends the session (MQTT ``end``)."""
     view = view or ConsoleView()
-    session = VoiceSession(models, dataclasses.replace(config, output_rate=devices.output_rate))
+    player = Player(devices.output_rate)
+    session = VoiceSession(models, dataclasses.replace(config, output_rate=devices.output_rate), player)
     local = MicSession(f"mic_{secrets.token_hex(4)}", session)
     loop = asyncio.get_running_loop()
     blocks: asyncio.Queue[np.ndarray] = asyncio.Queue()
-    player = Player()
 
     def captured(indata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:  # noqa: ANN401
         if status:
@@ -156,7 +175,7 @@ async def converse(
                       f"{speaker.latency * 1000:.0f} ms out. Speak (Ctrl-C to stop).")
             async with scope(local) if scope else contextlib.nullcontext(), asyncio.TaskGroup() as group:
                 group.create_task(_listen(session, blocks, devices.input_rate))
-                group.create_task(_play(session, player, view))
+                group.create_task(session.route(_shown(view)))
             view.note(f"session {local.id} was ended")
     finally:
         await session.close()
@@ -177,13 +196,8 @@ async def _listen(session: VoiceSession, blocks: asyncio.Queue[np.ndarray], rate
         await session.push_audio(resampler.process(block) if resampler else block)
 
 
-async def _play(session: VoiceSession, player: Player, view: ConsoleView) -> None:
-    while True:
-        item = await session.output.get()
-        if session.is_stale(item):
-            continue
-        if isinstance(item, AudioOut):
-            player.play(item.samples)
-        elif isinstance(item, AudioCleared):
-            player.clear()
+def _shown(view: ConsoleView) -> Callable[[OutputItem], Awaitable[None]]:
+    async def show(item: OutputItem) -> None:
         view.show(item)
+
+    return show

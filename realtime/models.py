@@ -9,18 +9,18 @@ model served on an OpenAI-compatible server (vLLM, llama.cpp's server), given ei
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
 from realtime.asr import WhisperTranscriber
+from realtime.brain import Brain, ReplyRequest
+from realtime.cascade import CascadeBrain
 from realtime.chat_client import ChatClient, ChatEndpoint
 from realtime.conversation import Conversation
-from realtime.decoder import DecoderError, LlamaCppDecoder, TextDecoder
-from realtime.reasoning import Piece, ReplyMode
+from realtime.decoder import DecoderError, LlamaCppDecoder
 from tts import PiperSynthesizer, Synthesizer
 
 log = logging.getLogger(__name__)
@@ -30,32 +30,13 @@ BRAINS = ("embedded", "step-audio-r1", "openai-compatible")
 RemoteInput = Literal["text", "audio"]
 
 
-class AudioListener(Protocol):
-    """One session's turns on an audio LLM that hears the user's audio as it arrives."""
-
-    async def hear(self, samples: np.ndarray) -> None: ...
-    def rewind_to_heard(self) -> None: ...
-    def reply(
-        self, *, max_tokens: int, reasoning_budget: int | None = None, temperature: float = 0.0, mode: ReplyMode = "budget"
-    ) -> AsyncIterator[Piece]: ...
-    async def finish_turn(self, heard_answer: str) -> None: ...
-    def close(self) -> None: ...
-
-
-class AudioBrain(Protocol):
-    """An audio LLM shared by every session."""
-
-    def conversation(self, instructions: str, *, block_seconds: float = 2.0) -> AudioListener: ...
-
-
 @dataclass
 class Models:
-    """The models a session runs on: ``decoder`` for the cascade, or ``audio_llm``."""
+    """The models a session runs on: ``asr`` writes the user's words, ``brain`` the replies, ``tts`` speaks them."""
 
     asr: WhisperTranscriber
-    decoder: TextDecoder | None
+    brain: Brain
     tts: Synthesizer
-    audio_llm: AudioBrain | None = None
 
     @classmethod
     def load(
@@ -86,17 +67,16 @@ class Models:
     @classmethod
     def load_embedded(cls, *, tts: Synthesizer | None = None, threads: int = 2) -> Models:
         """Whisper base, Qwen2.5-Coder-0.5B (llama.cpp) and Piper joe, from their packages."""
-        return cls(asr=WhisperTranscriber(threads=threads), decoder=LlamaCppDecoder(threads=threads), tts=tts or PiperSynthesizer())
+        brain = CascadeBrain(LlamaCppDecoder(threads=threads))
+        return cls(asr=WhisperTranscriber(threads=threads), brain=brain, tts=tts or PiperSynthesizer())
 
     @classmethod
     def load_step_audio(cls, model_dir: str | Path, *, tts: Synthesizer | None = None, threads: int = 2) -> Models:
         """Step-Audio-R1 (or Step-Audio-2-mini) from ``model_dir`` (bf16 on CUDA), Whisper for transcripts, Piper."""
         from realtime.step_audio import StepAudioBrain  # torch: only where this brain is chosen
 
-        return cls(
-            asr=WhisperTranscriber(threads=threads), decoder=None, tts=tts or PiperSynthesizer(),
-            audio_llm=StepAudioBrain.load(model_dir),
-        )
+        brain = StepAudioBrain.load(model_dir)
+        return cls(asr=WhisperTranscriber(threads=threads), brain=brain, tts=tts or PiperSynthesizer())
 
     @classmethod
     def load_remote(
@@ -108,21 +88,20 @@ class Models:
         if remote_input not in ("text", "audio"):
             raise ValueError(f"remote input must be 'text' or 'audio', not {remote_input!r}")
         client = ChatClient(endpoint)
-        audio = remote_input == "audio"
-        return cls(
-            asr=WhisperTranscriber(threads=threads), decoder=None if audio else RemoteTextDecoder(client),
-            tts=tts or PiperSynthesizer(), audio_llm=RemoteAudioBrain(client) if audio else None,
-        )
+        brain: Brain = RemoteAudioBrain(client) if remote_input == "audio" else CascadeBrain(RemoteTextDecoder(client))
+        return cls(asr=WhisperTranscriber(threads=threads), brain=brain, tts=tts or PiperSynthesizer())
 
     async def warm_up(self) -> None:
-        """Run each model once so the first user turn does not pay for lazy initialisation (a served decoder
-        is asked for two tokens; a server that is not answering yet is only logged)."""
+        """Run each model once so the first user turn does not pay for lazy initialisation: the brain answers a
+        typed "Hello" with two tokens on a session of its own (a server that is not answering yet is only logged)."""
         await self.asr.transcribe_async(np.zeros(16_000, dtype=np.float32))
-        if self.decoder is not None:
-            try:
-                async for _ in self.decoder.generate(Conversation().reply_prompt("Hello"), max_tokens=2):
-                    pass
-            except DecoderError as exc:  # a served model may come up later; each reply then reports its error
-                log.warning("the language model did not answer the warm-up: %s", exc)
+        session = self.brain.open(Conversation())
+        try:
+            async for _ in session.reply(ReplyRequest("Hello", max_tokens=2)):
+                pass
+        except DecoderError as exc:  # a served model may come up later; each reply then reports its error
+            log.warning("the language model did not answer the warm-up: %s", exc)
+        finally:
+            session.close()
         async for _ in self.tts.stream("Hello."):
             pass

@@ -43,118 +43,19 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
-from realtime.audio import PIPELINE_RATE
-from realtime.events import (
-    AssistantTextDelta,
-    AudioCleared,
-    ErrorEvent,
-    OutputItem,
-    ReasoningDelta,
-    ReasoningDone,
-    ReplyDone,
-    ReplyStarted,
-    ReplyTruncated,
-    SpeechStarted,
-    SpeechStopped,
-    UserTranscriptFinal,
-    UserTranscriptPartial,
-)
-from realtime.session import VoiceSession
+from realtime.events import OutputItem
+from realtime.mqtt_messages import Control, ControlError, event_messages, parse_control
+from realtime.session.orchestrator import VoiceSession
 
 log = logging.getLogger(__name__)
 
-ControlType = Literal["say", "interrupt", "instructions", "end"]
-_TEXT_CONTROLS = ("say", "instructions")
-MAX_CONTROL_BYTES = 64 * 1024
 MAX_PENDING_CONTROLS = 32
 """Control messages waiting for one session; past this they are refused (answered on ``error``)."""
-
-Message = tuple[str, dict[str, object]]
-"""A sub-topic under the session's topic, and the message's fields."""
-
-
-# ---- events out ---------------------------------------------------------------------------------
-
-
-def event_messages(item: OutputItem) -> list[Message]:
-    """What the bus publishes for one session output item (nothing for audio)."""
-    match item:
-        case SpeechStarted() | SpeechStopped():
-            kind = "speech.started" if isinstance(item, SpeechStarted) else "speech.stopped"
-            return [("speech", {"type": kind, "item_id": item.item_id, "audio_ms": item.sample * 1000 // PIPELINE_RATE})]
-        case UserTranscriptPartial():
-            return [("transcript/user", {"type": "transcript.user.partial", "item_id": item.item_id, "text": item.text})]
-        case UserTranscriptFinal():
-            ids = {"turn_id": item.turn_id, "item_id": item.item_id}
-            return [("transcript/user", {"type": "transcript.user.final", **ids, "text": item.text})]
-        case ReplyStarted():
-            return [("response", {"type": "response.started", "turn_id": item.turn_id, "item_id": item.item_id})]
-        case ReasoningDelta() | ReasoningDone():
-            kind = "reasoning.delta" if isinstance(item, ReasoningDelta) else "reasoning.done"
-            return [("reasoning", {"type": kind, "turn_id": item.turn_id, "text": item.text})]
-        case AssistantTextDelta():
-            return [("transcript/assistant", {"type": "transcript.assistant.delta", "turn_id": item.turn_id, "text": item.text})]
-        case AudioCleared():
-            return [("response", {"type": "response.audio_cleared", "turn_id": item.turn_id})]
-        case ReplyDone():
-            ids = {"turn_id": item.turn_id, "item_id": item.item_id}
-            return [
-                ("transcript/assistant", {"type": "transcript.assistant.done", **ids, "text": item.text}),
-                ("response", {"type": "response.done", **ids, "status": item.status}),
-                ("latency", {**item.latency, "type": "latency", **ids, "status": item.status}),
-            ]
-        case ReplyTruncated():
-            return [("transcript/assistant", {"type": "transcript.assistant.truncated", "item_id": item.item_id,
-                                               "text": item.text, "audio_end_ms": item.audio_end_ms})]
-        case ErrorEvent():
-            return [("error", {"type": "error", "code": item.code, "message": item.message})]
-    return []
-
-
-# ---- control in ---------------------------------------------------------------------------------
-
-
-class ControlError(ValueError):
-    """A control message that cannot be carried out; ``control_id`` is its ``id``, if it had one."""
-
-    def __init__(self, message: str, control_id: str | None = None) -> None:
-        super().__init__(message)
-        self.control_id = control_id
-
-
-@dataclass(frozen=True)
-class Control:
-    type: ControlType
-    text: str | None = None
-    """What to say, or the new instructions."""
-    id: str | None = None
-    """The sender's id for the message, echoed in an error about it."""
-
-
-def parse_control(payload: bytes) -> Control:
-    """A control message from its JSON payload; :class:`ControlError` says what is wrong with it."""
-    if len(payload) > MAX_CONTROL_BYTES:
-        raise ControlError(f"a control message may hold at most {MAX_CONTROL_BYTES} bytes")
-    try:
-        message = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ControlError(f"not JSON: {exc}") from None
-    if not isinstance(message, dict):
-        raise ControlError("a control message is a JSON object")
-    control_id = message.get("id")
-    if control_id is not None and not isinstance(control_id, str):
-        raise ControlError("id must be a string")
-    kind, text = message.get("type"), message.get("text")
-    if kind not in ("say", "interrupt", "instructions", "end"):
-        raise ControlError(f"unknown type {kind!r}; expected say, interrupt, instructions or end", control_id)
-    if kind in _TEXT_CONTROLS and not (isinstance(text, str) and text.strip()):
-        raise ControlError(f"{kind} needs a non-empty string text", control_id)
-    return Control(kind, text if kind in _TEXT_CONTROLS else None, control_id)
 
 
 # ---- the bus ------------------------------------------------------------------------------------
@@ -360,7 +261,7 @@ class MqttBus:
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            self._dispatch(message.topic.value, bytes(message.payload), retained=message.retain)  # type: ignore[arg-type]
+            self._dispatch(message.topic.value, bytes(message.payload), retained=message.retain)
 
     def _dispatch(self, topic: str, payload: bytes, *, retained: bool) -> None:
         """Route one control message to its session (or all, from ``{prefix}/control``); answer a bad one."""
@@ -417,7 +318,7 @@ class BusSession:
         self._owner = asyncio.current_task()
         assert self._owner is not None, "a bus scope runs in a task"
         self._owner_cancelling = self._owner.cancelling()
-        self.bus._sessions[self.id] = self
+        self.bus._sessions[self.id] = self  # noqa: SLF001 - the bus and its sessions are one module's pair
         self.session.observers.append(self._observe)
         self.publish("session", {"type": "session.started", "control_topic": f"{self.topic}/control"})
         self._worker = asyncio.create_task(self._carry_out(), name=f"{self.id}:mqtt-control")
@@ -429,7 +330,7 @@ class BusSession:
             self._worker.cancel()
         with contextlib.suppress(ValueError):
             self.session.observers.remove(self._observe)
-        self.bus._sessions.pop(self.id, None)
+        self.bus._sessions.pop(self.id, None)  # noqa: SLF001 - the bus and its sessions are one module's pair
         failed = exc_type is not None and not issubclass(exc_type, asyncio.CancelledError)
         reason = "control" if self.ended_by_control else "error" if failed else "closed"
         self.publish("session", {"type": "session.ended", "reason": reason})
@@ -459,7 +360,7 @@ class BusSession:
             case "interrupt":
                 await session.cancel_response()
             case "instructions":
-                session.configure(dataclasses.replace(session.config, instructions=control.text or ""))
+                session.configure(dataclasses.replace(session.config, instructions=control.text or ""), announce=True)
             case "end":
                 if not self._exiting and self._owner is not None and not self.ended_by_control:
                     self.ended_by_control = True

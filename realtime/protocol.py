@@ -20,13 +20,24 @@ import base64
 import binascii
 import dataclasses
 import json
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
-import numpy as np
-
-from realtime.audio import PIPELINE_RATE, StreamResampler
-from realtime.codecs import AudioFormat, AudioFormatError, parse_format
+from audio.codecs import AudioFormat, AudioFormatError
+from audio.samples import PIPELINE_RATE, StreamResampler
+from realtime.commands import (
+    AddMessage,
+    AppendAudio,
+    CancelResponse,
+    ClearInput,
+    Command,
+    CommitInput,
+    Configure,
+    CreateResponse,
+    DeleteMessage,
+    Send,
+    TruncateMessage,
+)
 from realtime.events import (
     AssistantTextDelta,
     AudioCleared,
@@ -42,13 +53,21 @@ from realtime.events import (
     ReplyDone,
     ReplyStarted,
     ReplyTruncated,
+    SettingsChanged,
     SpeechStarted,
     SpeechStopped,
     UserTranscriptFinal,
     UserTranscriptPartial,
 )
-from realtime.policy import PolicyConfig
-from realtime.session import SessionConfig
+from realtime.session.config import SessionConfig
+from realtime.wire_settings import (
+    ProtocolError,
+    audio_format,
+    field,
+    reasoning_budget,
+    token_limit,
+    turn_detection,
+)
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 """Largest client event accepted (larger ones are refused with an error; the session goes on)."""
@@ -60,83 +79,6 @@ _BETA_NAMES = {
     "response.output_audio_transcript.done": "response.audio_transcript.done",
 }
 _STATUS = {"completed": "completed", "interrupted": "cancelled", "cancelled": "cancelled", "failed": "failed"}
-
-
-# ---- commands for the session ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send this server event to the client."""
-
-    event: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class AppendAudio:
-    samples: np.ndarray
-    """16 kHz float32 mono, resampled from the wire format."""
-
-
-@dataclass(frozen=True)
-class CommitInput:
-    event_id: str | None
-
-
-@dataclass(frozen=True)
-class ClearInput:
-    event_id: str | None
-
-
-@dataclass(frozen=True)
-class Configure:
-    config: SessionConfig
-
-
-@dataclass(frozen=True)
-class AddMessage:
-    role: str
-    text: str
-    item_id: str | None
-    event_id: str | None
-
-
-@dataclass(frozen=True)
-class DeleteMessage:
-    item_id: str
-    event_id: str | None
-
-
-@dataclass(frozen=True)
-class TruncateMessage:
-    item_id: str
-    audio_end_ms: int
-    event_id: str | None
-
-
-@dataclass(frozen=True)
-class CreateResponse:
-    event_id: str | None
-
-
-@dataclass(frozen=True)
-class CancelResponse:
-    event_id: str | None
-
-
-Command = (
-    Send | AppendAudio | CommitInput | ClearInput | Configure | AddMessage | DeleteMessage | TruncateMessage
-    | CreateResponse | CancelResponse
-)
-
-
-class ProtocolError(ValueError):
-    """A client event that cannot be carried out; becomes an ``error`` event."""
-
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.param = param
 
 
 class RealtimeProtocol:
@@ -184,7 +126,7 @@ class RealtimeProtocol:
                 raise ProtocolError("invalid_event", "an event must be a JSON object")
             event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
             kind = event.get("type")
-            handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+            handler = self._HANDLERS.get(kind) if isinstance(kind, str) else None
             if handler is None:
                 raise ProtocolError("invalid_event_type", f"unknown event type {kind!r}", "type")
             return handler(self, event, event_id)
@@ -192,7 +134,7 @@ class RealtimeProtocol:
             return [Send(self.error(exc.code, str(exc), event_id=event_id, param=exc.param))]
 
     def _append(self, event: dict[str, Any], event_id: str | None) -> list[Command]:
-        audio = _field(event, "audio", str)
+        audio = field(event, "audio", str)
         try:
             data = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -204,28 +146,28 @@ class RealtimeProtocol:
         return [AppendAudio(self._resampler.process(samples))] if len(samples) else []
 
     def _session_update(self, event: dict[str, Any], event_id: str | None) -> list[Command]:
-        session = _field(event, "session", dict)
-        audio = session.get("audio") if isinstance(session.get("audio"), dict) else {}
-        audio_in = audio.get("input") if isinstance(audio.get("input"), dict) else {}
-        audio_out = audio.get("output") if isinstance(audio.get("output"), dict) else {}
+        session = field(event, "session", dict)
+        audio: dict[str, Any] = session["audio"] if isinstance(session.get("audio"), dict) else {}
+        audio_in: dict[str, Any] = audio["input"] if isinstance(audio.get("input"), dict) else {}
+        audio_out: dict[str, Any] = audio["output"] if isinstance(audio.get("output"), dict) else {}
         changes: dict[str, Any] = {}
         if "instructions" in session:
-            changes["instructions"] = _field(session, "instructions", str)
+            changes["instructions"] = field(session, "instructions", str)
         for key, value in (("turn_detection", session), ("turn_detection", audio_in)):
             if key in value:
-                changes.update(_turn_detection(value[key], self.config.policy))
-        input_format = _format(session.get("input_audio_format", audio_in.get("format")), self.input_format, "input")
-        output_format = _format(session.get("output_audio_format", audio_out.get("format")), self.output_format, "output")
+                changes.update(turn_detection(value[key], self.config.policy))
+        input_format = audio_format(session.get("input_audio_format", audio_in.get("format")), self.input_format, "input")
+        output_format = audio_format(session.get("output_audio_format", audio_out.get("format")), self.output_format, "output")
         limit = session.get("max_response_output_tokens", session.get("max_output_tokens"))
         if limit is not None:
-            changes["max_answer_tokens"] = _token_limit(limit)
+            changes["max_answer_tokens"] = token_limit(limit)
         if "temperature" in session:
             temperature = session["temperature"]
             if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0.0 <= temperature <= 2.0:
                 raise ProtocolError("invalid_value", "temperature must be a number from 0 to 2", "session.temperature")
             changes["temperature"] = float(temperature)
         if "reasoning" in session:
-            changes["reasoning_budget"] = _reasoning_budget(session["reasoning"])
+            changes["reasoning_budget"] = reasoning_budget(session["reasoning"])
         if input_format != self.input_format:
             self.input_format = input_format
             self._resampler = StreamResampler(input_format.rate, PIPELINE_RATE)
@@ -234,7 +176,7 @@ class RealtimeProtocol:
         return [Configure(self.config), Send(self._event("session.updated", session=self.session_object()))]
 
     def _item_create(self, event: dict[str, Any], event_id: str | None) -> list[Command]:
-        item = _field(event, "item", dict)
+        item = field(event, "item", dict)
         if item.get("type", "message") != "message":
             raise ProtocolError("invalid_value", "only message items are supported", "item.type")
         role = item.get("role")
@@ -247,11 +189,24 @@ class RealtimeProtocol:
         if not all(isinstance(text, str) for text in texts) or not texts:
             raise ProtocolError("invalid_value", "each content part needs text (audio content is not accepted here)", "item.content")
         item_id = item.get("id") if isinstance(item.get("id"), str) else None
-        return [AddMessage(role, " ".join(texts), item_id, event_id)]
+        return [AddMessage(role, " ".join(str(text) for text in texts), item_id, event_id)]
 
     def _item_truncate(self, event: dict[str, Any], event_id: str | None) -> list[Command]:
-        audio_end_ms = _field(event, "audio_end_ms", int)
-        return [TruncateMessage(_field(event, "item_id", str), audio_end_ms, event_id)]
+        audio_end_ms = field(event, "audio_end_ms", int)
+        return [TruncateMessage(field(event, "item_id", str), audio_end_ms, event_id)]
+
+    _HANDLERS: ClassVar[dict[str, Callable[[RealtimeProtocol, dict[str, Any], str | None], list[Command]]]] = {
+        "session.update": _session_update,
+        "input_audio_buffer.append": _append,
+        "input_audio_buffer.commit": lambda self, event, event_id: [CommitInput(event_id)],
+        "input_audio_buffer.clear": lambda self, event, event_id: [ClearInput(event_id)],
+        "conversation.item.create": _item_create,
+        "conversation.item.delete": lambda self, event, event_id: [DeleteMessage(field(event, "item_id", str), event_id)],
+        "conversation.item.truncate": _item_truncate,
+        "response.create": lambda self, event, event_id: [CreateResponse(event_id)],
+        "response.cancel": lambda self, event, event_id: [CancelResponse(event_id)],
+        "output_audio_buffer.clear": lambda self, event, event_id: [CancelResponse(event_id)],
+    }
 
     # ---- server -> client ------------------------------------------------------------------------
 
@@ -308,6 +263,9 @@ class RealtimeProtocol:
                                     audio_end_ms=item.audio_end_ms, transcript=item.text)]
             case ErrorEvent():
                 return [self.error(item.code, item.message, event_id=item.event_id)]
+            case SettingsChanged():  # changed elsewhere (an MQTT control): the base of the client's next update
+                self.config = dataclasses.replace(item.config, output_rate=self.output_format.rate)
+                return [self._event("session.updated", session=self.session_object())]
         raise TypeError(f"no server event for {type(item).__name__}")
 
     def error(self, code: str, message: str, *, event_id: str | None = None, param: str | None = None) -> dict[str, Any]:
@@ -407,87 +365,9 @@ class RealtimeProtocol:
         return {"type": name, "event_id": f"event_{self._events:06d}", **fields}
 
 
-# ---- parsing helpers ---------------------------------------------------------------------------------
-
-
-def _field(event: dict[str, Any], name: str, kind: type) -> Any:
-    value = event.get(name)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ProtocolError("invalid_value", f"{name!r} must be a {kind.__name__}", name)
-    return value
-
-
-def _format(value: object, current: AudioFormat, which: str) -> AudioFormat:
-    if value is None:
-        return current
-    try:
-        return parse_format(value)
-    except AudioFormatError as exc:
-        raise ProtocolError("invalid_value", str(exc), f"session.{which}_audio_format") from exc
-
-
-def _turn_detection(value: object, policy: PolicyConfig) -> dict[str, Any]:
-    if value is None:
-        return {"turn_detection": False}
-    if not isinstance(value, dict) or value.get("type", "server_vad") not in ("server_vad", "semantic_vad"):
-        raise ProtocolError("invalid_value", "turn_detection must be null or {'type': 'server_vad', ...}", "session.turn_detection")
-    knobs: dict[str, Any] = {}
-    for key, attribute in (("threshold", "threshold"), ("silence_duration_ms", "end_of_turn_silence_ms")):
-        if key in value:
-            if not isinstance(value[key], (int, float)) or isinstance(value[key], bool):
-                raise ProtocolError("invalid_value", f"turn_detection.{key} must be a number", f"session.turn_detection.{key}")
-            knobs[attribute] = type(getattr(policy, attribute))(value[key])
-    if "end_of_turn_silence_ms" in knobs:
-        knobs["speculate_silence_ms"] = min(policy.speculate_silence_ms, knobs["end_of_turn_silence_ms"])
-    try:
-        changes: dict[str, Any] = {"turn_detection": True, "policy": dataclasses.replace(policy, **knobs)}
-    except ValueError as exc:
-        raise ProtocolError("invalid_value", f"turn_detection: {exc}", "session.turn_detection") from exc
-    if "prefix_padding_ms" in value:
-        padding = value["prefix_padding_ms"]
-        if not isinstance(padding, int) or isinstance(padding, bool) or not 0 <= padding <= 5000:
-            raise ProtocolError("invalid_value", "prefix_padding_ms must be an integer from 0 to 5000", "session.turn_detection")
-        changes["prefix_padding_ms"] = padding
-    for key, attribute in (("create_response", "auto_respond"), ("interrupt_response", "interrupt_response")):
-        if key in value:
-            if not isinstance(value[key], bool):
-                raise ProtocolError("invalid_value", f"turn_detection.{key} must be true or false", f"session.turn_detection.{key}")
-            changes[attribute] = value[key]
-    return changes
-
-
-def _token_limit(value: object) -> int:
-    if value == "inf":
-        return 4096
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 4096:
-        raise ProtocolError("invalid_value", "the output token limit must be an integer from 1 to 4096, or 'inf'", "session.max_output_tokens")
-    return value
-
-
-def _reasoning_budget(value: object) -> int:
-    budget = value.get("budget_tokens") if isinstance(value, dict) else None
-    if not isinstance(budget, int) or isinstance(budget, bool) or not 0 <= budget <= 4096:
-        raise ProtocolError("invalid_value", "reasoning must be {'budget_tokens': 0..4096}", "session.reasoning")
-    return budget
-
-
 def _ms(sample: int) -> int:
     return sample * 1000 // PIPELINE_RATE
 
 
 def _response_id(turn_id: str) -> str:
     return f"resp_{turn_id}"
-
-
-_HANDLERS = {
-    "session.update": RealtimeProtocol._session_update,
-    "input_audio_buffer.append": RealtimeProtocol._append,
-    "input_audio_buffer.commit": lambda self, event, event_id: [CommitInput(event_id)],
-    "input_audio_buffer.clear": lambda self, event, event_id: [ClearInput(event_id)],
-    "conversation.item.create": RealtimeProtocol._item_create,
-    "conversation.item.delete": lambda self, event, event_id: [DeleteMessage(_field(event, "item_id", str), event_id)],
-    "conversation.item.truncate": RealtimeProtocol._item_truncate,
-    "response.create": lambda self, event, event_id: [CreateResponse(event_id)],
-    "response.cancel": lambda self, event, event_id: [CancelResponse(event_id)],
-    "output_audio_buffer.clear": lambda self, event, event_id: [CancelResponse(event_id)],
-}

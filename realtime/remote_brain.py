@@ -1,6 +1,7 @@
 """Brains whose language model is served elsewhere, on an OpenAI-compatible server (vLLM for Step-Audio-R1).
 
-- :class:`RemoteTextDecoder`: the cascade's decoder over chat completions. The local ASR writes the user's
+- :class:`RemoteTextDecoder`: the cascade's decoder over chat completions (the brain is
+  :class:`~realtime.cascade.CascadeBrain` on it). The local ASR writes the user's
   words; while they speak, each partial transcript warms the server's prefix cache (a one-token request
   with the growing prompt), so the request at the end of the turn only computes the tail.
 - :class:`RemoteAudioBrain`: an audio chat model (Step-Audio-R1 on vLLM) hears the audio itself. Audio is
@@ -18,21 +19,26 @@ import base64
 import io
 import logging
 import wave
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from realtime.audio import MAX_BLOCK_SECONDS, PIPELINE_RATE, split_blocks, to_pcm16
+from audio.samples import PIPELINE_RATE, to_pcm16
+from realtime.audio_blocks import AudioBlocks
+from realtime.brain import ReplyRequest
 from realtime.chat_client import ChatClient
 from realtime.conversation import chat_messages
 from realtime.decoder import DecoderError
-from realtime.reasoning import THINK_CLOSE, THINK_OPEN, Piece, ReplyMode, ThinkSplitter
+from realtime.errors import BrainStateError
+from realtime.reasoning import THINK_CLOSE, THINK_OPEN, Piece, ThinkSplitter
+
+if TYPE_CHECKING:
+    from realtime.conversation import Conversation
 
 log = logging.getLogger(__name__)
 
-_NO_AUDIO = np.zeros(0, dtype=np.float32)
 _CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
 _STEP_AUDIO = {"stop": ["<|EOT|>"], "skip_special_tokens": False}
 
@@ -54,7 +60,7 @@ class RemoteTextDecoder:
 
     async def generate(
         self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Stream the continuation; reasoning a server returns beside the content comes back inside ``<think>``
         tags (bare when the prompt itself opened the reasoning), as the local decoder would write it."""
         messages, prefix = chat_messages(prompt)
@@ -77,7 +83,8 @@ class RemoteTextDecoder:
 
 
 class RemoteAudioBrain:
-    """An audio chat model on a server, shared by every session (each session keeps its own history)."""
+    """An audio chat model on a server, a :class:`~realtime.brain.Brain` shared by every session (each session keeps
+    its own history)."""
 
     def __init__(self, client: ChatClient, *, opens_thinking: bool = True, max_turns: int = 20) -> None:
         self.client = client
@@ -86,90 +93,109 @@ class RemoteAudioBrain:
         self.max_turns = max_turns
         """Finished turns kept in the history (each turn's audio is sent again with every request)."""
 
-    def conversation(self, instructions: str, *, block_seconds: float = 2.0) -> RemoteAudioConversation:
-        return RemoteAudioConversation(self, instructions, block_seconds=block_seconds)
+    def open(self, conversation: Conversation, *, block_seconds: float = 2.0) -> RemoteAudioConversation:
+        """A session's conversation, opened with ``conversation.instructions`` (the brain keeps its own history, the
+        human audio and the answers as heard). ``block_seconds``: the audio sent as one ``input_audio`` part;
+        ``ValueError`` outside (0, 25]."""
+        return RemoteAudioConversation(self, conversation.instructions, block_seconds=block_seconds)
 
 
 class RemoteAudioConversation:
-    """One session's turns: the same contract as the local Step-Audio-R1 conversation."""
+    """One session's turns (a :class:`~realtime.brain.BrainSession`): the same contract as the local Step-Audio-R1
+    conversation."""
+
+    hears_audio = True
 
     def __init__(self, brain: RemoteAudioBrain, instructions: str, *, block_seconds: float) -> None:
-        if not 0 < block_seconds <= MAX_BLOCK_SECONDS:
-            raise ValueError(f"block_seconds must be in (0, {MAX_BLOCK_SECONDS}], not {block_seconds}")
         self._brain = brain
         self._client = brain.client
-        self._block_seconds = block_seconds
+        self._audio = AudioBlocks(block_seconds)
         self._system = [{"role": "system", "content": instructions.strip()}] if instructions.strip() else []
         self._turns: list[list[dict[str, Any]]] = []
         self._blocks: list[dict[str, Any]] = []
         """The human turn's complete blocks, as ``input_audio`` parts."""
-        self._pending = _NO_AUDIO
-        self._reply_audio = _NO_AUDIO
-        self._replying = False
+        self._human: list[dict[str, Any]] = []
+        """The human turn the reply in flight answers: its audio parts, or a typed message's text part."""
+        self._epoch = 0
+        """Bumped by every rewind, finish and close: a reply streams only in its own epoch."""
         self._closed = False
 
     def messages(self, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The request's messages: instructions, the finished turns, the human turn so far."""
+        """The request's messages: instructions, the finished turns, the human turn's ``parts`` (none: no human
+        turn)."""
         history = [message for turn in self._turns[-self._brain.max_turns :] for message in turn]
-        return [*self._system, *history, {"role": "human", "content": parts}]
+        return [*self._system, *history, *([{"role": "human", "content": parts}] if parts else [])]
 
     async def hear(self, samples: np.ndarray) -> None:
-        """Append 16 kHz mono audio of the user's turn; each complete block warms the server's prefix cache
-        (unless a reply is in flight: then it waits for :meth:`rewind_to_heard` or the next turn)."""
+        """Append the next chunk of the user's audio (float32 mono at 16 kHz, any length); each complete block warms
+        the server's prefix cache (unless a reply is in flight: then it waits for :meth:`rewind` or the next turn).
+        A failed warm-up is logged. Raises :class:`~realtime.errors.BrainStateError` once closed."""
         self._check_open()
-        self._pending = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32).reshape(-1)])
-        if self._replying or len(self._pending) < round(self._block_seconds * PIPELINE_RATE):
+        self._audio.add(samples)
+        if not self._audio.ready:
             return
-        blocks, self._pending = split_blocks(self._pending, self._block_seconds)
-        self._blocks += [audio_part(block) for block in blocks]
+        self._blocks += [audio_part(block) for block in self._audio.take_blocks()]
         try:
             await self._client.warm(self._client.body(self.messages(self._blocks), temperature=0.0, **_STEP_AUDIO))
         except DecoderError as exc:  # a cold cache only costs latency; the reply reports a server that is down
             log.warning("prefix warm-up failed: %s", exc)
 
-    def rewind_to_heard(self) -> None:
-        """Discard the reply in flight (the user goes on speaking); its unblocked audio returns to the buffer."""
-        if self._replying:
-            self._replying = False
-            self._pending = np.concatenate([self._reply_audio, self._pending])
-            self._reply_audio = _NO_AUDIO
+    async def hear_partial(self, text: str) -> None:
+        """Ignored: the model hears the audio itself."""
 
-    async def reply(
-        self,
-        *,
-        max_tokens: int,
-        reasoning_budget: int | None = None,
-        temperature: float = 0.0,
-        mode: ReplyMode = "budget",
-    ) -> AsyncGenerator[Piece, None]:
-        """Stream the reasoning and the answer to the human turn heard so far.
+    async def prefill(self) -> None:
+        """Nothing to do: each complete block warms the server's cache as it is heard."""
 
-        ``reasoning_budget`` caps the reasoning in streamed pieces (about one token each; None: until the model
-        closes it; 0: answer at once). Only ``budget`` mode: the Mind-Paced Speaking schedules need the decoder
-        in this process.
+    def rewind(self) -> None:
+        """Discard the reply in flight (the user goes on speaking; its stream ends at its next piece): its partial
+        block returns to the buffer. Nothing happens when no reply is in flight."""
+        if self._audio.rewind():
+            self._epoch += 1
+            self._human = []
+
+    async def reply(self, request: ReplyRequest) -> AsyncGenerator[Piece, None]:
+        """Stream the reasoning and the answer to the human turn heard so far; with no audio heard, to
+        ``request.user_text`` as a text human turn, or (None) to the history as it stands.
+
+        ``request.reasoning_budget`` caps the reasoning in streamed pieces (about one token each; 0: answer at once).
+        Only ``budget`` mode: the Mind-Paced Speaking schedules need the decoder in this process. The checks run when
+        the iteration starts. Raises :class:`~realtime.errors.BrainStateError` when a reply is in flight or the
+        session is closed, ``ValueError`` for another mode, :class:`~realtime.decoder.DecoderError` when the server
+        fails.
         """
         self._check_open()
-        if mode != "budget":
-            raise ValueError(f"reasoning mode {mode!r} needs the model in this process; a served model takes 'budget'")
-        if self._replying:
-            raise RuntimeError("a reply is in flight: finish_turn() or rewind_to_heard() first")
-        self._replying = True
-        self._reply_audio, self._pending = self._pending, _NO_AUDIO
-        messages = self.messages(self._parts())
+        if request.mode != "budget":
+            raise ValueError(
+                f"reasoning mode {request.mode!r} needs the model in this process; a served model takes 'budget'"
+            )
+        blocks, partial = self._audio.start_reply()
+        self._epoch += 1
+        epoch = self._epoch
+        self._blocks += [audio_part(block) for block in blocks]
+        typed = (request.user_text or "").strip()
+        if self._blocks or len(partial):
+            self._human = [*self._blocks, *([audio_part(partial)] if len(partial) else [])]
+        else:
+            self._human = [{"type": "text", "text": typed}] if typed else []
+        messages = self.messages(self._human)
+        budget, temperature = request.reasoning_budget, request.temperature
         reasoning: list[str] = []
-        if reasoning_budget != 0:
+        if budget > 0:
             spent = False
             splitter = ThinkSplitter(thinking=self._brain.opens_thinking)
             body = self._client.body(
-                messages, max_tokens=max_tokens + (reasoning_budget or 0), temperature=temperature, **_STEP_AUDIO
+                messages, max_tokens=request.max_tokens + budget, temperature=temperature, **_STEP_AUDIO
             )
             async with aclosing(self._client.stream(body)) as deltas:
                 async for delta in deltas:
+                    if epoch != self._epoch:
+                        return
                     if thought := _thought(delta):
                         splitter.close_reasoning()  # the content, if any, is the answer
-                    for piece in ([Piece("reasoning", thought)] if thought else []) + splitter.push(delta.get("content") or ""):
+                    pieces = [Piece("reasoning", thought)] if thought else []
+                    for piece in pieces + splitter.push(delta.get("content") or ""):
                         if piece.channel == "reasoning":
-                            spent = reasoning_budget is not None and len(reasoning) >= reasoning_budget
+                            spent = len(reasoning) >= budget
                             if spent:
                                 break
                             reasoning.append(piece.text)
@@ -182,35 +208,38 @@ class RemoteAudioConversation:
                 return
         # the budget is spent (or is 0): the answer, after the reasoning so far as the assistant's prefix
         prefix = {"role": "assistant", "content": f"{THINK_OPEN}\n{''.join(reasoning).strip()}\n{THINK_CLOSE}\n"}
-        body = self._client.body([*messages, prefix], max_tokens=max_tokens, temperature=temperature, **_CONTINUE, **_STEP_AUDIO)
+        body = self._client.body(
+            [*messages, prefix], max_tokens=request.max_tokens, temperature=temperature, **_CONTINUE, **_STEP_AUDIO
+        )
         async with aclosing(self._client.stream(body)) as deltas:
             async for delta in deltas:
+                if epoch != self._epoch:
+                    return
                 if text := delta.get("content"):
                     yield Piece("answer", text)
 
     async def finish_turn(self, heard_answer: str) -> None:
-        """End the turn: history keeps the human audio and ``heard_answer`` (no reasoning; nothing if empty)."""
+        """End the turn: history keeps the human turn and ``heard_answer`` (no reasoning; nothing if empty); audio
+        heard since the reply began waits for the next turn. Raises :class:`~realtime.errors.BrainStateError` when
+        no reply is in flight or the session is closed."""
         self._check_open()
-        if not self._replying:
-            raise RuntimeError("no reply to finish")
+        self._audio.finish_reply()
+        self._epoch += 1
         answer = heard_answer.strip()
-        self._turns.append(
-            [{"role": "human", "content": self._parts()}, *([{"role": "assistant", "content": answer}] if answer else [])]
-        )
-        self._blocks, self._reply_audio, self._replying = [], _NO_AUDIO, False
+        turn: list[dict[str, Any]] = [{"role": "human", "content": self._human}] if self._human else []
+        turn += [{"role": "assistant", "content": answer}] if answer else []
+        if turn:
+            self._turns.append(turn)
+        self._blocks, self._human = [], []
 
     def close(self) -> None:
+        """Stop any reply (at its next piece). Idempotent."""
         self._closed = True
-        self._replying = False
-
-    def _parts(self) -> list[dict[str, Any]]:
-        """The human turn's parts: the complete blocks, then the reply's audio cut into blocks."""
-        blocks, rest = split_blocks(self._reply_audio, self._block_seconds)
-        return [*self._blocks, *(audio_part(b) for b in blocks), *([audio_part(rest)] if len(rest) else [])]
+        self._epoch += 1
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("the conversation is closed")
+            raise BrainStateError("the brain session is closed")
 
 
 def audio_part(samples: np.ndarray, rate: int = PIPELINE_RATE) -> dict[str, Any]:

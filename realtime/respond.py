@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from realtime.audio import PIPELINE_RATE, frames, read_audio, write_wav
+from audio.samples import PIPELINE_RATE, frames, read_audio, write_wav
 from realtime.events import (
-    AudioCleared,
+    AssistantTextDelta,
     AudioOut,
     ErrorEvent,
     OutputItem,
@@ -28,7 +29,9 @@ from realtime.events import (
 )
 from realtime.latency import now
 from realtime.models import Models
-from realtime.session import SessionConfig, VoiceSession
+from realtime.session import SessionConfig
+from realtime.session.orchestrator import VoiceSession
+from realtime.session.output import Playback, PlayedCounter
 
 FRAME_MS = 20
 _FRAME_S = FRAME_MS / 1000
@@ -53,37 +56,52 @@ def speech_segments(samples: np.ndarray, rate: int = PIPELINE_RATE, *, merge_gap
     return [(s, e) for s, e in segments]
 
 
-@dataclass
 class VirtualSpeaker:
-    """Plays reply audio onto a timeline: in real time at arrival, or back to back when ``realtime`` is off."""
+    """The ``respond`` command's :class:`~realtime.session.output.AudioSink`: plays reply audio onto a timeline, in
+    real time from its arrival, or back to back when ``realtime`` is off (then everything counts as played)."""
 
-    rate: int
-    realtime: bool
-    started: float = field(default_factory=now)
-    _chunks: list[tuple[int, np.ndarray]] = field(default_factory=list)
-    _cursor: int = 0
+    def __init__(self, rate: int, *, realtime: bool, clock: Callable[[], float] = now) -> None:
+        self.rate = rate
+        self.realtime = realtime
+        self._clock = clock
+        self._started = clock()
+        self._chunks: list[tuple[int, int, np.ndarray]] = []
+        """(position on the timeline, generation, samples)."""
+        self._cursor = 0
 
-    def play(self, samples: np.ndarray) -> None:
-        position = max(self._cursor, int((now() - self.started) * self.rate)) if self.realtime else self._cursor
-        self._chunks.append((position, samples))
-        self._cursor = position + len(samples)
+    def _now(self) -> int:
+        return int((self._clock() - self._started) * self.rate)
 
-    def clear(self) -> None:
-        """Drop whatever has not been played yet (the device buffer is flushed)."""
-        if not self.realtime:
-            return
-        cut = int((now() - self.started) * self.rate)
+    async def play(self, item: AudioOut) -> None:
+        position = max(self._cursor, self._now()) if self.realtime else self._cursor
+        self._chunks.append((position, item.generation, item.samples))
+        self._cursor = position + len(item.samples)
+
+    def clear(self) -> Playback:
+        """Drop whatever has not been played yet (the device buffer is flushed); report what was played."""
+        cut = self._now() if self.realtime else self._cursor
+        played = PlayedCounter()
         kept = []
-        for position, samples in self._chunks:
+        for position, generation, samples in self._chunks:
             if position < cut:
-                kept.append((position, samples[: cut - position]))
+                kept.append((position, generation, samples[: cut - position]))
+                played.add(generation, min(len(samples), cut - position))
         self._chunks = kept
         self._cursor = min(self._cursor, cut)
+        return played.report()
+
+    @property
+    def playing(self) -> bool:
+        return self.realtime and self._now() < self._cursor
+
+    async def flush(self) -> None:
+        if self.realtime:
+            await asyncio.sleep(max(0.0, (self._cursor - self._now()) / self.rate))
 
     def timeline(self, min_samples: int = 0) -> np.ndarray:
-        length = max([min_samples] + [p + len(s) for p, s in self._chunks])
+        length = max([min_samples] + [p + len(s) for p, _, s in self._chunks])
         out = np.zeros(length, dtype=np.float32)
-        for position, samples in self._chunks:
+        for position, _, samples in self._chunks:
             out[position : position + len(samples)] += samples
         return out
 
@@ -103,6 +121,9 @@ class TurnReport:
     turn_id: str
     user_text: str = ""
     reply_text: str = ""
+    """What the user heard (cut at a barge-in)."""
+    said: str = ""
+    """Every word the reply handed to the speaker (ahead of what was heard after a barge-in)."""
     reasoning: str = ""
     status: str = ""
     truncated_to: str | None = None
@@ -120,10 +141,11 @@ async def respond(
 ) -> RespondResult:
     """Run ``input_path`` through a session, write the reply audio, return what happened."""
     audio = read_audio(input_path, PIPELINE_RATE)
-    session = VoiceSession(models, config)
-    speaker = VirtualSpeaker(session.config.output_rate, realtime=not fast)
+    config = config or SessionConfig()
+    speaker = VirtualSpeaker(config.output_rate, realtime=not fast)
+    session = VoiceSession(models, config, speaker)
     reports: dict[str, TurnReport] = {}
-    consumer = asyncio.create_task(_consume(session, speaker, reports))
+    consumer = asyncio.create_task(session.route(_reporter(reports)))
     start = now()
     pushed = 0
     try:
@@ -155,26 +177,27 @@ async def respond(
     )
 
 
-async def _consume(session: VoiceSession, speaker: VirtualSpeaker, reports: dict[str, TurnReport]) -> None:
-    while True:
-        item: OutputItem = await session.output.get()
-        if isinstance(item, AudioOut):
-            if not session.is_stale(item):
-                speaker.play(item.samples)
-        elif isinstance(item, AudioCleared):
-            speaker.clear()
+def _reporter(reports: dict[str, TurnReport]) -> Callable[[OutputItem], Awaitable[None]]:
+    """What the ``respond`` command keeps of each output item (audio goes to the speaker)."""
+
+    async def report(item: OutputItem) -> None:
+        if isinstance(item, AssistantTextDelta):
+            entry = reports.setdefault(item.turn_id, TurnReport(item.turn_id))
+            entry.said += item.text
         elif isinstance(item, UserTranscriptFinal):
             reports.setdefault(item.turn_id, TurnReport(item.turn_id)).user_text = item.text
         elif isinstance(item, ReasoningDone):
             reports.setdefault(item.turn_id, TurnReport(item.turn_id)).reasoning = item.text
         elif isinstance(item, ReplyDone):
-            report = reports.setdefault(item.turn_id, TurnReport(item.turn_id))
-            report.reply_text, report.status = item.text, item.status
-            reports[item.item_id] = report
+            entry = reports.setdefault(item.turn_id, TurnReport(item.turn_id))
+            entry.reply_text, entry.status = item.text, item.status
+            reports[item.item_id] = entry
         elif isinstance(item, ReplyTruncated) and item.item_id in reports:
             reports[item.item_id].truncated_to = item.text
         elif isinstance(item, ErrorEvent):
             reports.setdefault("session", TurnReport("session")).errors.append(item.message)
+
+    return report
 
 
 def _turn_records(session: VoiceSession, audio: np.ndarray, reports: dict[str, TurnReport]) -> list[dict[str, object]]:
@@ -192,6 +215,7 @@ def _turn_records(session: VoiceSession, audio: np.ndarray, reports: dict[str, T
                 **record.as_dict(),
                 "user_text": report.user_text,
                 "reply_text": report.reply_text,
+                "said": report.said.strip(),
                 "reasoning": report.reasoning,
                 "status": report.status,
                 "truncated_to": report.truncated_to,

@@ -32,12 +32,14 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceGatherer, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from realtime.audio import PIPELINE_RATE, StreamResampler, downmix, to_pcm16
+from audio.errors import AgentError
+from audio.samples import PIPELINE_RATE, StreamResampler, downmix, to_pcm16
 from realtime.connection import RealtimeConnection
 from realtime.events import AudioOut
 from realtime.latency import now
 from realtime.models import Models
 from realtime.session import SessionConfig
+from realtime.session.output import Playback, PlayedCounter
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ MAX_UNSENT = 256
 """Server events kept for a data channel that has not opened yet (a client may never open one)."""
 
 
-class SignallingError(ValueError):
+class SignallingError(AgentError, ValueError):
     """An offer that cannot be answered; ``status`` is the HTTP status that says so."""
 
     def __init__(self, message: str, *, status: int = 400) -> None:
@@ -88,9 +90,10 @@ class InboundAudio:
 class ReplyTrack(MediaStreamTrack):
     """The outgoing audio track: queued reply audio in 20 ms 48 kHz frames, paced in real time.
 
-    It is the connection's :class:`~realtime.connection.AudioSink`: :meth:`play` queues a session's
-    ``AudioOut`` (at :attr:`rate`), :meth:`clear` drops everything queued, and each frame skips audio
-    that :attr:`is_stale` says belongs to an interrupted reply, so not one packet of it leaves late.
+    It is the session's :class:`~realtime.session.output.AudioSink`: :meth:`play` queues a session's
+    ``AudioOut`` (at :attr:`rate`), :meth:`clear` drops everything queued and reports how many samples of
+    which reply were handed to the sender (exactly what the peer got), and each frame skips audio that
+    :attr:`is_stale` says belongs to an interrupted reply, so not one packet of it leaves late.
     """
 
     kind = "audio"
@@ -106,13 +109,23 @@ class ReplyTrack(MediaStreamTrack):
         """Samples of ``_queue[0]`` already sent."""
         self._start: float | None = None
         self._pts = 0
+        self._played = PlayedCounter()
 
-    def play(self, item: AudioOut) -> None:
+    async def play(self, item: AudioOut) -> None:
         self._queue.append(item)
 
-    def clear(self) -> None:
+    def clear(self) -> Playback:
         self._queue.clear()
         self._offset = 0
+        return self._played.report()
+
+    @property
+    def playing(self) -> bool:
+        return bool(self._queue)
+
+    async def flush(self) -> None:
+        while self._queue and self.readyState == "live":
+            await asyncio.sleep(FRAME_SAMPLES / RATE)
 
     @property
     def queued_samples(self) -> int:
@@ -153,6 +166,7 @@ class ReplyTrack(MediaStreamTrack):
             piece = item.samples[self._offset : self._offset + FRAME_SAMPLES - filled]
             if len(piece):
                 self.first_packets.setdefault(item.turn_id, now())
+                self._played.add(item.generation, len(piece))
             frame[filled : filled + len(piece)] = piece
             filled += len(piece)
             self._offset += len(piece)
@@ -177,9 +191,10 @@ async def gather_with_loopback(pc: RTCPeerConnection) -> None:
     gatherer's aioice connection is used directly."""
     for gatherer in _ice_gatherers(pc):
         await gatherer.gather()
-        ice = gatherer._connection
+        ice = gatherer._connection  # noqa: SLF001 - no public way to add a candidate (see above)
         if not any(candidate.host == LOOPBACK for candidate in ice.local_candidates):
-            ice._local_candidates += await ice.get_component_candidates(component=1, addresses=[LOOPBACK])
+            candidates = await ice.get_component_candidates(component=1, addresses=[LOOPBACK])
+            ice._local_candidates += candidates  # noqa: SLF001 - as above
 
 
 def offers_loopback(sdp: str) -> bool:
@@ -262,7 +277,10 @@ class WebRtcCall:
         inbound = InboundAudio()
         try:
             while True:
-                samples = inbound.convert(await self._remote.recv())
+                frame = await self._remote.recv()
+                if not isinstance(frame, av.AudioFrame):  # an audio track yields audio frames; anything else is skipped
+                    continue
+                samples = inbound.convert(frame)
                 if len(samples):  # the resampler releases its output in blocks
                     await self.connection.session.push_audio(samples)
         except MediaStreamError:

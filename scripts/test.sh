@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
-# Set everything up, then run the whole test suite on the real models.
+# Set everything up, then the gates (lint, types, full branch coverage of the pure core), then the whole test
+# suite on the real models. Each gate fails the run: the tree must be clean before a commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+
+# Lint and types (configured in pyproject.toml: [tool.ruff], [tool.mypy]).
+.venv/bin/ruff check .
+.venv/bin/mypy audio vad tts realtime benchmarks
+
+# The wire protocol core (with its commands and settings parsing), the turn-taking policy and the turn's state table:
+# every line and branch covered by their own fast tests ([tool.coverage] in pyproject.toml).
+.venv/bin/python -m pytest -q tests/test_protocol.py tests/test_policy.py tests/test_turn.py \
+  --cov=realtime.protocol --cov=realtime.commands --cov=realtime.wire_settings --cov=realtime.policy --cov=realtime.session.turn \
+  --cov-branch --cov-report=term-missing --cov-fail-under=100
+
 exec .venv/bin/python -m pytest -ra "$@"

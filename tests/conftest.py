@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audio.samples import write_wav
 from benchmarks.corpus import speak
-from realtime.audio import write_wav
 
 
 def silence(seconds: float, rate: int = 16000) -> np.ndarray:
@@ -53,7 +53,9 @@ class Broker:
         config = f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
         # Persistent: subscriptions of persistent clients and their queued messages are saved at every change,
         # so they survive a kill. (As root, mosquitto would switch to a user who cannot write there.)
-        persistence = f"persistence true\npersistence_location {directory}/\nautosave_interval 1\nautosave_on_changes true\nuser root\n"
+        persistence = (
+            f"persistence true\npersistence_location {directory}/\nautosave_interval 1\nautosave_on_changes true\nuser root\n"
+        )
         self.config.write_text(config + (persistence if persistent else "persistence false\n"))
         self.log = directory / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -61,7 +61,9 @@ async def run(microphone: Path, screenshot: Path) -> dict[str, object]:
             await page.click("#notice-action")
             await page.wait_for_selector("#status[data-state=listening]", timeout=TIMEOUT_MS)
             said["reconnected"] = await page.inner_text("#status-text")
-            said["sessions"] = await page.evaluate("window.voiceAgent.events.filter((e) => e.event.type === 'session.created').length")
+            said["sessions"] = await page.evaluate(
+                "window.voiceAgent.events.filter((e) => e.event.type === 'session.created').length"
+            )
         finally:
             await browser.close()
             await server.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.audio import read_audio
+from audio.samples import read_audio
 from realtime.policy import PolicyConfig
 from realtime.respond import respond
 from realtime.session import SessionConfig
@@ -31,7 +31,8 @@ async def test_answers_a_spoken_question_in_speech(models, say, tmp_path) -> Non
     delay = turn["first_packet_delay_ms"]
     assert delay is not None and delay > 0
     stages = turn["stages_ms"]
-    for stage in ("end_of_turn", "final_transcript", "first_token", "first_answer_token", "first_tts_audio", "first_audio_out"):
+    stages = ("end_of_turn", "final_transcript", "first_token", "first_answer_token", "first_tts_audio", "first_audio_out")
+    for stage in stages:
         assert stages[stage] is not None, stage
     assert stages["end_of_turn"] <= stages["first_audio_out"]
     assert [role for role, _ in result.conversation] == ["user", "assistant"]
@@ -100,5 +101,8 @@ async def test_barge_in_stops_the_reply_and_cuts_history(models, say, tmp_path) 
     # of flite's "Wait" by ~0.23 s) plus one VAD window and scheduling, until the next reply.
     quiet = reply[int((onset + 0.6) * 16_000) : int((onset + 1.2) * 16_000)]
     assert np.abs(quiet).max(initial=0.0) < 0.01
+    # ... and the history keeps only the words heard: fewer than the reply had already handed to the speaker.
     spoken_history = [text for role, text in result.conversation if role == "assistant"]
-    assert spoken_history and len(spoken_history[0].split()) < len(first["reply_text"].split()) + 1
+    kept = spoken_history[0].split()
+    assert 0 < len(kept) < len(first["said"].split()), (kept, first["said"])
+    assert first["said"].split()[: len(kept)] == kept

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from realtime.events import ItemDeleted, ReplyDone, UserTranscriptFinal
-from realtime.session import SessionConfig, VoiceSession
+from realtime.session import SessionConfig
 from tests.conftest import silence
+from tests.fakes import Listened
 
 pytestmark = pytest.mark.slow
 
@@ -22,24 +23,24 @@ async def test_an_early_reply_begun_during_the_pause_is_verified_on_the_whole_ut
     question = np.concatenate([silence(0.4), say("What is the capital of Japan?", "flite:slt")])
     heard = (await models.asr.transcribe_async(question)).text
     # No speculation and no partials of its own: the early turn is begun here, as a partial would begin it.
-    session = VoiceSession(models, SessionConfig(answer_early=True, speculate=False, listen_while_thinking=False))
+    listened = Listened(models, SessionConfig(answer_early=True, speculate=False, listen_while_thinking=False))
+    session = listened.session
     frame = 320
-    for start in range(0, len(question), frame):
-        await session.push_audio(question[start : start + frame])
-        await asyncio.sleep(0)
-    began = False
-    for _ in range(100):  # 2 s of silence: the pause, then the end of the turn
-        await session.push_audio(silence(0.02))
-        await asyncio.sleep(0)
-        if session._policy.paused and not began:  # noqa: SLF001 - the race needs the moment after PAUSED
-            session._start_turn(None, respond=True, text=heard).early = True  # noqa: SLF001
-            began = True
-    assert began
-    await session.wait_idle(60)
-    items = []
-    while not session.output.empty():
-        items.append(session.output.get_nowait())
-    await session.close()
+    async with listened:
+        for start in range(0, len(question), frame):
+            await session.push_audio(question[start : start + frame])
+            await asyncio.sleep(0)
+        began = False
+        for _ in range(100):  # 2 s of silence: the pause, then the end of the turn
+            await session.push_audio(silence(0.02))
+            await asyncio.sleep(0)
+            if session.paused and not began:  # the race needs the moment after PAUSED
+                (await session.turns.begin(None, respond=True, text=heard)).early = True
+                began = True
+        assert began
+        await session.wait_idle(60)
+        await asyncio.sleep(0.05)
+    items = listened.items
     assert not [i for i in items if isinstance(i, ItemDeleted)]
     assert "japan" in next(i.text for i in items if isinstance(i, UserTranscriptFinal)).lower()
     done = [i for i in items if isinstance(i, ReplyDone)]

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audio.samples import PIPELINE_RATE, read_audio, rms_dbfs
 from benchmarks.browser import CHROMIUM, in_loopback_namespace
 from realtime.asr import WhisperTranscriber
-from realtime.audio import PIPELINE_RATE, read_audio, rms_dbfs
 from tests.conftest import silence, write_question
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,9 @@ def whisper() -> WhisperTranscriber:
     return WhisperTranscriber()
 
 
-def browser_call(tmp_path: Path, *microphone: np.ndarray, until: list[str], options: tuple[str, ...] = ()) -> tuple[dict, Path]:
+def browser_call(
+    tmp_path: Path, *microphone: np.ndarray, until: list[str], options: tuple[str, ...] = ()
+) -> tuple[dict, Path]:
     """One call from the page (server and browser in a fresh loopback-only namespace); what it recorded."""
     wav = write_question(tmp_path / "microphone.wav", *microphone)
     out = tmp_path / "call"
@@ -127,7 +129,8 @@ def test_the_page_shows_the_reasoning_as_it_streams(tmp_path, say) -> None:
 def test_the_page_says_what_went_wrong_and_reconnects(tmp_path) -> None:
     wav = write_question(tmp_path / "microphone.wav", silence(60.0))
     out = tmp_path / "said.json"
-    subprocess.run(in_loopback_namespace([sys.executable, "-m", "tests.page_errors", str(wav), str(out)]), cwd=ROOT, check=True, timeout=300)
+    command = in_loopback_namespace([sys.executable, "-m", "tests.page_errors", str(wav), str(out)])
+    subprocess.run(command, cwd=ROOT, check=True, timeout=300)
     said = json.loads(out.read_text())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(out.with_suffix(".png"), ARTIFACTS / "webrtc-page-server-gone.png")

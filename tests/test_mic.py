@@ -16,10 +16,14 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from realtime.audio import read_audio, write_wav
+from audio.samples import read_audio, write_wav
 from tests.conftest import silence
 
 MIC = [sys.executable, "-m", "realtime.cli", "mic"]
+RECORD_SPEAKER = [
+    "parecord", "--device=speaker.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav"
+]
+""":command:`parecord` of what the virtual speaker plays, as 16 kHz mono WAV (the file name goes last)."""
 
 
 class PulseAudio:
@@ -45,7 +49,8 @@ class PulseAudio:
         daemon_env = {**self.env, "HOME": str(directory), "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(directory)}
         self.log = (directory / "pulseaudio.log").open("wb")
         self.process = subprocess.Popen(
-            ["pulseaudio", "--daemonize=no", "--system=false", "--exit-idle-time=-1", "-n", "-F", str(script), "--log-target=stderr"],
+            ["pulseaudio", "--daemonize=no", "--system=false", "--exit-idle-time=-1", "-n", "-F", str(script),
+             "--log-target=stderr"],
             env=daemon_env, stdout=self.log, stderr=self.log,
         )
         deadline = time.monotonic() + 20
@@ -91,17 +96,20 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 3
         raise
 
 
-def test_the_player_plays_in_order_and_drops_on_barge_in() -> None:
+async def test_the_player_plays_in_order_and_reports_what_it_played_on_barge_in() -> None:
+    from realtime.events import AudioOut
     from realtime.mic import Player
 
-    player, out = Player(), np.ones((4, 1), np.float32)
-    player.play(np.arange(1, 4, dtype=np.float32))
-    player.play(np.arange(4, 7, dtype=np.float32))
+    player, out = Player(24_000), np.ones((4, 1), np.float32)
+    await player.play(AudioOut("turn_1", 1, np.arange(1, 4, dtype=np.float32)))
+    await player.play(AudioOut("turn_1", 1, np.arange(4, 7, dtype=np.float32)))
     player.callback(out, 4, None, None)
-    assert out[:, 0].tolist() == [1, 2, 3, 4]
-    player.clear()
+    assert out[:, 0].tolist() == [1, 2, 3, 4] and player.playing
+    playback = player.clear()
+    assert (playback.generation, playback.samples) == (1, 4), "the device played four samples of reply 1"
     player.callback(out, 4, None, None)
     assert out[:, 0].tolist() == [0, 0, 0, 0], "silence once the queue is dropped"
+    assert not player.playing
 
 
 def test_a_device_that_refuses_the_rate_is_opened_at_its_own(monkeypatch) -> None:
@@ -160,7 +168,7 @@ def test_a_spoken_question_is_answered_through_the_devices(pulse, say, tmp_path)
     write_wav(question, np.concatenate([silence(0.5), say("What is the capital of Germany?"), silence(0.5)]), 16_000)
     recording = tmp_path / "speaker.wav"
     recorder = subprocess.Popen(
-        ["parecord", "--device=speaker.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav", str(recording)],
+        [*RECORD_SPEAKER, str(recording)],
         env=pulse.env,
     )
     out, err = tmp_path / "mic.out", tmp_path / "mic.err"
@@ -215,7 +223,7 @@ async def test_the_bus_speaks_the_user_barges_in_and_end_exits(pulse, broker, sa
     story = "Once upon a time, a little dragon lived by the sea. " * 8  # about half a minute of speech
     recording = tmp_path / "speaker.wav"
     recorder = subprocess.Popen(
-        ["parecord", "--device=speaker.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav", str(recording)],
+        [*RECORD_SPEAKER, str(recording)],
         env=pulse.env,
     )
     out, err = tmp_path / "mic.out", tmp_path / "mic.err"
@@ -231,8 +239,10 @@ async def test_the_bus_speaks_the_user_barges_in_and_end_exits(pulse, broker, sa
                 await client.publish(control, json.dumps({"type": "say", "text": story}), qos=1)
                 await next_event(client, "transcript.assistant.delta", timeout=60)
                 await asyncio.sleep(3.0)  # the story plays ...
-                await asyncio.to_thread(subprocess.run, ["paplay", "--device=micfeed", str(interjection)], env=pulse.env, check=True)
-                await next_event(client, "response.audio_cleared", timeout=30)  # barge-in (the story was written, not yet heard)
+                play = ["paplay", "--device=micfeed", str(interjection)]
+                await asyncio.to_thread(subprocess.run, play, env=pulse.env, check=True)
+                # barge-in (the story was written, not yet heard)
+                await next_event(client, "response.audio_cleared", timeout=30)
                 truncated = await next_event(client, "transcript.assistant.truncated", timeout=30)
                 assert 0 < len(truncated["text"]) < len(story) / 2, "history keeps what was heard"
                 await asyncio.sleep(2.0)

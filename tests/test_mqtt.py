@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from realtime.events import AudioOut, ReplyDone, ReplyStarted, SpeechStarted, UserTranscriptFinal
-from realtime.mqtt import Control, ControlError, MqttBus, Outbox, event_messages, parse_control
-from realtime.session import VoiceSession
+from realtime.mqtt import MqttBus, Outbox
+from realtime.mqtt_messages import Control, ControlError, event_messages, parse_control
+from realtime.session.orchestrator import VoiceSession
 from tests.conftest import Broker, silence
+from tests.fakes import RecordingSpeaker
 
 PREFIX = "test/agent"
 
@@ -199,16 +201,17 @@ class Conversation:
             await self.session.push_audio(frame)
 
     async def _sink(self) -> None:
-        while True:
-            item = await self.session.output.get()
-            if not self.session.is_stale(item):
-                self.heard.append(item)
+        async def heard(item: object) -> None:
+            self.heard.append(item)
+
+        await self.session.route(heard)  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager
 async def conversation_on(bus: MqttBus, models, name: str):
     """A live conversation inside the bus's scope, as a transport runs it."""
-    conversation = Conversation(name, VoiceSession(models))
+    heard: list = []
+    conversation = Conversation(name, VoiceSession(models, None, RecordingSpeaker(heard)), heard)
     task = asyncio.create_task(_scoped(bus, conversation))
     try:
         yield conversation, task
@@ -226,7 +229,9 @@ async def _scoped(bus: MqttBus, conversation: Conversation) -> str:
 
 
 def bus_for(broker: Broker, **options: object) -> MqttBus:
-    return MqttBus.from_url(f"mqtt://127.0.0.1:{broker.port}", prefix=PREFIX, reconnect_min_s=0.5, reconnect_max_s=2.0, **options)
+    return MqttBus.from_url(
+        f"mqtt://127.0.0.1:{broker.port}", prefix=PREFIX, reconnect_min_s=0.5, reconnect_max_s=2.0, **options
+    )
 
 
 async def connected(bus: MqttBus) -> None:
@@ -300,7 +305,7 @@ async def test_say_speaks_and_interrupt_stops_a_reply(broker, models) -> None:
 
 
 def _to_16k(audio24k: np.ndarray) -> np.ndarray:
-    from realtime.audio import resample
+    from audio.samples import resample
 
     return resample(audio24k, 24_000, 16_000)
 

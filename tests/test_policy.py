@@ -90,7 +90,10 @@ def test_user_speaking_and_paused_flags() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"threshold": 0.0}, {"threshold": 1.0}, {"min_speech_ms": -1}, {"speculate_silence_ms": 600, "end_of_turn_silence_ms": 500}],
+    [
+        {"threshold": 0.0}, {"threshold": 1.0}, {"min_speech_ms": -1},
+        {"speculate_silence_ms": 600, "end_of_turn_silence_ms": 500},
+    ],
 )
 def test_invalid_config(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):

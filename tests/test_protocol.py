@@ -9,7 +9,19 @@ import warnings
 import numpy as np
 import pytest
 
-from realtime.codecs import AudioFormat, AudioFormatError, parse_format
+from audio.codecs import AudioFormat, AudioFormatError, parse_format
+from realtime.commands import (
+    AddMessage,
+    AppendAudio,
+    CancelResponse,
+    ClearInput,
+    CommitInput,
+    Configure,
+    CreateResponse,
+    DeleteMessage,
+    Send,
+    TruncateMessage,
+)
 from realtime.events import (
     AssistantTextDelta,
     AudioCleared,
@@ -29,19 +41,7 @@ from realtime.events import (
     UserTranscriptFinal,
     UserTranscriptPartial,
 )
-from realtime.protocol import (
-    AddMessage,
-    AppendAudio,
-    CancelResponse,
-    ClearInput,
-    CommitInput,
-    Configure,
-    CreateResponse,
-    DeleteMessage,
-    RealtimeProtocol,
-    Send,
-    TruncateMessage,
-)
+from realtime.protocol import RealtimeProtocol
 
 
 def protocol(beta: bool = False) -> RealtimeProtocol:
@@ -75,7 +75,8 @@ def test_append_decodes_and_resamples_to_16k() -> None:
     pcm = (tone * 32767).astype("<i2").tobytes()
     out = []
     for start in range(0, len(pcm), 960):
-        out += receive(proto, {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm[start : start + 960]).decode()})
+        chunk = base64.b64encode(pcm[start : start + 960]).decode()
+        out += receive(proto, {"type": "input_audio_buffer.append", "audio": chunk})
     samples = np.concatenate([c.samples for c in out if isinstance(c, AppendAudio)])
     assert 16_000 - 400 < len(samples) <= 16_000  # the streaming resampler holds back its filter delay
     assert 0.3 < float(np.abs(samples[2000:]).max()) < 0.6
@@ -95,7 +96,9 @@ def test_append_decodes_and_resamples_to_16k() -> None:
         (json.dumps({"type": "session.update"}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"instructions": 3}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"input_audio_format": "opus"}}), "invalid_value"),
-        (json.dumps({"type": "session.update", "session": {"audio": {"output": {"format": {"type": "audio/pcm", "rate": 5}}}}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {
+             "audio": {"output": {"format": {"type": "audio/pcm", "rate": 5}}}}}),
+         "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"type": "push_to_talk"}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"threshold": "high"}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"threshold": 1.5}}}), "invalid_value"),
@@ -107,7 +110,8 @@ def test_append_decodes_and_resamples_to_16k() -> None:
         (json.dumps({"type": "conversation.item.create", "item": {"type": "function_call"}}), "invalid_value"),
         (json.dumps({"type": "conversation.item.create", "item": {"role": "tool", "content": []}}), "invalid_value"),
         (json.dumps({"type": "conversation.item.create", "item": {"role": "user", "content": []}}), "invalid_value"),
-        (json.dumps({"type": "conversation.item.create", "item": {"role": "user", "content": [{"type": "input_audio"}]}}), "invalid_value"),
+        (json.dumps({"type": "conversation.item.create", "item": {"role": "user", "content": [{"type": "input_audio"}]}}),
+         "invalid_value"),
         (json.dumps({"type": "conversation.item.truncate", "item_id": "x"}), "invalid_value"),
         (json.dumps({"type": "conversation.item.delete"}), "invalid_value"),
     ],
@@ -136,7 +140,9 @@ def test_session_update_in_both_shapes() -> None:
             "create_response": False, "interrupt_response": False}},
             "output": {"format": {"type": "audio/pcma"}}}}})
     config = configure.config
-    assert (config.instructions, config.max_answer_tokens, config.temperature, config.reasoning_budget) == ("Be brief.", 4096, 0.7, 32)
+    assert (config.instructions, config.max_answer_tokens, config.temperature, config.reasoning_budget) == (
+        "Be brief.", 4096, 0.7, 32
+    )
     assert (config.policy.threshold, config.policy.end_of_turn_silence_ms, config.prefix_padding_ms) == (0.6, 700, 200)
     assert (config.auto_respond, config.interrupt_response, config.output_rate) == (False, False, 8_000)
     assert updated.event["session"]["audio"]["input"]["format"] == {"type": "audio/pcmu", "rate": 8_000}
@@ -145,8 +151,11 @@ def test_session_update_in_both_shapes() -> None:
     assert configure.config.turn_detection is False and configure.config.max_answer_tokens == 64
     assert proto.input_format == AudioFormat("pcm16", 24_000)
     beta = protocol(beta=True)
-    _, updated = receive(beta, {"type": "session.update", "session": {"output_audio_format": "g711_ulaw", "turn_detection": None}})
-    assert updated.event["session"]["output_audio_format"] == "g711_ulaw" and updated.event["session"]["turn_detection"] is None
+    _, updated = receive(
+        beta, {"type": "session.update", "session": {"output_audio_format": "g711_ulaw", "turn_detection": None}}
+    )
+    session = updated.event["session"]
+    assert session["output_audio_format"] == "g711_ulaw" and session["turn_detection"] is None
 
 
 def test_short_end_of_turn_caps_speculation() -> None:
@@ -163,10 +172,14 @@ def test_short_end_of_turn_caps_speculation() -> None:
         ({"type": "response.cancel", "event_id": "e2"}, CancelResponse("e2")),
         ({"type": "output_audio_buffer.clear"}, CancelResponse(None)),
         ({"type": "conversation.item.delete", "item_id": "item_1"}, DeleteMessage("item_1", None)),
-        ({"type": "conversation.item.truncate", "item_id": "item_2", "content_index": 0, "audio_end_ms": 1500}, TruncateMessage("item_2", 1500, None)),
-        ({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}},
+        ({"type": "conversation.item.truncate", "item_id": "item_2", "content_index": 0, "audio_end_ms": 1500},
+         TruncateMessage("item_2", 1500, None)),
+        ({"type": "conversation.item.create",
+          "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}},
          AddMessage("user", "Hi", None, None)),
-        ({"type": "conversation.item.create", "item": {"id": "mine", "role": "assistant", "content": [{"type": "output_text", "text": "A"}, {"type": "output_text", "text": "B"}]}},
+        ({"type": "conversation.item.create",
+          "item": {"id": "mine", "role": "assistant",
+                   "content": [{"type": "output_text", "text": "A"}, {"type": "output_text", "text": "B"}]}},
          AddMessage("assistant", "A B", "mine", None)),
     ],
 )
@@ -229,7 +242,8 @@ def test_a_spoken_turn_translates_in_order() -> None:
     assert audio["response_id"] == "resp_turn_1" and audio["item_id"] == "item_a"
     assert base64.b64decode(audio["delta"]) == bytes(960)
     done = out[20]["response"]
-    assert done["status"] == "completed" and done["output"][0]["content"][0] == {"type": "output_audio", "transcript": "Paris."}
+    assert done["status"] == "completed"
+    assert done["output"][0]["content"][0] == {"type": "output_audio", "transcript": "Paris."}
     assert out[21]["latency"] == {"first_packet_delay_ms": 700.0}
     assert len({e["event_id"] for e in out}) == len(out)
 
@@ -262,9 +276,13 @@ def test_items_and_errors_translate() -> None:
     [deleted] = proto.translate(ItemDeleted("item_1"))
     assert (deleted["type"], deleted["item_id"]) == ("conversation.item.deleted", "item_1")
     [truncated] = proto.translate(ReplyTruncated("item_2", "Hel", 250))
-    assert (truncated["type"], truncated["audio_end_ms"], truncated["transcript"]) == ("conversation.item.truncated", 250, "Hel")
+    assert (truncated["type"], truncated["audio_end_ms"], truncated["transcript"]) == (
+        "conversation.item.truncated", 250, "Hel"
+    )
     [error] = proto.translate(ErrorEvent("reply_failed", "boom", "evt_1"))
-    assert error["error"] == {"type": "server_error", "code": "reply_failed", "message": "boom", "param": None, "event_id": "evt_1"}
+    assert error["error"] == {
+        "type": "server_error", "code": "reply_failed", "message": "boom", "param": None, "event_id": "evt_1"
+    }
     with pytest.raises(TypeError):
         proto.translate(object())  # type: ignore[arg-type]
 
@@ -276,7 +294,8 @@ def test_g711_matches_the_reference() -> None:
     ints = np.arange(-32767, 32768, dtype=np.int32)
     pcm = ints.astype("<i2").tobytes()
     samples = (ints / 32767).astype(np.float32)
-    for codec, encode, decode in (("g711_ulaw", audioop.lin2ulaw, audioop.ulaw2lin), ("g711_alaw", audioop.lin2alaw, audioop.alaw2lin)):
+    codecs = (("g711_ulaw", audioop.lin2ulaw, audioop.ulaw2lin), ("g711_alaw", audioop.lin2alaw, audioop.alaw2lin))
+    for codec, encode, decode in codecs:
         wire = AudioFormat(codec, 8_000)
         assert wire.encode(samples) == encode(pcm, 2)
         every = bytes(range(256))
@@ -292,3 +311,17 @@ def test_formats() -> None:
             parse_format(bad)
     with pytest.raises(AudioFormatError):
         AudioFormat().decode(b"\x00")
+
+
+def test_settings_changed_elsewhere_are_announced_and_kept_for_the_next_update() -> None:
+    import dataclasses
+
+    from realtime.events import SettingsChanged
+
+    p = protocol()
+    changed = dataclasses.replace(p.config, instructions="Speak like a pirate.", output_rate=48_000)
+    [event] = p.translate(SettingsChanged(changed))
+    assert event["type"] == "session.updated" and event["session"]["instructions"] == "Speak like a pirate."
+    assert p.config.output_rate == p.output_format.rate, "the wire's rate, not the sink's"
+    [configure, _] = p.receive(json.dumps({"type": "session.update", "session": {"temperature": 0.4}}))
+    assert configure.config.instructions == "Speak like a pirate." and configure.config.temperature == 0.4

@@ -24,14 +24,17 @@ import numpy as np
 import pytest
 
 from benchmarks.client import LLM_SERVER, ready
+from realtime.brain import ReplyRequest
+from realtime.cascade import CascadeBrain
 from realtime.chat_client import ChatClient, ChatEndpoint, ServerUnavailable
 from realtime.conversation import Conversation, chat_messages
 from realtime.decoder import DecoderError
+from realtime.errors import BrainStateError
 from realtime.events import AudioOut, ErrorEvent, ReplyDone, UserTranscriptFinal
 from realtime.models import Models
 from realtime.remote_brain import RemoteAudioBrain, RemoteTextDecoder
-from realtime.session import VoiceSession
 from tests.conftest import silence, write_question
+from tests.fakes import Listened
 
 MODEL = "qwen2.5-0.5b-instruct"
 
@@ -150,12 +153,13 @@ async def test_an_unknown_request_gets_the_servers_own_words(llm_server) -> None
 
 
 def remote_models(models: Models, server: LlmServer) -> Models:
-    return Models(asr=models.asr, decoder=RemoteTextDecoder(ChatClient(endpoint(server, read_timeout_s=3.0))), tts=models.tts)
+    decoder = RemoteTextDecoder(ChatClient(endpoint(server, read_timeout_s=3.0)))
+    return Models(asr=models.asr, brain=CascadeBrain(decoder), tts=models.tts)
 
 
-async def ask(session: VoiceSession, audio: np.ndarray, on_audio=None) -> list[object]:
+async def ask(listened: Listened, audio: np.ndarray, on_audio=None) -> list[object]:
     """Push ``audio`` and then silence in real time until the reply is done; the session's output items."""
-    items: list[object] = []
+    session, items = listened.session, []
     for start in range(0, len(audio), 320):
         await session.push_audio(audio[start : start + 320])
         await asyncio.sleep(0.02)
@@ -163,8 +167,7 @@ async def ask(session: VoiceSession, audio: np.ndarray, on_audio=None) -> list[o
     while time.monotonic() < deadline:
         await session.push_audio(np.zeros(320, np.float32))
         await asyncio.sleep(0.02)
-        while not session.output.empty():
-            item = session.output.get_nowait()
+        for item in listened.take():
             items.append(item)
             if isinstance(item, AudioOut) and on_audio is not None:
                 on_audio()
@@ -177,8 +180,10 @@ async def ask(session: VoiceSession, audio: np.ndarray, on_audio=None) -> list[o
 async def test_the_session_survives_the_server_dying_mid_reply(models, say) -> None:
     server = LlmServer()
     server.start()
-    session = VoiceSession(remote_models(models, server))
+    listened = Listened(remote_models(models, server))
+    session = listened
     try:
+        await listened.__aenter__()
         question = np.concatenate([silence(0.3), say("Please count slowly from one to fifty."), silence(0.2)])
         items = await ask(session, question, on_audio=server.kill)
         errors = [i for i in items if isinstance(i, ErrorEvent)]
@@ -187,12 +192,13 @@ async def test_the_session_survives_the_server_dying_mid_reply(models, say) -> N
         assert [i.status for i in items if isinstance(i, ReplyDone)] == ["failed"]
 
         server.start()  # same port: the session goes on as if nothing happened
-        items = await ask(session, np.concatenate([silence(0.5), say("What is the capital of Japan?", "flite:slt"), silence(0.2)]))
+        japan = say("What is the capital of Japan?", "flite:slt")
+        items = await ask(session, np.concatenate([silence(0.5), japan, silence(0.2)]))
         assert not [i for i in items if isinstance(i, ErrorEvent)]
         assert "japan" in next(i.text for i in items if isinstance(i, UserTranscriptFinal)).lower()
         assert "Tokyo" in next(i.text for i in items if isinstance(i, ReplyDone))
     finally:
-        await session.close()
+        await listened.__aexit__(None, None, None)
         server.kill()
 
 
@@ -224,26 +230,26 @@ def wav_seconds(part: dict) -> float:
 
 
 async def test_audio_goes_out_in_blocks_and_history_keeps_what_was_heard(llm_server) -> None:
-    conversation = RemoteAudioBrain(ChatClient(endpoint(llm_server))).conversation("Be brief.", block_seconds=1.0)
+    conversation = RemoteAudioBrain(ChatClient(endpoint(llm_server))).open(Conversation("Be brief."), block_seconds=1.0)
     await conversation.hear(np.full(40_000, 0.1, np.float32))  # 2.5 s: two blocks now (warm-up refused), the rest waits
     with pytest.raises(DecoderError, match="audio input is not supported"):  # a text model: the server says so
-        async for _ in conversation.reply(max_tokens=8):
+        async for _ in conversation.reply(ReplyRequest(None, max_tokens=8)):
             pass
-    conversation.rewind_to_heard()  # the user went on: the unblocked 0.5 s waits again
+    conversation.rewind()  # the user went on: the unblocked 0.5 s waits again
     await conversation.hear(np.full(8_000, 0.1, np.float32))
     with pytest.raises(DecoderError):
-        async for _ in conversation.reply(max_tokens=8):
+        async for _ in conversation.reply(ReplyRequest(None, max_tokens=8)):
             pass
     await conversation.finish_turn("  It is Paris. ")
     messages = conversation.messages([])
-    assert [m["role"] for m in messages] == ["system", "human", "assistant", "human"]
+    assert [m["role"] for m in messages] == ["system", "human", "assistant"]
     assert [wav_seconds(p) for p in messages[1]["content"]] == [1.0, 1.0, 1.0]
     assert messages[2]["content"] == "It is Paris."
     with pytest.raises(ValueError, match="budget"):
-        async for _ in conversation.reply(max_tokens=8, mode="speak-first"):
+        async for _ in conversation.reply(ReplyRequest(None, max_tokens=8, mode="speak-first")):
             pass
     conversation.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(BrainStateError, match="closed"):
         await conversation.hear(np.zeros(160, np.float32))
 
 
@@ -297,9 +303,9 @@ async def step_audio_server():
 
 async def reply_pieces(url: str, **options) -> list[tuple[str, str]]:
     client = ChatClient(ChatEndpoint(url, "step-audio-r1"))
-    conversation = RemoteAudioBrain(client).conversation("Be brief.", block_seconds=1.0)
+    conversation = RemoteAudioBrain(client).open(Conversation("Be brief."), block_seconds=1.0)
     await conversation.hear(np.full(24_000, 0.1, np.float32))
-    pieces = [(p.channel, p.text) async for p in conversation.reply(max_tokens=32, **options)]
+    pieces = [(p.channel, p.text) async for p in conversation.reply(ReplyRequest(None, max_tokens=32, **options))]
     await client.close()
     return pieces
 
@@ -310,7 +316,7 @@ def joined(pieces: list[tuple[str, str]], channel: str) -> str:
 
 async def test_the_reasoning_is_split_from_the_answer_as_step_audio_streams_it(step_audio_server) -> None:
     scripted, url = await step_audio_server()
-    pieces = await reply_pieces(url, reasoning_budget=None)
+    pieces = await reply_pieces(url, reasoning_budget=1_000)
     assert joined(pieces, "reasoning") == "The user asks for the capital of France."
     assert joined(pieces, "answer") == "Paris."
     warm, final = scripted.requests  # the complete first block warmed the cache; then the reply
@@ -337,6 +343,6 @@ async def test_a_spent_budget_asks_for_the_answer_after_the_reasoning_so_far(ste
 
 async def test_reasoning_from_a_servers_reasoning_parser(step_audio_server) -> None:
     _, url = await step_audio_server(reasoning_field=True)
-    pieces = await reply_pieces(url, reasoning_budget=None)
+    pieces = await reply_pieces(url, reasoning_budget=1_000)
     assert joined(pieces, "reasoning") == "The user asks for the capital of France."
     assert joined(pieces, "answer") == "Paris."

@@ -21,11 +21,13 @@ def segment(text: str, **limits: int) -> list[str]:
     [
         ("Yes. Seven is bigger than five.", ["Yes.", "Seven is bigger than five."]),
         ("The capital of Egypt is Cairo.", ["The capital of Egypt is Cairo."]),
-        ("A brave little dragon named Zephyr lived in the hills.", ["A brave little dragon named Zephyr lived in", "the hills."]),
+        ("A brave little dragon named Zephyr lived in the hills.",
+         ["A brave little dragon named Zephyr lived in", "the hills."]),
         ("Paris, of course.", ["Paris,", "of course."]),
         ("It costs 3.5 dollars, e.g. at Dr. Smith's shop.", ["It costs 3.5 dollars,", "e.g. at Dr. Smith's shop."]),
         ("Yes, seven is bigger than five.", ["Yes,", "seven is bigger than five."]),
-        ("Well, I think so, but the answer depends on many things, really.", ["Well,", "I think so, but the answer depends on many things,", "really."]),
+        ("Well, I think so, but the answer depends on many things, really.",
+         ["Well,", "I think so, but the answer depends on many things,", "really."]),
         ("**Bold** and `code` 🎉 here.", ["Bold and code here."]),
     ],
 )

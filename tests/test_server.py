@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from realtime.audio import resample, to_pcm16
+from audio.samples import resample, to_pcm16
 from realtime.server import RealtimeServer, ServerOptions
 from tests.conftest import silence
 
@@ -147,7 +147,8 @@ async def test_bad_input_gets_errors_and_the_session_goes_on(server) -> None:
         (json.dumps(["a", "list"]), "invalid_event"),
         (json.dumps({"type": "no.such.event"}), "invalid_event_type"),
         (json.dumps({"type": "input_audio_buffer.append", "audio": "%%%not base64"}), "invalid_audio"),
-        (json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\x01\x02\x03").decode()}), "invalid_audio"),
+        (json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\x01\x02\x03").decode()}),
+         "invalid_audio"),
         (json.dumps({"type": "session.update", "session": {"input_audio_format": "mp3"}}), "invalid_value"),
         (json.dumps({"type": "input_audio_buffer.append", "audio": "A" * (5 * 1024 * 1024)}), "message_too_large"),
         (json.dumps({"type": "input_audio_buffer.commit", "event_id": "mine"}), "input_audio_buffer_commit_empty"),
@@ -192,10 +193,12 @@ async def test_the_official_openai_sdk_talks_to_it(server, models, say) -> None:
                          websocket_base_url=f"ws://127.0.0.1:{server.port}/v1")
     audio = resample(np.concatenate([silence(0.3), say("What is the capital of Japan?"), silence(1.5)]), 16_000, WIRE_RATE)
     async with client.realtime.connect(model="embedded") as connection:
-        await connection.session.update(session={"type": "realtime", "instructions": "You are a friendly voice assistant. Answer in one complete sentence of plain words."})
+        instructions = "You are a friendly voice assistant. Answer in one complete sentence of plain words."
+        await connection.session.update(session={"type": "realtime", "instructions": instructions})
         step = WIRE_RATE // 10
         for offset in range(0, len(audio), step):
-            await connection.input_audio_buffer.append(audio=base64.b64encode(to_pcm16(audio[offset : offset + step])).decode())
+            chunk = base64.b64encode(to_pcm16(audio[offset : offset + step])).decode()
+            await connection.input_audio_buffer.append(audio=chunk)
             await asyncio.sleep(0.1)
         pcm, transcript = b"", ""
         async with asyncio.timeout(60):
@@ -208,19 +211,23 @@ async def test_the_official_openai_sdk_talks_to_it(server, models, say) -> None:
                     status = event.response.status
                     break
     assert status == "completed" and "tokyo" in transcript.lower(), (status, transcript)
-    heard = await models.asr.transcribe_async(resample(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, WIRE_RATE, 16_000))
+    reply = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
+    heard = await models.asr.transcribe_async(resample(reply, WIRE_RATE, 16_000))
     assert "tokyo" in heard.text.lower(), heard.text
 
 
 async def test_settings_changed_elsewhere_survive_a_client_update(server) -> None:
-    """An MQTT "instructions" control changes the session; the client's next session.update builds on it."""
+    """An MQTT "instructions" control changes the session: the client is told with session.updated, and its next
+    session.update builds on it."""
     import dataclasses
 
     async with connect(url(server), additional_headers=AUTH) as ws:
         await ws.recv()  # session.created
         [connection] = server.connections
         session = connection.session
-        session.configure(dataclasses.replace(session.config, instructions="Speak like a pirate."))
+        session.configure(dataclasses.replace(session.config, instructions="Speak like a pirate."), announce=True)
+        told = json.loads(await ws.recv())
+        assert told["type"] == "session.updated" and told["session"]["instructions"] == "Speak like a pirate."
         await ws.send(json.dumps({"type": "session.update", "session": {"temperature": 0.5}}))
         updated = json.loads(await ws.recv())
     assert updated["session"]["instructions"] == "Speak like a pirate."

@@ -21,6 +21,9 @@ for _module in ("torch", "transformers", "safetensors"):
 import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
+from realtime.brain import ReplyRequest  # noqa: E402
+from realtime.conversation import Conversation  # noqa: E402
+from realtime.errors import BrainStateError  # noqa: E402
 from realtime.reasoning import Piece  # noqa: E402
 from realtime.step_audio import CheckpointError, StepAudioBrain, audio_token_count  # noqa: E402
 from realtime.step_audio.checkpoint import load_checkpoint  # noqa: E402
@@ -31,6 +34,8 @@ from realtime.step_audio.tiny import write_tiny_checkpoint  # noqa: E402
 
 RATE = 16000
 INSTRUCTIONS = "You are a friendly voice assistant."
+UNBOUNDED = 10_000
+"""A reasoning budget the scripted model never reaches: the reasoning runs until the model closes it."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -97,7 +102,7 @@ def test_log_mel_matches_whisper_feature_extractor():
     clip = speech(2.0)
     ours = log_mel_spectrogram(torch.from_numpy(clip)).numpy()
     padded = np.pad(clip, (0, TAIL_PADDING))[None]
-    reference = WhisperFeatureExtractor(feature_size=128)._np_extract_fbank_features(padded, "cpu")[0]
+    reference = WhisperFeatureExtractor(feature_size=128)._np_extract_fbank_features(padded, "cpu")[0]  # noqa: SLF001 - a white-box check
     assert ours.shape == (128, (len(clip) + TAIL_PADDING) // 160)
     np.testing.assert_allclose(ours, reference, atol=1e-4)
 
@@ -117,10 +122,10 @@ async def test_prompt_ids_are_the_official_format(brain: StepAudioBrain):
     def enc(text: str) -> list[int]:
         return tok.encode(text, add_special_tokens=False)
 
-    conversation = brain.conversation(INSTRUCTIONS, block_seconds=25.0)
+    conversation = brain.open(Conversation(INSTRUCTIONS), block_seconds=25.0)
     await conversation.hear(speech(60.0))  # two 25 s blocks prefilled as heard, 10 s left
     assert len(conversation.token_ids) == len(enc(f"system\n{INSTRUCTIONS}")) + 3 + len(enc("human\n")) + 2 * 315
-    async for _ in conversation.reply(max_tokens=0, reasoning_budget=0):
+    async for _ in conversation.reply(ReplyRequest(None, max_tokens=0, reasoning_budget=0)):
         pass
     human = [bot, *enc("human\n"), *block(313), *block(313), *block(audio_token_count(10 * RATE)), eot]
     system = [bot, *enc(f"system\n{INSTRUCTIONS}"), eot]
@@ -145,7 +150,7 @@ def test_content_that_spells_a_control_token_stays_text(brain: StepAudioBrain):
 
 async def test_blockwise_prefill_equals_one_shot_prefill(brain: StepAudioBrain):
     audio = speech(4.5)
-    conversation = brain.conversation(INSTRUCTIONS, block_seconds=2.0)
+    conversation = brain.open(Conversation(INSTRUCTIONS), block_seconds=2.0)
     await hear_in_frames(conversation, audio)  # two complete blocks prefilled, 0.5 s waiting
 
     model, fmt = brain.model, brain.format
@@ -156,27 +161,27 @@ async def test_blockwise_prefill_equals_one_shot_prefill(brain: StepAudioBrain):
         ids += [t for e in embeddings for t in fmt.audio_block(len(e))]
         one_shot = model(torch.tensor(ids), model.new_cache(), torch.cat(embeddings))
     assert list(conversation.token_ids) == ids
-    torch.testing.assert_close(conversation._logits, one_shot, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(conversation._logits, one_shot, atol=1e-4, rtol=1e-4)  # noqa: SLF001 - a white-box check
 
 
 async def test_rewind_then_hearing_more_equals_hearing_it_all(brain: StepAudioBrain):
     audio = speech(4.0, seed=1)
-    speculative = brain.conversation(INSTRUCTIONS, block_seconds=2.0)
+    speculative = brain.open(Conversation(INSTRUCTIONS), block_seconds=2.0)
     await hear_in_frames(speculative, audio[: 3 * RATE])
-    async with aclosing(speculative.reply(max_tokens=5, reasoning_budget=3)) as pieces:
+    async with aclosing(speculative.reply(ReplyRequest(None, max_tokens=5, reasoning_budget=3))) as pieces:
         async for _ in pieces:
             pass
-    speculative.rewind_to_heard()  # the user goes on speaking
+    speculative.rewind()  # the user goes on speaking
     await hear_in_frames(speculative, audio[3 * RATE :])
 
-    at_once = brain.conversation(INSTRUCTIONS, block_seconds=2.0)
+    at_once = brain.open(Conversation(INSTRUCTIONS), block_seconds=2.0)
     await at_once.hear(audio)
     assert speculative.token_ids == at_once.token_ids
-    for a, b in zip(speculative._cache.layers, at_once._cache.layers, strict=True):
+    for a, b in zip(speculative._cache.layers, at_once._cache.layers, strict=True):  # noqa: SLF001 - a white-box check
         torch.testing.assert_close(a.keys, b.keys, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(a.values, b.values, atol=1e-5, rtol=1e-5)
-    first = await collect(speculative.reply(max_tokens=4, reasoning_budget=2))
-    assert first == await collect(at_once.reply(max_tokens=4, reasoning_budget=2))
+    first = await collect(speculative.reply(ReplyRequest(None, max_tokens=4, reasoning_budget=2)))
+    assert first == await collect(at_once.reply(ReplyRequest(None, max_tokens=4, reasoning_budget=2)))
 
 
 # Reasoning, answer and modes, with a scripted next token.
@@ -221,9 +226,9 @@ ANSWER_XYZ = {"</think>": "X", "X": "Y", "Y": "Z", "Z": "<|EOT|>"}
 
 
 async def reply_of(brain: StepAudioBrain, **kwargs) -> tuple[list[Piece], list[int]]:
-    conversation = brain.conversation(INSTRUCTIONS)
+    conversation = brain.open(Conversation(INSTRUCTIONS))
     await conversation.hear(speech(1.0))
-    pieces = await collect(conversation.reply(**kwargs))
+    pieces = await collect(conversation.reply(ReplyRequest(None, **kwargs)))
     ids, prompt = list(conversation.token_ids), brain.format.generation_prompt
     end = max(i + len(prompt) for i in range(len(ids)) if ids[i : i + len(prompt)] == prompt)
     return pieces, ids[end:]
@@ -239,7 +244,7 @@ async def test_reasoning_budget_closes_the_block_and_the_answer_follows(scripted
 
 async def test_end_of_text_inside_the_reasoning_is_replaced_by_think_close(scripted):
     brain, ids = scripted({"PROMPT": "a", "a": "b", "b": "<|EOT|>"} | ANSWER_XYZ)
-    pieces, tail = await reply_of(brain, max_tokens=10, reasoning_budget=None)
+    pieces, tail = await reply_of(brain, max_tokens=10, reasoning_budget=UNBOUNDED)
     assert (text(pieces, "reasoning"), text(pieces, "answer")) == ("ab", "XYZ")
     assert tail[:3] == [ids["a"], ids["b"], ids["</think>"]]
 
@@ -283,9 +288,9 @@ async def test_modes_pace_reasoning_and_answer(scripted):
 
 async def test_closing_the_reply_stops_generation_within_a_token(scripted):
     brain, _ = scripted(REASON_FOREVER)
-    conversation = brain.conversation(INSTRUCTIONS)
+    conversation = brain.open(Conversation(INSTRUCTIONS))
     await conversation.hear(speech(1.0))
-    pieces = conversation.reply(max_tokens=100, reasoning_budget=None)
+    pieces = conversation.reply(ReplyRequest(None, max_tokens=100, reasoning_budget=UNBOUNDED))
     received = [await anext(pieces) for _ in range(5)]
     await pieces.aclose()
     length = len(conversation.token_ids)
@@ -293,8 +298,8 @@ async def test_closing_the_reply_stops_generation_within_a_token(scripted):
     assert len(conversation.token_ids) == length
     assert text(received, "reasoning") == "abcab"
 
-    conversation.rewind_to_heard()
-    consumer = asyncio.create_task(collect(conversation.reply(max_tokens=100, reasoning_budget=None)))
+    conversation.rewind()
+    consumer = asyncio.create_task(collect(conversation.reply(ReplyRequest(None, max_tokens=100, reasoning_budget=UNBOUNDED))))
     while len(conversation.token_ids) < length + 20:
         await asyncio.sleep(0.001)
     at_cancel = len(conversation.token_ids)
@@ -302,25 +307,25 @@ async def test_closing_the_reply_stops_generation_within_a_token(scripted):
     with pytest.raises(asyncio.CancelledError):
         await consumer
     stopped = len(conversation.token_ids)
-    assert stopped <= at_cancel + 1 and conversation._busy == 0  # the step in flight ends; no other starts
+    assert stopped <= at_cancel + 1 and conversation._busy == 0  # noqa: SLF001 - the step in flight ends; no other starts
     await asyncio.sleep(0.05)
     assert len(conversation.token_ids) == stopped
 
     conversation.close()
-    assert conversation._cache is None and conversation.token_ids == ()
-    with pytest.raises(RuntimeError):
+    assert conversation._cache is None and conversation.token_ids == ()  # noqa: SLF001 - a white-box check
+    with pytest.raises(BrainStateError):
         await conversation.hear(speech(0.1))
 
 
 async def test_replies_and_turns_must_alternate(brain: StepAudioBrain):
-    conversation = brain.conversation(INSTRUCTIONS)
-    with pytest.raises(RuntimeError):
+    conversation = brain.open(Conversation(INSTRUCTIONS))
+    with pytest.raises(BrainStateError):
         await conversation.finish_turn("nothing was asked")
     await conversation.hear(speech(0.5))
-    first = conversation.reply(max_tokens=2, reasoning_budget=1)
+    first = conversation.reply(ReplyRequest(None, max_tokens=2, reasoning_budget=1))
     await collect(first)
-    with pytest.raises(RuntimeError):
-        await collect(conversation.reply(max_tokens=2))
+    with pytest.raises(BrainStateError):
+        await collect(conversation.reply(ReplyRequest(None, max_tokens=2)))
     await conversation.finish_turn("")  # nothing heard: no assistant turn in history
     assert conversation.token_ids[-2:] == (brain.format.audio_end, brain.format.eot)
 

@@ -14,10 +14,11 @@ import pytest
 pytest.importorskip("torch")
 
 from realtime.models import Models  # noqa: E402
-from realtime.session import SessionConfig, VoiceSession  # noqa: E402
+from realtime.session import SessionConfig  # noqa: E402
 from realtime.step_audio import StepAudioBrain  # noqa: E402
 from realtime.step_audio.tiny import write_tiny_checkpoint  # noqa: E402
 from tests.conftest import silence, write_question  # noqa: E402
+from tests.fakes import Listened  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -29,23 +30,22 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 async def test_blocks_are_prefilled_while_the_user_speaks(models, say, tiny) -> None:
     audio_llm = StepAudioBrain.load(tiny, device="cpu")
-    brained = Models(asr=models.asr, decoder=None, tts=models.tts, audio_llm=audio_llm)
-    session = VoiceSession(brained, SessionConfig(audio_block_seconds=1.0))
+    brained = Models(asr=models.asr, brain=audio_llm, tts=models.tts)
+    listened = Listened(brained, SessionConfig(audio_block_seconds=1.0))
+    session = listened.session
     patch = audio_llm.tokenizer.convert_tokens_to_ids("<audio_patch>")
     question = np.concatenate([silence(0.3), say("Please tell me what the capital of Germany is, if you know it.")])
     heard_during_speech = 0
-    try:
+    async with listened:
         for start in range(0, len(question), 320):  # 20 ms frames, in real time
             await asyncio.sleep(0.02)
             await session.push_audio(question[start : start + 320])
             if start + 320 >= len(question) - 320:
-                heard_during_speech = session._listener.token_ids.count(patch)  # noqa: SLF001 - the point of the test
+                heard_during_speech = session.brain.token_ids.count(patch)  # type: ignore[attr-defined]
         for _ in range(100):
             await asyncio.sleep(0.02)
             await session.push_audio(silence(0.02))
         await session.wait_idle(60)
-    finally:
-        await session.close()
     assert heard_during_speech >= 2 * 13, "at least two 1 s blocks were prefilled before the user stopped"
     assert session.stats["completed"] == 1 and len(session.records) == 1
     stamps = session.records[0].stamps

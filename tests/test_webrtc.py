@@ -19,7 +19,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from websockets.asyncio.client import connect
 
-from realtime.audio import resample, rms_dbfs
+from audio.samples import resample, rms_dbfs
 from realtime.conversation import DEFAULT_INSTRUCTIONS
 from realtime.events import AudioOut
 from realtime.server import RealtimeServer, ServerOptions
@@ -83,8 +83,8 @@ async def test_a_stalled_sender_does_not_burst() -> None:
 async def test_queued_audio_plays_in_order_across_frames() -> None:
     track = ReplyTrack()
     ramp = np.linspace(-0.5, 0.5, 1500, dtype=np.float32)
-    track.play(AudioOut("turn_a", 1, ramp))
-    track.play(AudioOut("turn_a", 1, ramp[::-1].copy()))
+    await track.play(AudioOut("turn_a", 1, ramp))
+    await track.play(AudioOut("turn_a", 1, ramp[::-1].copy()))
     assert track.queued_samples == 3000
     sent = np.concatenate([(await track.recv()).to_ndarray().reshape(-1) for _ in range(4)]).astype(np.float32) / 32767
     np.testing.assert_allclose(sent[:3000], np.concatenate([ramp, ramp[::-1]]), atol=1e-4)
@@ -94,14 +94,15 @@ async def test_queued_audio_plays_in_order_across_frames() -> None:
 
 async def test_clear_flushes_at_once_and_stale_audio_is_never_sent() -> None:
     track = ReplyTrack()
-    track.play(AudioOut("turn_a", 1, np.full(RATE, 0.5, np.float32)))
+    await track.play(AudioOut("turn_a", 1, np.full(RATE, 0.5, np.float32)))
     assert (await track.recv()).to_ndarray().any()
-    track.clear()
+    playback = track.clear()
+    assert (playback.generation, playback.samples) == (1, 960), "what was sent of which reply: one 20 ms frame"
     assert track.queued_samples == 0 and not (await track.recv()).to_ndarray().any()
 
     track.is_stale = lambda item: item.generation < 2  # generation 1 was interrupted after it was queued
-    track.play(AudioOut("turn_a", 1, np.full(RATE, 0.5, np.float32)))
-    track.play(AudioOut("turn_b", 2, np.full(100, -0.25, np.float32)))
+    await track.play(AudioOut("turn_a", 1, np.full(RATE, 0.5, np.float32)))
+    await track.play(AudioOut("turn_b", 2, np.full(100, -0.25, np.float32)))
     sent = (await track.recv()).to_ndarray().reshape(-1)
     assert (sent[:100] < 0).all() and not sent[100:].any()
     assert "turn_b" in track.first_packets
@@ -166,8 +167,8 @@ class Peer:
             while True:
                 self.heard.append(inbound.convert(await track.recv()))
 
-    def say(self, audio16k: np.ndarray) -> None:
-        self.microphone.play(AudioOut("question", 0, resample(audio16k, 16_000, RATE)))
+    async def say(self, audio16k: np.ndarray) -> None:
+        await self.microphone.play(AudioOut("question", 0, resample(audio16k, 16_000, RATE)))
 
     async def until(self, kind: str, timeout: float = 90.0) -> dict:
         async with asyncio.timeout(timeout):
@@ -214,13 +215,14 @@ async def test_routes_refuse_what_they_must(server) -> None:
 async def test_an_offer_gets_an_sdp_answer_and_the_session_limit_holds(server) -> None:
     peer = Peer()
     async with ClientSession() as http, connect(f"ws://127.0.0.1:{server.port}/v1/realtime", additional_headers=AUTH):
-        async with http.post(calls_url(server), data=await peer.offer(), headers={**AUTH, "Content-Type": "application/sdp"}) as response:
+        sdp = {**AUTH, "Content-Type": "application/sdp"}
+        async with http.post(calls_url(server), data=await peer.offer(), headers=sdp) as response:
             assert response.status == 201 and response.content_type == "application/sdp"
             answer = await response.text()
         assert answer.startswith("v=0") and "m=audio" in answer and "m=application" in answer
         assert offers_loopback(answer), "a loopback offer gets a loopback candidate"
         assert len(server.connections) == 2  # the websocket and the call, before the peer even connected
-        async with http.post(calls_url(server), data=await Peer().offer(), headers={**AUTH, "Content-Type": "application/sdp"}) as response:
+        async with http.post(calls_url(server), data=await Peer().offer(), headers=sdp) as response:
             assert response.status == 503 and (await response.json())["error"]["code"] == "session_limit_reached"
     await peer.pc.close()
 
@@ -238,7 +240,7 @@ async def test_a_whole_call_from_an_aiortc_peer(server, models, say) -> None:
         await peer.pc.setRemoteDescription(RTCSessionDescription(await response.text(), "answer"))
     assert (await peer.until("session.created"))["session"]["id"] == next(iter(server.connections)).id
     assert (await peer.until("session.updated"))["session"]["instructions"] == instructions
-    peer.say(np.concatenate([silence(0.3), say("What is the capital of Germany?")]))
+    await peer.say(np.concatenate([silence(0.3), say("What is the capital of Germany?")]))
     transcript = await peer.until("conversation.item.input_audio_transcription.completed")
     assert "germany" in transcript["transcript"].lower(), transcript
     latency = (await peer.until("response.latency"))["latency"]

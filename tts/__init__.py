@@ -2,7 +2,7 @@
 speech start early."""
 
 from tts.base import Synthesizer, TextStreamingSynthesizer
-from tts.cosyvoice import CosyVoice2Synthesizer, CosyVoiceError, WordPieces
+from tts.cosyvoice import CosyVoice2Synthesizer, CosyVoiceError, CosyVoiceFileError, CosyVoiceNotInstalled, WordPieces
 from tts.piper_voice import PiperSynthesizer
 from tts.segment import ClauseSegmenter, RepetitionGuard, speakable
 
@@ -12,6 +12,8 @@ __all__ = [
     "PiperSynthesizer",
     "CosyVoice2Synthesizer",
     "CosyVoiceError",
+    "CosyVoiceFileError",
+    "CosyVoiceNotInstalled",
     "WordPieces",
     "ClauseSegmenter",
     "RepetitionGuard",

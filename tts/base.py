@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -17,7 +17,7 @@ class Synthesizer(Protocol):
 
     sample_rate: int
 
-    def stream(self, text: str, *, trim_lead: bool = True) -> AsyncIterator[np.ndarray]:
+    def stream(self, text: str, *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
         """float32 mono chunks at :attr:`sample_rate`; ``trim_lead`` drops the silence before the first
         phoneme (for a reply's first clause: it only delays the first packet; later clauses keep it as
         the natural pause between clauses)."""
@@ -27,5 +27,5 @@ class Synthesizer(Protocol):
 class TextStreamingSynthesizer(Synthesizer, Protocol):
     """A synthesiser that also takes the answer's text as it is written (bi-streaming), in one synthesis."""
 
-    def stream_text(self, texts: AsyncIterator[str], *, trim_lead: bool = True) -> AsyncIterator[np.ndarray]:
+    def stream_text(self, texts: AsyncIterator[str], *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
         """float32 mono chunks at :attr:`sample_rate` for the text ``texts`` yields, spoken as one utterance."""

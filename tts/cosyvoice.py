@@ -14,13 +14,14 @@ import inspect
 import queue
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from realtime.audio import StreamResampler, read_audio
+from audio.errors import AgentError
+from audio.samples import StreamResampler, read_audio
 from tts.segment import speakable
 
 SPEAKER_ID = "realtime-agent"
@@ -47,22 +48,32 @@ class CosyVoice2Like(Protocol):
 
     sample_rate: int
 
-    def add_zero_shot_spk(self, prompt_text: str, prompt_wav: Any, zero_shot_spk_id: str) -> bool: ...
+    def add_zero_shot_spk(self, prompt_text: str, prompt_wav: object, zero_shot_spk_id: str) -> bool:
+        """Register a speaker: ``prompt_wav`` is a path (current releases) or a (1, n) 16 kHz tensor (older)."""
+        ...
 
     def inference_zero_shot(
         self,
         tts_text: str | TextPieces,
         prompt_text: str,
-        prompt_wav: Any,
+        prompt_wav: object,
         zero_shot_spk_id: str = "",
         stream: bool = False,
         speed: float = 1.0,
         text_frontend: bool = True,
-    ) -> Iterator[dict[str, Any]]: ...
+    ) -> Generator[dict[str, Any], None, None]: ...
 
 
-class CosyVoiceError(RuntimeError):
-    """CosyVoice2 failed while synthesising."""
+class CosyVoiceError(AgentError, RuntimeError):
+    """CosyVoice2 failed while synthesising (or, as a subclass, could not be loaded)."""
+
+
+class CosyVoiceNotInstalled(CosyVoiceError, ImportError):
+    """CosyVoice's own package (from its repository, not PyPI's ``cosyvoice``) is not importable."""
+
+
+class CosyVoiceFileError(CosyVoiceError, FileNotFoundError):
+    """The model directory or the speaker prompt is not there."""
 
 
 class WordPieces:
@@ -125,26 +136,30 @@ class CosyVoice2Synthesizer:
     ) -> CosyVoice2Synthesizer:
         """Load a local CosyVoice2 model directory (never a hub download) and register the speaker prompt:
         ``prompt_wav`` (at least 16 kHz, at most 30 s) spoken as ``prompt_text``. ``factory`` builds the model
-        from the directory; by default CosyVoice's own ``CosyVoice2`` class."""
+        from the directory; by default CosyVoice's own ``CosyVoice2`` class.
+
+        Raises :class:`CosyVoiceNotInstalled` (an ``ImportError``) without CosyVoice's package,
+        :class:`CosyVoiceFileError` (a ``FileNotFoundError``) without the model directory or the prompt, and
+        ``ValueError`` for an empty ``prompt_text`` (the caller's to check)."""
         if factory is None:
             try:
                 from cosyvoice.cli.cosyvoice import CosyVoice2
             except ImportError as exc:
-                raise ImportError(f"{_INSTALL_HINT} ({exc})") from exc
+                raise CosyVoiceNotInstalled(f"{_INSTALL_HINT} ({exc})") from exc
             factory = CosyVoice2
         model_dir, prompt_wav = Path(model_dir), Path(prompt_wav)
         if not (model_dir / "cosyvoice2.yaml").is_file():
-            raise FileNotFoundError(
+            raise CosyVoiceFileError(
                 f"{model_dir}: not a CosyVoice2 model directory (no cosyvoice2.yaml); download one, e.g. CosyVoice2-0.5B"
             )
         if not prompt_wav.is_file():
-            raise FileNotFoundError(f"{prompt_wav}: no such speaker prompt file")
+            raise CosyVoiceFileError(f"{prompt_wav}: no such speaker prompt file")
         if not prompt_text.strip():
             raise ValueError("prompt_text must be the transcript of prompt_wav")
         model = factory(str(model_dir), fp16=fp16)
         return cls(model, prompt_wav=prompt_wav, prompt_text=prompt_text, output_rate=output_rate)
 
-    async def stream(self, text: str, *, trim_lead: bool = True) -> AsyncIterator[np.ndarray]:
+    async def stream(self, text: str, *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
         """One clause, normalised and split by CosyVoice's own text frontend."""
         if not any(c.isalnum() for c in text):
             return
@@ -152,7 +167,7 @@ class CosyVoice2Synthesizer:
             async for chunk in chunks:
                 yield chunk
 
-    async def stream_text(self, texts: AsyncIterator[str], *, trim_lead: bool = True) -> AsyncIterator[np.ndarray]:
+    async def stream_text(self, texts: AsyncIterator[str], *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
         """Bi-streaming: answer text as the LLM writes it, passed on in word-complete pieces while the model
         already speaks; an error of ``texts`` is raised after the speech of the text before it."""
         pieces: queue.Queue[str | None] = queue.Queue()
@@ -166,7 +181,7 @@ class CosyVoice2Synthesizer:
             pieces.put(None)  # ends the model's text input, also when the feeder never ran
             feeder.cancel()
 
-    async def _synthesize(self, tts_text: str | TextPieces, trim_lead: bool) -> AsyncIterator[np.ndarray]:
+    async def _synthesize(self, tts_text: str | TextPieces, trim_lead: bool) -> AsyncGenerator[np.ndarray, None]:
         loop = asyncio.get_running_loop()
         ready: asyncio.Queue[Handover] = asyncio.Queue()
         wanted = threading.Semaphore(0)
@@ -199,7 +214,11 @@ class CosyVoice2Synthesizer:
             wanted.release()
 
     def _run(
-        self, tts_text: str | TextPieces, hand_over: Callable[[Handover], None], wanted: threading.Semaphore, stop: threading.Event
+        self,
+        tts_text: str | TextPieces,
+        hand_over: Callable[[Handover], None],
+        wanted: threading.Semaphore,
+        stop: threading.Event,
     ) -> None:
         """Worker thread: computes one chunk per request and closes the model's generator in the thread that
         drives it once the consumer has stopped."""

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from piper import AudioChunk
 
 _LEAD_THRESHOLD = 0.01
 _LEAD_MARGIN_S = 0.01
@@ -28,8 +32,8 @@ class PiperSynthesizer:
         # espeak-ng phonemisation inside Piper keeps global state: one synthesis step at a time.
         self._lock = threading.Lock()
 
-    async def stream(self, text: str, *, trim_lead: bool = True) -> AsyncIterator[np.ndarray]:
-        chunks = self._voice.synthesize(text, self._config)
+    async def stream(self, text: str, *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
+        chunks = iter(self._voice.synthesize(text, self._config))
         first = trim_lead
         while (audio := await asyncio.to_thread(self._next, chunks)) is not None:
             if first:
@@ -37,7 +41,7 @@ class PiperSynthesizer:
             if len(audio):
                 yield audio
 
-    def _next(self, chunks: Iterator[object]) -> np.ndarray | None:
+    def _next(self, chunks: Iterator[AudioChunk]) -> np.ndarray | None:
         with self._lock:
             chunk = next(chunks, None)
         return None if chunk is None else np.asarray(chunk.audio_float_array, dtype=np.float32).reshape(-1)

@@ -48,7 +48,7 @@ class ClauseSegmenter:
 
     def push(self, delta: str) -> list[str]:
         self._buffer += delta
-        clauses = []
+        clauses: list[str] = []
         while (cut := self._next_cut()) is not None:
             clause, self._buffer = self._buffer[:cut], self._buffer[cut:].lstrip()
             self._add(clauses, clause)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import webrtcvad
 
-from realtime.audio import to_pcm16
+from audio.samples import to_pcm16
 
 _RATE = 16_000
 _FRAME = 480  # 30 ms, the longest frame webrtcvad accepts

@@ -1,17 +1,18 @@
 """Step-Audio-R1 as a streaming brain: listen-while-think prefill, speculative replies, Mind-Paced Speaking.
 
-One :class:`StepAudioBrain` (weights and tokenizer) is shared by every session. Each session's
-:class:`StepAudioConversation` owns a KV cache (a transformers ``DynamicCache``) that always holds a prefix of
-the conversation in the official format::
+One :class:`StepAudioBrain` (weights and tokenizer, a :class:`~realtime.brain.Brain`) is shared by every session.
+Each session's :class:`StepAudioConversation` (a :class:`~realtime.brain.BrainSession`) owns a KV cache (a
+transformers ``DynamicCache``) that always holds a prefix of the conversation in the official format::
 
     <|BOT|>system\\n{instructions}<|EOT|>   finished turns (human audio, the answer as heard)
     <|BOT|>human\\n<audio_start>…<audio_end><audio_start>…   one block per block_seconds, prefilled as heard
 
 :meth:`~StepAudioConversation.reply` prefills the rest (the partial block, ``<|EOT|>``,
-``<|BOT|>assistant\\n<think>\\n``) and streams reasoning and answer; :meth:`~StepAudioConversation.rewind_to_heard`
+``<|BOT|>assistant\\n<think>\\n``) and streams reasoning and answer; :meth:`~StepAudioConversation.rewind`
 drops a discarded reply (the cache goes back to the end of the last complete block, the partial audio returns to
 the buffer); :meth:`~StepAudioConversation.finish_turn` keeps the human audio and the answer the user heard,
-never the reasoning, so the next turn computes only new tokens.
+never the reasoning, so the next turn computes only new tokens. A reply to a turn with no audio (a typed
+message, or the history as it stands) has a text human turn, or none.
 
 Every model call runs in a worker thread under the brain's lock, one decoder step per call while generating:
 a consumer that stops pulling, closes the iterator or is cancelled stops generation within one token. A
@@ -26,23 +27,27 @@ import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import TYPE_CHECKING, TypeVar, TypeVarTuple, get_args
 
 import numpy as np
 import torch
 from transformers import DynamicCache, PreTrainedTokenizerBase
 
-from realtime.audio import MAX_BLOCK_SECONDS, split_blocks
+from realtime.audio_blocks import AudioBlocks
+from realtime.brain import ReplyRequest
+from realtime.errors import BrainStateError
 from realtime.reasoning import Channel, Piece, ReplyMode, ThinkSplitter
 from realtime.step_audio.checkpoint import load_checkpoint
-from realtime.step_audio.mel import SAMPLE_RATE
+from realtime.step_audio.detokenizer import Detokenizer
 from realtime.step_audio.model import StepAudioModel
 from realtime.step_audio.paced import NextToken, PacedMode, mind_paced_speaking
 from realtime.step_audio.prompt import PromptFormat
 
+if TYPE_CHECKING:
+    from realtime.conversation import Conversation
 
 _T = TypeVar("_T")
-_NO_AUDIO = np.zeros(0, dtype=np.float32)
+_Ts = TypeVarTuple("_Ts")
 
 
 class StepAudioBrain:
@@ -62,36 +67,36 @@ class StepAudioBrain:
     def load(
         cls, model_dir: str | Path, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> StepAudioBrain:
+        """Load a checkpoint directory (:func:`~realtime.step_audio.checkpoint.load_checkpoint`; raises
+        :class:`~realtime.step_audio.config.CheckpointError` naming what is wrong with it)."""
         return cls(*load_checkpoint(model_dir, device=device, dtype=dtype))
 
-    def conversation(self, instructions: str, *, block_seconds: float = 2.0) -> StepAudioConversation:
-        return StepAudioConversation(self, instructions, block_seconds=block_seconds)
+    def open(self, conversation: Conversation, *, block_seconds: float = 2.0) -> StepAudioConversation:
+        """A session's conversation with its own KV cache, opened with ``conversation.instructions`` (the brain keeps
+        its own history, the human audio and the answers as heard). ``block_seconds``: the audio encoded and
+        prefilled at a time while the user speaks; ``ValueError`` outside (0, 25]."""
+        return StepAudioConversation(self, conversation.instructions, block_seconds=block_seconds)
 
-    def run(self, call: Callable[..., _T], *args: Any) -> _T:
+    def run(self, call: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
         """Run one model call (blocking: from a worker thread) while no other is running."""
         with self._lock, torch.inference_mode():
             return call(*args)
 
 
 class StepAudioConversation:
-    """One session's turns on the shared brain, with its own KV cache."""
+    """One session's turns on the shared brain, with its own KV cache (see :class:`~realtime.brain.BrainSession`)."""
+
+    hears_audio = True
 
     def __init__(self, brain: StepAudioBrain, instructions: str, *, block_seconds: float) -> None:
-        if not 0 < block_seconds <= MAX_BLOCK_SECONDS:
-            raise ValueError(f"block_seconds must be in (0, {MAX_BLOCK_SECONDS}], not {block_seconds}")
         self._brain = brain
         self._format = brain.format
-        self._block_seconds = block_seconds
-        self._block_samples = round(block_seconds * SAMPLE_RATE)
         self._lock = asyncio.Lock()
         # Owned by the event loop.
+        self._audio = AudioBlocks(block_seconds)
+        """Audio heard and not yet in the cache as a complete block, and the partial block of the reply in flight."""
         self._unsent = self._format.turn("system", instructions.strip()) if instructions.strip() else []
         self._turn_open = False
-        self._pending = _NO_AUDIO
-        """Audio heard and not yet in the cache as a complete block."""
-        self._partial = _NO_AUDIO
-        """The partial block the reply in flight prefilled (back to ``_pending`` on a rewind)."""
-        self._replying = False
         self._epoch = 0
         """Bumped by every rewind, finish and close: a reply's steps run only in their own epoch."""
         self._busy = 0
@@ -112,85 +117,88 @@ class StepAudioConversation:
         return tuple(self._ids)
 
     async def hear(self, samples: np.ndarray) -> None:
-        """Append 16 kHz mono audio of the user's turn; each complete block is prefilled at once (unless a reply
-        is in flight: then it waits in the buffer for :meth:`rewind_to_heard` or the next turn)."""
+        """Append the next chunk of the user's audio (float32 mono at 16 kHz, any length); each complete block is
+        prefilled at once (unless a reply is in flight: then it waits in the buffer for :meth:`rewind` or the next
+        turn). Raises :class:`~realtime.errors.BrainStateError` once closed."""
         self._check_open()
-        self._pending = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32).reshape(-1)])
-        if self._replying or len(self._pending) < self._block_samples:
+        self._audio.add(samples)
+        if not self._audio.ready:
             return
         async with self._lock:
-            if self._replying:
-                return
-            blocks, self._pending = split_blocks(self._pending, self._block_seconds)
-            if blocks:
+            self._check_open()
+            if blocks := self._audio.take_blocks():
                 await self._call(self._absorb, self._take_opening(), blocks)
 
-    def rewind_to_heard(self) -> None:
-        """Discard the reply in flight (the user goes on speaking): the cache goes back to the end of the last
-        complete block (applied by the next model call) and the partial block's audio returns to the buffer."""
-        if not self._replying:
-            return
-        self._epoch += 1
-        self._replying = False
-        self._pending = np.concatenate([self._partial, self._pending])
-        self._partial = _NO_AUDIO
-        self._rewind = True
+    async def hear_partial(self, text: str) -> None:
+        """Ignored: the brain hears the audio itself."""
 
-    async def reply(
-        self,
-        *,
-        max_tokens: int,
-        reasoning_budget: int | None = None,
-        temperature: float = 0.0,
-        mode: ReplyMode = "budget",
-    ) -> AsyncGenerator[Piece, None]:
+    async def prefill(self) -> None:
+        """Nothing to do: the cache always holds the history (each block and each finished turn is prefilled as it
+        comes)."""
+
+    def rewind(self) -> None:
+        """Discard the reply in flight (the user goes on speaking): the cache goes back to the end of the last
+        complete block (applied by the next model call) and the partial block's audio returns to the buffer.
+        Nothing happens when no reply is in flight."""
+        if self._audio.rewind():
+            self._epoch += 1
+            self._rewind = True
+
+    async def reply(self, request: ReplyRequest) -> AsyncGenerator[Piece, None]:
         """Prefill the partial block, ``<|EOT|>`` and the generation prompt, then stream the reasoning and the answer.
 
-        ``max_tokens`` caps the answer, ``reasoning_budget`` the reasoning (None: until the model closes it);
-        ``mode`` is plain decoding (``budget``) or a Mind-Paced Speaking schedule. The prefill runs when the
-        iteration starts; the reply stays in flight until :meth:`finish_turn` or :meth:`rewind_to_heard`.
+        The reply answers the audio heard in this turn; with none, ``request.user_text`` as a text human turn, or
+        (None) the history as it stands. ``request.max_tokens`` caps the answer, ``request.reasoning_budget`` the
+        reasoning; ``request.mode`` is plain decoding (``budget``) or a Mind-Paced Speaking schedule. The checks
+        and the prefill run when the iteration starts; the reply stays in flight until :meth:`finish_turn` or
+        :meth:`rewind`. Raises :class:`~realtime.errors.BrainStateError` when a reply is in flight or the session
+        is closed, ``ValueError`` for an unknown mode.
         """
         self._check_open()
-        if mode not in get_args(ReplyMode):
-            raise ValueError(f"unknown reply mode {mode!r}")
+        if request.mode not in get_args(ReplyMode):
+            raise ValueError(f"unknown reply mode {request.mode!r}")
         async with self._lock:
-            if self._replying:
-                raise RuntimeError("a reply is in flight: finish_turn() or rewind_to_heard() first")
+            self._check_open()
+            blocks, partial = self._audio.start_reply()
             self._epoch += 1
             epoch = self._epoch
-            self._replying = True
-            blocks, self._partial = split_blocks(self._pending, self._block_seconds)
-            self._pending = _NO_AUDIO
-            await self._call(self._start_reply, self._take_opening(), blocks, self._partial)
+            typed = (request.user_text or "").strip()
+            said: np.ndarray | list[int]
+            if self._turn_open or blocks or len(partial):  # the audio heard
+                opening, said, close = self._take_opening(), partial, [self._format.eot]
+            elif typed:  # nothing heard: a typed message
+                opening, said, close = self._take_opening(human=False), self._format.turn("human", typed), []
+            else:  # a reply to the history as it stands
+                opening, said, close = self._take_opening(human=False), [], []
+            await self._call(self._start_reply, opening, blocks, said, close)
 
         async def next_token(tail: Sequence[int]) -> int | None:
-            return await self._call(self._next_token, epoch, list(tail), temperature)
+            return await self._call(self._next_token, epoch, list(tail), request.temperature)
 
-        if mode == "budget":
-            pieces = self._single_stream(next_token, max_tokens, reasoning_budget)
+        if request.mode == "budget":
+            pieces = self._single_stream(next_token, request.max_tokens, request.reasoning_budget)
         else:
-            pieces = self._paced_stream(next_token, mode, max_tokens, reasoning_budget)
+            pieces = self._paced_stream(next_token, request.mode, request.max_tokens, request.reasoning_budget)
         async with aclosing(pieces):
             async for piece in pieces:
                 yield piece
 
     async def finish_turn(self, heard_answer: str) -> None:
-        """End the turn: history keeps the human audio and ``heard_answer`` (no reasoning; nothing if empty)."""
+        """End the turn: history keeps the human turn and ``heard_answer`` (no reasoning; nothing if empty); audio
+        heard since the reply began waits for the next turn. Raises :class:`~realtime.errors.BrainStateError` when
+        no reply is in flight or the session is closed."""
         self._check_open()
-        if not self._replying:
-            raise RuntimeError("no reply to finish")
+        self._audio.finish_reply()
+        self._epoch += 1
+        self._turn_open = False
+        answer = heard_answer.strip()
         async with self._lock:
-            self._epoch += 1
-            self._replying = False
-            self._partial = _NO_AUDIO
-            self._turn_open = False
-            answer = heard_answer.strip()
+            self._check_open()
             await self._call(self._finish, self._format.turn("assistant", answer) if answer else [])
 
     def close(self) -> None:
-        """Stop any reply and free the cache (once the model call in flight, if any, has ended)."""
+        """Stop any reply and free the cache (once the model call in flight, if any, has ended). Idempotent."""
         self._closed = True
-        self._replying = False
         self._epoch += 1
         if not self._busy:
             self._free()
@@ -198,7 +206,7 @@ class StepAudioConversation:
     # Generation.
 
     async def _single_stream(
-        self, next_token: NextToken, max_tokens: int, reasoning_budget: int | None
+        self, next_token: NextToken, max_tokens: int, reasoning_budget: int
     ) -> AsyncGenerator[Piece, None]:
         """One stream: reasoning until ``</think>`` (forced when the budget is spent, and in place of an end of
         text inside the reasoning), then the answer until an end token."""
@@ -208,7 +216,7 @@ class StepAudioConversation:
         tail: list[int] = []
         reasoning = answer = 0
         while answer < max_tokens:
-            if splitter.thinking and reasoning_budget is not None and reasoning >= reasoning_budget:
+            if splitter.thinking and reasoning >= reasoning_budget:
                 new = close
             else:
                 token = await next_token(tail)
@@ -233,7 +241,7 @@ class StepAudioConversation:
             yield piece
 
     async def _paced_stream(
-        self, next_token: NextToken, mode: PacedMode, max_tokens: int, reasoning_budget: int | None
+        self, next_token: NextToken, mode: PacedMode, max_tokens: int, reasoning_budget: int
     ) -> AsyncGenerator[Piece, None]:
         texts: dict[Channel, Detokenizer] = {
             "reasoning": Detokenizer(self._brain.tokenizer),
@@ -259,20 +267,21 @@ class StepAudioConversation:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("the conversation is closed")
+            raise BrainStateError("the brain session is closed")
 
-    def _take_opening(self) -> list[int]:
-        """The ids that open the human turn (and the system turn before the first), once per turn."""
-        if self._turn_open:
-            return []
-        self._turn_open = True
-        opening, self._unsent = self._unsent + self._format.human_header, []
+    def _take_opening(self, *, human: bool = True) -> list[int]:
+        """The ids still to prefill before the turn's content: the system turn before the first turn, and (``human``)
+        the header of the human turn of audio, once per turn."""
+        opening, self._unsent = self._unsent, []
+        if human and not self._turn_open:
+            self._turn_open = True
+            opening = opening + self._format.human_header
         return opening
 
-    async def _call(self, call: Callable[..., _T], *args: Any) -> _T:
+    async def _call(self, call: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
         """Run a model call in a worker thread; if the caller is cancelled, the call still ends before this does."""
         self._busy += 1
-        task = asyncio.ensure_future(asyncio.to_thread(self._brain.run, call, *args))
+        task = asyncio.ensure_future(asyncio.to_thread(lambda: self._brain.run(call, *args)))
         try:
             return await asyncio.shield(task)
         finally:
@@ -294,9 +303,13 @@ class StepAudioConversation:
         self._prefill([opening, *blocks])
         self._heard = len(self._ids)
 
-    def _start_reply(self, opening: list[int], blocks: list[np.ndarray], partial: np.ndarray) -> None:
+    def _start_reply(
+        self, opening: list[int], blocks: list[np.ndarray], said: np.ndarray | list[int], close: list[int]
+    ) -> None:
+        """Prefill the rest of the human turn (``said``: the partial block, or a typed turn) and the generation
+        prompt; a rewind goes back to the end of ``blocks``, a finish to the end of ``close``."""
         self._apply_rewind()
-        ends = self._prefill([opening, *blocks, partial, [self._format.eot], self._format.generation_prompt])
+        ends = self._prefill([opening, *blocks, said, close, self._format.generation_prompt])
         self._heard, self._human_end, self._prompt = ends[-4], ends[-2], ends[-1]
         self._prompt_logits = self._logits
 
@@ -351,36 +364,10 @@ class StepAudioConversation:
 
     def _truncate(self, length: int) -> None:
         if len(self._ids) > length:
+            assert self._cache is not None, "model calls end before the cache is freed"
             self._cache.crop(length - len(self._ids))
             del self._ids[length:]
             self._logits = None
-
-
-class Detokenizer:
-    """Incremental decoding that never emits half a character (the prefix/read offsets of TGI and vLLM)."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        self._tokenizer = tokenizer
-        self._ids: list[int] = []
-        self._prefix = self._read = 0
-
-    def push(self, ids: Sequence[int]) -> str:
-        self._ids.extend(ids)
-        before, after = self._texts()
-        if len(after) <= len(before) or after.endswith("\ufffd"):
-            return ""
-        self._prefix, self._read = self._read, len(self._ids)
-        return after[len(before) :]
-
-    def flush(self) -> str:
-        """The rest, even an incomplete character."""
-        before, after = self._texts()
-        self._prefix = self._read = len(self._ids)
-        return after[len(before) :]
-
-    def _texts(self) -> tuple[str, str]:
-        decode = self._tokenizer.decode
-        return decode(self._ids[self._prefix : self._read]), decode(self._ids[self._prefix :])
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

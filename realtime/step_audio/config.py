@@ -79,14 +79,15 @@ def _text_config(block: Mapping[str, Any]) -> Qwen2Config:
         raise CheckpointError(f"config.json decoder sizes lack {', '.join(missing)}")
     sizes = {key: int(block[key]) for key in _TEXT_REQUIRED}
     extras = {key: block.get(key, default) for key, default in _TEXT_DEFAULTS.items()}
-    config = Qwen2Config(
+    settings: dict[str, Any] = {
         **sizes,
         **extras,
-        num_key_value_heads=int(kv_heads),
-        rope_scaling=block.get("rope_scaling"),
-        hidden_act=block.get("hidden_act", "silu"),
-        tie_word_embeddings=False,
-        use_sliding_window=False,
-    )
-    config._attn_implementation = "sdpa"
+        "num_key_value_heads": int(kv_heads),
+        "rope_scaling": block.get("rope_scaling"),
+        "hidden_act": block.get("hidden_act", "silu"),
+        "tie_word_embeddings": False,
+        "use_sliding_window": False,
+    }
+    config = Qwen2Config(**settings)
+    config._attn_implementation = "sdpa"  # noqa: SLF001 - transformers reads it; there is no public setter
     return config

@@ -12,7 +12,8 @@ from typing import Literal
 
 import numpy as np
 
-from realtime.audio import to_float32, to_pcm16
+from audio.errors import AgentError
+from audio.samples import to_float32, to_pcm16
 
 Codec = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 
@@ -20,7 +21,7 @@ _GA_TYPES: dict[str, Codec] = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", 
 _G711_RATE = 8_000
 
 
-class AudioFormatError(ValueError):
+class AudioFormatError(AgentError, ValueError):
     """An audio format the agent does not speak, or bytes that are not in the declared format."""
 
 

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from audio.errors import AgentError
+
 PIPELINE_RATE = 16_000
 """Sample rate of everything the agent hears (VAD and ASR run at 16 kHz)."""
-MAX_BLOCK_SECONDS = 25.0
-"""Longest block of audio an audio LLM is given at once (Step-Audio's official code cuts audio into 25 s blocks;
-its encoder sees at most 30 s)."""
 
 
-class AudioFileError(ValueError):
+class AudioFileError(AgentError, ValueError):
     """An audio file could not be read."""
 
 
@@ -119,10 +118,3 @@ def rms_dbfs(samples: np.ndarray) -> float:
         return float("-inf")
     power = float(np.mean(np.square(samples, dtype=np.float64)))
     return 10.0 * np.log10(power) if power > 0 else float("-inf")
-
-
-def split_blocks(samples: np.ndarray, block_seconds: float) -> tuple[list[np.ndarray], np.ndarray]:
-    """Cut 16 kHz audio into complete blocks of ``block_seconds`` and the partial rest."""
-    size = round(block_seconds * PIPELINE_RATE)
-    whole = len(samples) // size * size
-    return [samples[i : i + size] for i in range(0, whole, size)], samples[whole:]

@@ -1,0 +1,88 @@
+"""``realtime bench``: the benchmark harness as a sub-command of the ``realtime`` command line.
+
+The product never imports this package: ``realtime.cli`` finds the command through the entry point group
+``realtime.commands`` (``bench = "benchmarks.cli:register"`` in pyproject.toml) and lets :func:`register` add it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from realtime.errors import UsageError
+
+if TYPE_CHECKING:
+    from benchmarks.harness import BenchOptions
+
+TRANSPORTS = ("websocket", "webrtc")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``bench`` sub-command (its options and its handler) to the ``realtime`` parser's sub-commands."""
+    bench = commands.add_parser("bench",
+                                help="measure latency, accuracy, concurrency and barge-in against a `realtime serve` process")
+    preset = bench.add_mutually_exclusive_group()
+    preset.add_argument("--quick", action="store_true",
+                        help="a few minutes: 8 questions, 1 and 2 sessions, one barge-in, one budget (default)")
+    preset.add_argument("--full", action="store_true",
+                        help="every question and every measurement: 1-8 sessions, budgets 0/32/96")
+    bench.add_argument("--label", default="cpu", help="names the result files: <date>-<label>.json/.md/-*.png")
+    bench.add_argument("--transports", default="websocket",
+                       help="comma-separated: websocket, webrtc (headless Chromium; root)")
+    bench.add_argument("--output-dir", default="benchmarks/results", help="where the results go (default benchmarks/results)")
+    bench.add_argument("--questions", type=int, help="override the preset: this many questions (0: all)")
+    bench.add_argument("--concurrency", metavar="N,N", help="override the preset: simultaneous session counts, e.g. 1,2,4")
+    bench.add_argument("--concurrent-turns", type=int,
+                       help="override the preset: at least this many turns per concurrency level")
+    bench.add_argument("--budgets", metavar="N,N",
+                       help="override the preset: reasoning budgets, e.g. 0,32,96 (the first is the headline)")
+    bench.add_argument("--barge-ins", type=int, help="override the preset: barge-in trials")
+    bench.add_argument("--serve-args", default="", metavar="ARGS",
+                       help="options for both measured servers, "
+                            'e.g. --serve-args="--brain openai-compatible --base-url URL --model NAME"')
+    bench.set_defaults(handler=run_bench)
+
+
+def _numbers(text: str, option: str, *, least: int) -> tuple[int, ...]:
+    """``"0,32,96"`` -> ``(0, 32, 96)``; raises :class:`UsageError` naming ``option`` for anything else, or for a
+    number below ``least``."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdecimal() and int(part) >= least for part in parts):
+        raise UsageError(f"{option} takes comma-separated whole numbers from {least}, e.g. 1,2,4 (got {text!r})")
+    return tuple(int(part) for part in parts)
+
+
+def bench_options(args: argparse.Namespace) -> BenchOptions:
+    """The harness options for parsed ``bench`` arguments (the harness loads only here: it is slow to import); raises
+    :class:`UsageError` for an unknown transport, a list that is not numbers or unbalanced ``--serve-args`` quotes."""
+    from benchmarks.harness import BenchOptions
+
+    transports = tuple(t.strip() for t in args.transports.split(",") if t.strip())
+    if unknown := set(transports) - set(TRANSPORTS):
+        raise UsageError(f"unknown transports: {', '.join(sorted(unknown))} (choose from {', '.join(TRANSPORTS)})")
+    try:
+        serve_args = tuple(shlex.split(args.serve_args))
+    except ValueError as exc:  # shlex's only error: unbalanced quotes or a trailing escape
+        raise UsageError(f"--serve-args: {exc}") from None
+    overrides: dict[str, object] = {
+        "label": args.label, "transports": transports, "output_dir": Path(args.output_dir), "serve_args": serve_args,
+    }
+    if args.questions is not None:
+        overrides["questions"] = args.questions or None  # 0: all
+    for name in ("barge_ins", "concurrent_turns"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    for name, least in (("concurrency", 1), ("budgets", 0)):
+        if getattr(args, name):
+            overrides[name] = _numbers(getattr(args, name), "--" + name, least=least)
+    return BenchOptions.full(**overrides) if args.full else BenchOptions.quick(**overrides)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """The ``bench`` handler: run the harness and print where the results are."""
+    from benchmarks.harness import run
+
+    print(f"results: {run(bench_options(args))}")
+    return 0

@@ -1,0 +1,157 @@
+"""The cascade's brain: a text decoder (llama.cpp in this process, or a served chat model) that reads the transcript.
+
+It never hears audio: the session's ASR writes the user's words. Listen while thinking is done on text: the
+history is prefilled into the decoder's cache whenever it changes, and, while the user speaks, the words of the
+partial transcripts that are stable, so the reply's prompt only computes its tail. A reasoning budget runs two
+streams: a formulation stream writes the reasoning (the assistant's turn opened with ``<think>``), then an
+articulation stream, given that reasoning as a private note, writes the answer (small instruction models do not
+continue sensibly after ``</think>``; see :meth:`~realtime.conversation.Conversation.answer_prompt`).
+
+The history is the session's :class:`~realtime.conversation.Conversation`, read at every prompt: the session keeps
+it (the user's words, the answer as heard), so :meth:`CascadeSession.finish_turn` has nothing to keep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+
+import numpy as np
+
+from realtime.brain import ReplyRequest
+from realtime.conversation import STOP_SEQUENCES, Conversation
+from realtime.decoder import TextDecoder
+from realtime.errors import BrainStateError
+from realtime.reasoning import THINK_CLOSE, Piece, ThinkSplitter
+
+log = logging.getLogger(__name__)
+
+
+class CascadeBrain:
+    """A :class:`~realtime.brain.Brain` on a text decoder shared by every session (``LlamaCppDecoder`` or
+    ``RemoteTextDecoder``)."""
+
+    def __init__(self, decoder: TextDecoder) -> None:
+        self.decoder = decoder
+
+    def open(self, conversation: Conversation, *, block_seconds: float = 2.0) -> CascadeSession:
+        """A session's brain on ``conversation`` (read, never changed). ``block_seconds`` is for audio brains and is
+        ignored here."""
+        return CascadeSession(self.decoder, conversation)
+
+
+class CascadeSession:
+    """One session's :class:`~realtime.brain.BrainSession` on the cascade's decoder."""
+
+    hears_audio = False
+
+    def __init__(self, decoder: TextDecoder, conversation: Conversation) -> None:
+        self._decoder = decoder
+        self._conversation = conversation
+        self._prefilled = ""
+        """The partial words last prefilled (a partial that adds nothing is not sent again)."""
+        self._replying = False
+        self._epoch = 0
+        """Bumped by every rewind, finish and close: a reply streams only in its own epoch."""
+        self._closed = False
+
+    async def hear(self, samples: np.ndarray) -> None:
+        """Ignored (the transcript is the input). Raises :class:`~realtime.errors.BrainStateError` once closed."""
+        self._check_open()
+
+    async def hear_partial(self, text: str) -> None:
+        """Prefill the history and the user's turn as far as ``text`` (stable partial words). Ignored when empty,
+        unchanged since the last call, while a reply is in flight or once closed; a failure is logged."""
+        if not text or text == self._prefilled or self._replying or self._closed:
+            return
+        self._prefilled = text
+        await self._prefill(self._conversation.user_prefix(text))
+
+    async def reply(self, request: ReplyRequest) -> AsyncGenerator[Piece, None]:
+        """Stream the reply to ``request.user_text`` (None: to the history as it stands): with a reasoning budget,
+        ``reasoning`` pieces from the formulation stream, then ``answer`` pieces from the articulation stream.
+
+        The checks run when the iteration starts. Raises :class:`~realtime.errors.BrainStateError` when a reply is
+        in flight or the session is closed, ``ValueError`` for a mode other than ``budget`` (the paced modes need
+        the audio LLM in this process), :class:`~realtime.decoder.DecoderError` when the decoder fails. The stream
+        ends early once the reply is rewound or the session closed.
+        """
+        self._check_open()
+        if request.mode != "budget":
+            raise ValueError(
+                f"reasoning mode {request.mode!r} needs the audio LLM in this process; the cascade takes 'budget'"
+            )
+        if self._replying:
+            raise BrainStateError("a reply is in flight: rewind() or finish_turn() first")
+        self._replying = True
+        self._epoch += 1
+        epoch = self._epoch
+        conversation, user_text = self._conversation, request.user_text
+        prompt = conversation.reply_prompt(user_text)
+        if request.reasoning_budget > 0:
+            thoughts: list[str] = []
+            reasoning = self._decoder.generate(
+                conversation.reasoning_prompt(user_text), max_tokens=request.reasoning_budget,
+                stop=(THINK_CLOSE, *STOP_SEQUENCES), temperature=request.temperature,
+            )
+            async with aclosing(reasoning):
+                async for text in reasoning:
+                    if epoch != self._epoch:
+                        return
+                    thoughts.append(text)
+                    yield Piece("reasoning", text)
+            prompt = conversation.answer_prompt(user_text, "".join(thoughts))
+        splitter = ThinkSplitter(thinking=False)
+        answer = self._decoder.generate(
+            prompt, max_tokens=request.max_tokens, stop=STOP_SEQUENCES, temperature=request.temperature
+        )
+        async with aclosing(answer):
+            async for text in answer:
+                if epoch != self._epoch:
+                    return
+                for piece in splitter.push(text):
+                    yield piece
+        for piece in splitter.flush():
+            yield piece
+
+    def rewind(self) -> None:
+        """Discard the reply in flight (its stream ends at its next piece); nothing happens when none is in flight.
+        The words already prefilled stay in the decoder's cache, ready for the user's longer turn."""
+        if self._replying:
+            self._replying = False
+            self._epoch += 1
+
+    async def finish_turn(self, heard_answer: str) -> None:
+        """End the turn. The session's conversation is the history, so nothing is kept here (``heard_answer`` is
+        for the session to record). Raises :class:`~realtime.errors.BrainStateError` when no reply is in flight or
+        the session is closed."""
+        self._check_open()
+        if not self._replying:
+            raise BrainStateError("no reply to finish: reply() first")
+        self._replying = False
+        self._epoch += 1
+
+    async def prefill(self) -> None:
+        """Prefill the history as it stands (call it after every change, when nobody speaks); the partial words
+        start over. Ignored once closed; a failure is logged."""
+        if self._closed:
+            return
+        self._prefilled = ""
+        await self._prefill(self._conversation.history_prompt())
+
+    def close(self) -> None:
+        """Stop the reply in flight (at its next piece). Idempotent."""
+        self._closed = True
+        self._replying = False
+        self._epoch += 1
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BrainStateError("the brain session is closed")
+
+    async def _prefill(self, prompt: str) -> None:
+        try:
+            await self._decoder.prefill(prompt)
+        except Exception:  # noqa: BLE001 - a failed prefill only costs latency
+            log.exception("prefill failed")

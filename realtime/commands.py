@@ -1,0 +1,76 @@
+"""What the wire protocol asks of a voice session: one small value per command (the protocol is Sans-I/O; the
+connection carries the commands out in order)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from realtime.session.config import SessionConfig
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send this server event to the client."""
+
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AppendAudio:
+    samples: np.ndarray
+    """16 kHz float32 mono, resampled from the wire format."""
+
+
+@dataclass(frozen=True)
+class CommitInput:
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class ClearInput:
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class Configure:
+    config: SessionConfig
+
+
+@dataclass(frozen=True)
+class AddMessage:
+    role: str
+    text: str
+    item_id: str | None
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class DeleteMessage:
+    item_id: str
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class TruncateMessage:
+    item_id: str
+    audio_end_ms: int
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class CreateResponse:
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class CancelResponse:
+    event_id: str | None
+
+
+Command = (
+    Send | AppendAudio | CommitInput | ClearInput | Configure | AddMessage | DeleteMessage | TruncateMessage
+    | CreateResponse | CancelResponse
+)

@@ -1,0 +1,86 @@
+"""The conversation's history: the client's item commands, what a finished turn leaves, and keeping the brain's
+cache warm after every change (at a quiet moment, never on a reply's critical path)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from realtime.events import ItemAdded, ItemDeleted, ReplyTruncated
+from realtime.session.turn import Turn
+
+if TYPE_CHECKING:
+    from realtime.session.orchestrator import VoiceSession
+
+
+class History:
+    """The text history of ``session`` (:attr:`VoiceSession.conversation`) and the commands that change it."""
+
+    def __init__(self, session: VoiceSession) -> None:
+        self._session = session
+        self._conversation = session.conversation
+
+    def last_item_id(self) -> str | None:
+        messages = self._conversation.messages
+        return messages[-1].id if messages else None
+
+    def prefill(self) -> None:
+        """Let the brain prefill the history as it stands (with ``listen_while_thinking``)."""
+        session = self._session
+        if session.config.listen_while_thinking and not session.closed:
+            session.spawn(session.brain.prefill(), "prefill")
+
+    def add(self, role: str, text: str, item_id: str | None = None, event_id: str | None = None) -> None:
+        """Add a text message (a client's ``conversation.item.create``); a bad one gets an ``error`` item."""
+        session = self._session
+        if role not in ("user", "assistant", "system"):
+            session.error("invalid_value", f"role must be user, assistant or system, not {role!r}", event_id)
+            return
+        if item_id and self._conversation.find(item_id):
+            session.error("invalid_value", f"an item with id {item_id!r} already exists", event_id)
+            return
+        previous = self.last_item_id()
+        message = self._conversation.add(role, text, item_id)  # type: ignore[arg-type]
+        if message is None:
+            session.error("invalid_value", "the message has no text", event_id)
+            return
+        session.put(ItemAdded(message.id, role, message.text, previous))
+        self.prefill()
+
+    def delete(self, item_id: str, event_id: str | None = None) -> None:
+        """Delete an item (``conversation.item.delete``)."""
+        if not self._conversation.delete(item_id):
+            self._session.error("item_not_found", f"no conversation item {item_id!r}", event_id)
+            return
+        self._session.put(ItemDeleted(item_id))
+        self.prefill()
+
+    async def truncate(self, item_id: str, audio_end_ms: int, event_id: str | None = None) -> None:
+        """Cut an assistant reply to the audio the client played (``conversation.item.truncate``): the client's count
+        overrides the sink's estimate."""
+        session = self._session
+        turn = session.turns.reply_of(item_id)
+        message = self._conversation.find(item_id)
+        if turn is None and (message is None or message.role != "assistant"):
+            session.error("item_not_found", f"no spoken assistant item {item_id!r}", event_id)
+            return
+        if audio_end_ms < 0:
+            session.error("invalid_value", "audio_end_ms must not be negative", event_id)
+            return
+        if turn is None:  # an older reply: its audio is gone, keep the proportion of words
+            session.put(ReplyTruncated(item_id, message.text, audio_end_ms))  # type: ignore[union-attr]
+            return
+        await session.turns.interrupt(turn, heard_samples=audio_end_ms * session.config.output_rate // 1000)
+
+    def closed(self, turn: Turn, heard: str) -> None:
+        """A finished turn leaves the user's words and, if the reply began, what of it was heard."""
+        if turn.user_text:
+            self._conversation.add("user", turn.user_text, turn.user_item_id)
+        if turn.item_id is not None:
+            self._conversation.add("assistant", heard, turn.item_id)
+
+    def truncated(self, turn: Turn, heard: str, played: int) -> None:
+        """A completed reply was cut while its audio was still playing: history keeps ``heard``."""
+        session = self._session
+        self._conversation.truncate(turn.item_id or "", heard)
+        session.put(ReplyTruncated(turn.item_id or "", heard, played * 1000 // session.config.output_rate))
+        self.prefill()

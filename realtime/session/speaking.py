@@ -1,0 +1,87 @@
+"""The speaking stage: answer clauses in, reply audio out, each clause's words shown as its audio starts.
+
+Two strategies: clause by clause (one synthesis per clause, its first audio as soon as the clause is written), or,
+with a text-streaming synthesiser (CosyVoice2), one synthesis for the whole answer fed clause by clause
+(bi-streaming), its audio credited to the words at a speaking rate (:mod:`~realtime.session.crediting`).
+Audio is resampled once, from the synthesiser's rate to the session's output rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import numpy as np
+
+from audio import StreamResampler
+from realtime.events import AssistantTextDelta, AudioOut
+from realtime.session.crediting import WordRateCredit
+from realtime.session.turn import SpokenClause, Turn
+from tts import Synthesizer, TextStreamingSynthesizer
+
+Clauses = asyncio.Queue[str | None]
+"""Answer clauses in the order they are written; None ends the answer."""
+
+_NO_AUDIO = np.zeros(0, np.float32)
+
+
+class Speaker:
+    """Speaks one turn's clauses with ``tts`` at ``rate`` Hz. ``room`` is awaited before each piece of audio (the
+    output queue is bounded); ``stream`` chooses bi-streaming when the synthesiser offers it."""
+
+    def __init__(self, tts: Synthesizer, rate: int, room: Callable[[], Awaitable[None]], *, stream: bool = True) -> None:
+        self._tts = tts
+        self._rate = rate
+        self._room = room
+        self._stream = stream
+
+    async def speak(self, turn: Turn, clauses: Clauses) -> None:
+        """Speak until the ``None`` that ends ``clauses``; ``turn.spoken`` records each clause and its samples."""
+        if isinstance(self._tts, TextStreamingSynthesizer) and self._stream:
+            await self._speak_text_stream(turn, clauses, self._tts)
+        else:
+            await self._speak_clauses(turn, clauses)
+
+    async def _emit(self, turn: Turn, samples: np.ndarray) -> None:
+        turn.record.mark("first_tts_audio")
+        await self._room()
+        turn.emit(AudioOut(turn.id, turn.generation, samples))
+
+    def _show(self, turn: Turn, clause: SpokenClause) -> None:
+        turn.emit(AssistantTextDelta(turn.id, turn.generation, clause.text + " "))
+
+    async def _speak_clauses(self, turn: Turn, clauses: Clauses) -> None:
+        while (text := await clauses.get()) is not None:
+            resampler = StreamResampler(self._tts.sample_rate, self._rate)
+            clause = SpokenClause(text, 0)
+            async for chunk in self._tts.stream(text, trim_lead=not turn.spoken):
+                out = resampler.process(chunk)
+                if not turn.spoken or turn.spoken[-1] is not clause:
+                    turn.spoken.append(clause)
+                    self._show(turn, clause)
+                clause.samples += len(out)
+                await self._emit(turn, out)
+            tail = resampler.process(_NO_AUDIO, last=True)
+            if len(tail) and turn.spoken and turn.spoken[-1] is clause:
+                clause.samples += len(tail)
+                await self._emit(turn, tail)
+
+    async def _speak_text_stream(self, turn: Turn, clauses: Clauses, tts: TextStreamingSynthesizer) -> None:
+        credit = WordRateCredit(self._rate, turn.spoken, lambda clause: self._show(turn, clause))
+
+        async def texts() -> AsyncIterator[str]:
+            while (text := await clauses.get()) is not None:
+                credit.hand_over(text)
+                yield text + " "
+
+        resampler = StreamResampler(tts.sample_rate, self._rate)
+        async with contextlib.aclosing(tts.stream_text(texts())) as chunks:
+            async for chunk in chunks:
+                if len(out := resampler.process(chunk)):
+                    credit.credit(len(out))
+                    await self._emit(turn, out)
+        if len(tail := resampler.process(_NO_AUDIO, last=True)):
+            credit.credit(len(tail))
+            await self._emit(turn, tail)
+        credit.finish()

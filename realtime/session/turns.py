@@ -1,0 +1,206 @@
+"""The one owner of a session's turns: where a turn begins, replaces the live one, is interrupted and is closed.
+
+At most one turn is live (:attr:`TurnKeeper.live`). :meth:`TurnKeeper.begin` is the one place a turn begins: a
+speculative live turn is discarded first, and a committed reply is kept while the new reply waits for it
+(:attr:`~realtime.session.turn.Turn.after`), so no reply is ever orphaned; :meth:`TurnKeeper.interrupt` stops a reply
+and the replies it waits for, cuts the history to what the sink played, and makes their queued output stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from realtime.errors import BrainStateError
+from realtime.events import AudioCleared, AudioOut, ErrorEvent, ItemDeleted, OutputItem, ReplyDone
+from realtime.latency import LatencyRecord
+from realtime.session.turn import Outcome, Turn
+
+if TYPE_CHECKING:
+    from realtime.session.orchestrator import VoiceSession
+
+_turn_ids = itertools.count(1)
+
+
+class TurnKeeper:
+    """The turns of ``session``."""
+
+    def __init__(self, session: VoiceSession) -> None:
+        self._s = session
+        self._turn: Turn | None = None
+        self._last_reply: Turn | None = None
+        """The last completed reply, while its audio may still be playing (a barge-in then truncates it)."""
+        self._transcribing: Turn | None = None
+        self._generations = itertools.count(1)
+        self.stale_below = 0
+        """Reply output of generations below this one is dropped (they were interrupted)."""
+        self._finishing: asyncio.Task[None] | None = None
+        """The brain keeping the last finished turn (the next reply waits for it)."""
+
+    @property
+    def live(self) -> Turn | None:
+        return self._turn
+
+    def reply_of(self, item_id: str) -> Turn | None:
+        """The live reply, or the last one while its audio may still play, whose assistant item is ``item_id``."""
+        return next((t for t in (self._turn, self._last_reply) if t is not None and t.item_id == item_id), None)
+
+    def all_live(self) -> list[Turn]:
+        """Every live turn (the live one, the one transcribing, the replies the live one waits for)."""
+        turns = [self._turn, self._transcribing, *self._chain(self._turn)]
+        return [turn for turn in dict.fromkeys(turns) if turn is not None and turn.live]
+
+    def _send(self, item: OutputItem) -> None:
+        """Where a committed turn's output goes."""
+        if isinstance(item, AudioOut):
+            for turn in (self._turn, *self._chain(self._turn)):
+                if turn is not None and turn.id == item.turn_id:
+                    turn.record.mark("first_audio_out", self._s.clock())
+        self._s.put(item)
+
+    async def begin(
+        self, speech_end: int | None, *, respond: bool, hear: bool = True, text: str | None = None,
+        script: str | None = None,
+    ) -> Turn:
+        """The one place a turn begins. A speculative live turn is discarded; a committed one is kept and the new reply
+        waits for it (:attr:`Turn.after`), so no reply is orphaned. The new turn hears the utterance so far (``hear``),
+        or takes its words (``text``), or replies to the history as it is; ``speech_end`` is None while the user is
+        still speaking."""
+        previous = self._turn
+        if previous is not None and previous.speculative:
+            await self.discard(previous)
+            previous = None
+        record = LatencyRecord(turn_id=f"turn_{next(_turn_ids)}", clock=self._s.clock)
+        if speech_end is not None:
+            record.mark("speech_end", self._s.sample_time(speech_end))
+            record.mark("speculation_start")
+        turn = Turn(record.turn_id, next(self._generations), record, self._send, respond=respond)
+        turn.after = previous if previous is not None and previous.live and previous.respond else self._transcribing
+        turn.script = script
+        self._turn = turn
+        self._s.stats["speculations"] += 1
+        audio = None
+        if text is not None:
+            turn.user_item_id, turn.user_text = self._s.user_item_id, text
+        elif hear:
+            turn.user_item_id = self._s.user_item_id
+            self._transcribing = turn
+            audio = self._s.utterance.audio()
+        turn.spawn(self._run_turn(turn, audio), "turn")
+        return turn
+
+    async def _run_turn(self, turn: Turn, audio: np.ndarray | None) -> None:
+        outcome = Outcome.COMPLETED
+        try:
+            if audio is not None and self._s.brain.hears_audio:  # the audio brain hears the audio itself
+                turn.spawn(self._transcribe_for_client(turn, audio), "transcribe")
+            elif audio is not None:
+                turn.user_text = await self._s.replier.transcribe(turn, audio)
+            if turn.after is not None and turn.respond:  # the reply waits for the one before it
+                await turn.after.finished.wait()
+            if turn.respond and turn.user_text != "":
+                if self._finishing is not None:  # the brain keeps the last turn before it begins the next
+                    await asyncio.wait({self._finishing})
+                await self._s.replier.answer(turn, self._s.config)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failed reply never ends the session
+            turn.fail_with(exc)
+            outcome = Outcome.FAILED
+            turn.emit(ErrorEvent("reply_failed", f"the reply failed: {exc}"))
+        await self._finish(turn, outcome)
+
+    async def _transcribe_for_client(self, turn: Turn, audio: np.ndarray) -> None:
+        turn.user_text = await self._s.replier.transcribe(turn, audio) or None
+
+    async def _finish(self, turn: Turn, outcome: Outcome) -> None:
+        """Close a turn that ran to its end or failed, once the user's turn is confirmed."""
+        await turn.decided.wait()
+        if turn is self._transcribing:
+            self._transcribing = None
+        if not turn.committed:
+            return
+        if turn.user_text == "":  # nothing but noise: no reply, no record, no message
+            self._s.stats["no_speech"] += 1
+            turn.end(Outcome.DISCARDED)
+            self._s.put(ItemDeleted(turn.user_item_id or ""))
+            if turn is self._turn:
+                self._turn = None
+            return
+        self._close_turn(turn, outcome, " ".join(c.text for c in turn.spoken))
+
+    async def discard(self, turn: Turn) -> None:
+        """The user went on speaking (or said something else): drop the speculative ``turn`` without a sound."""
+        await turn.stop(Outcome.DISCARDED)
+        if turn is self._turn:  # the reply it was waiting for, if still live, is the live turn again
+            after = turn.after
+            self._turn = after if after is not None and after.live and after.respond else None
+        if turn is self._transcribing:
+            self._transcribing = None
+        self._s.stats["discarded"] += 1
+        if turn.item_id is not None and turn.script is None:  # its reply had begun: the brain drops it
+            self._s.brain.rewind()
+
+    def current_reply(self) -> Turn | None:
+        """The reply being produced, or the finished one whose audio is still playing."""
+        turn = self._turn
+        if turn is not None and turn.respond and turn.committed:
+            return turn
+        if self._last_reply is not None and self._s.playing:
+            return self._last_reply
+        return None
+
+    @staticmethod
+    def _chain(turn: Turn | None) -> list[Turn]:
+        """The live replies ``turn`` waits for (a ``say`` after a reply, a reply after an uninterruptible one)."""
+        chain = []
+        while turn is not None and (turn := turn.after) is not None and turn.live and turn.respond:
+            chain.append(turn)
+        return chain
+
+    async def interrupt(self, turn: Turn, *, outcome: Outcome = Outcome.INTERRUPTED, heard_samples: int | None = None) -> None:
+        """Stop ``turn`` (barge-in, cancel, truncate) and the replies it waits for: their output is stale at once, the
+        sink is cleared, and the history keeps what the sink played (or ``heard_samples``, the client's count for
+        ``turn``). A completed reply whose audio is still playing is truncated instead."""
+        self.stale_below = turn.generation + 1
+        playback = self._s.sink.clear()
+        stopped = []
+        for live in (turn, *self._chain(turn)):
+            if live.live:  # checked just before: one may end on its own while another is being stopped
+                await live.stop(outcome)
+                stopped.append(live)
+        self._s.put(AudioCleared(turn.id, turn.generation))
+        for done in stopped:
+            played = heard_samples if done is turn and heard_samples is not None else playback.of(done.generation)
+            self._close_turn(done, outcome, done.heard_text(min(played, done.produced_samples)))
+        if turn is self._last_reply:
+            played = min(playback.of(turn.generation) if heard_samples is None else heard_samples, turn.produced_samples)
+            self._s.stats[outcome.value] += 1
+            self._s.history.truncated(turn, turn.heard_text(played), played)
+            self._last_reply = None
+
+    def _close_turn(self, turn: Turn, outcome: Outcome, heard: str) -> None:
+        """Enter a finished turn into the history, the brain and the records, and tell the client."""
+        if turn.live:
+            turn.end(outcome)
+        if turn.item_id is not None and turn.script is None:
+            self._finishing = self._s.spawn(self._brain_finish(heard), "finish")
+        self._s.history.closed(turn, heard)
+        if turn.respond:
+            self._s.stats[outcome.value] += 1
+        if turn.item_id is not None:  # the reply started: the client saw it begin
+            self._s.records.append(turn.record)
+            self._s.put(ReplyDone(turn.id, turn.generation, turn.item_id, outcome.value, heard, turn.record.as_dict()))
+        if turn is self._turn:
+            self._turn = None
+        self._last_reply = turn if turn.respond and outcome is Outcome.COMPLETED else None
+        self._s.history.prefill()
+
+    async def _brain_finish(self, heard: str) -> None:
+        """The brain keeps the turn as heard (a reply cancelled before the brain began it leaves nothing to finish)."""
+        with contextlib.suppress(BrainStateError):
+            await self._s.brain.finish_turn(heard)
