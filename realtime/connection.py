@@ -113,7 +113,7 @@ class RealtimeConnection:
                 case DeleteMessage():
                     session.history.delete(command.item_id, command.event_id)
                 case TruncateMessage():
-                    await session.history.truncate(command.item_id, command.audio_end_ms, command.event_id)
+                    await session.turns.truncate(command.item_id, command.audio_end_ms, command.event_id)
                 case CreateResponse():
                     await session.create_response(command.event_id)
                 case CancelResponse():

@@ -31,8 +31,7 @@ async def test_answers_a_spoken_question_in_speech(models, say, tmp_path) -> Non
     delay = turn["first_packet_delay_ms"]
     assert delay is not None and delay > 0
     stages = turn["stages_ms"]
-    stages = ("end_of_turn", "final_transcript", "first_token", "first_answer_token", "first_tts_audio", "first_audio_out")
-    for stage in stages:
+    for stage in ("end_of_turn", "final_transcript", "first_token", "first_answer_token", "first_tts_audio", "first_audio_out"):
         assert stages[stage] is not None, stage
     assert stages["end_of_turn"] <= stages["first_audio_out"]
     assert [role for role, _ in result.conversation] == ["user", "assistant"]

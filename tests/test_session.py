@@ -148,8 +148,8 @@ async def test_a_client_truncate_overrides_the_sink_estimate() -> None:
         await h.push(silence(0.6))
         [done] = await h.done()
         h.sink.playing = True
-        await h.session.history.truncate(done.item_id, audio_end_ms=1000)  # 1 s: four 0.25 s words
-        await h.session.history.truncate("item_nope", audio_end_ms=10, event_id="evt_2")
+        await h.session.turns.truncate(done.item_id, audio_end_ms=1000)  # 1 s: four 0.25 s words
+        await h.session.turns.truncate("item_nope", audio_end_ms=10, event_id="evt_2")
         await settle(lambda: bool(h.of(ReplyTruncated)))
     assert h.of(ReplyTruncated)[0].text.split() == STORY.split()[:4]
     assert [(e.code, e.event_id) for e in h.of(ErrorEvent)] == [("item_not_found", "evt_2")]

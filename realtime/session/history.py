@@ -9,13 +9,13 @@ from realtime.events import ItemAdded, ItemDeleted, ReplyTruncated
 from realtime.session.turn import Turn
 
 if TYPE_CHECKING:
-    from realtime.session.orchestrator import VoiceSession
+    from realtime.session.context import SessionContext
 
 
 class History:
-    """The text history of ``session`` (:attr:`VoiceSession.conversation`) and the commands that change it."""
+    """The text history of ``session`` (:attr:`SessionContext.conversation`) and the commands that change it."""
 
-    def __init__(self, session: VoiceSession) -> None:
+    def __init__(self, session: SessionContext) -> None:
         self._session = session
         self._conversation = session.conversation
 
@@ -53,23 +53,6 @@ class History:
             return
         self._session.put(ItemDeleted(item_id))
         self.prefill()
-
-    async def truncate(self, item_id: str, audio_end_ms: int, event_id: str | None = None) -> None:
-        """Cut an assistant reply to the audio the client played (``conversation.item.truncate``): the client's count
-        overrides the sink's estimate."""
-        session = self._session
-        turn = session.turns.reply_of(item_id)
-        message = self._conversation.find(item_id)
-        if turn is None and (message is None or message.role != "assistant"):
-            session.error("item_not_found", f"no spoken assistant item {item_id!r}", event_id)
-            return
-        if audio_end_ms < 0:
-            session.error("invalid_value", "audio_end_ms must not be negative", event_id)
-            return
-        if turn is None:  # an older reply: its audio is gone, keep the proportion of words
-            session.put(ReplyTruncated(item_id, message.text, audio_end_ms))  # type: ignore[union-attr]
-            return
-        await session.turns.interrupt(turn, heard_samples=audio_end_ms * session.config.output_rate // 1000)
 
     def closed(self, turn: Turn, heard: str) -> None:
         """A finished turn leaves the user's words and, if the reply began, what of it was heard."""

@@ -19,14 +19,16 @@ from realtime.events import UserTranscriptFinal, UserTranscriptPartial
 from realtime.session.turn import Turn
 
 if TYPE_CHECKING:
-    from realtime.session.orchestrator import VoiceSession
+    from realtime.session.context import SessionContext
+    from realtime.session.turns import TurnKeeper
 
 
 class Listener:
     """The listening stage of ``session`` (it reads the session's utterance, policy and live turn)."""
 
-    def __init__(self, session: VoiceSession) -> None:
+    def __init__(self, session: SessionContext, turns: TurnKeeper) -> None:
         self._session = session
+        self._turns = turns
         self._busy = False
         self._partial_at = 0
         self._partials = ("", "")
@@ -41,7 +43,7 @@ class Listener:
         but for an early one not yet verified: its words are checked against each partial)."""
         session = self._session
         interval = session.config.partial_interval_ms * PIPELINE_RATE // 1000
-        turn = session.live_turn
+        turn = self._turns.live
         early = turn is not None and turn.early and turn.verification is None
         if self._busy or session.utterance.samples - self._partial_at < interval or (turn is not None and not early):
             return
@@ -59,16 +61,16 @@ class Listener:
             return
         self._partials = (self._partials[1], transcript.text)
         session.put(UserTranscriptPartial(item_id, transcript.text))
-        turn = session.live_turn
+        turn = self._turns.live
         speaking = not session.paused  # during a pause, the pause's own speculation decides
         if speaking and turn is not None and turn.early and turn.verification is None and not same_words(turn.user_text, transcript.text):
-            await session.turns.discard(turn)  # the user said more than the early reply answers
-        if speaking and session.live_turn is None and self._may_answer_early(transcript.text):
-            (await session.turns.begin(None, respond=True, text=transcript.text)).early = True
+            await self._turns.discard(turn)  # the user said more than the early reply answers
+        if speaking and self._turns.live is None and self._may_answer_early(transcript.text):
+            (await self._turns.begin(None, respond=True, text=transcript.text)).early = True
             session.stats["early"] += 1
             return
         stable = stable_prefix(*self._partials)
-        if stable and session.live_turn is None:
+        if stable and self._turns.live is None:
             await session.brain.hear_partial(stable)
 
     def _may_answer_early(self, text: str) -> bool:
@@ -88,15 +90,15 @@ class Listener:
         transcript = await session.models.asr.transcribe_async(audio)
         turn.record.mark("final_transcript")
         text = transcript.text if transcript.is_speech else ""
-        if turn is not session.live_turn or not turn.speculative:
+        if turn is not self._turns.live or not turn.speculative:
             return
         commit, item_id, ended = turn.commit_when_verified, turn.user_item_id, turn.record.stamps.get("end_of_turn")
         if same_words(text, turn.user_text):
             session.stats["early_confirmed"] += 1
             turn.user_text = text
         else:
-            await session.turns.discard(turn)
-            turn = await session.turns.begin(speech_end, respond=True, text=text)
+            await self._turns.discard(turn)
+            turn = await self._turns.begin(speech_end, respond=True, text=text)
             turn.user_item_id = item_id
             turn.record.mark("final_transcript")
         turn.emit_first(UserTranscriptFinal(turn.id, item_id or "", text))

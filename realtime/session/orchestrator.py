@@ -80,13 +80,13 @@ class VoiceSession:
         self.user_item_id = new_item_id()
         """The user message the current (or next) utterance becomes."""
         self.brain = models.brain.open(self.conversation, block_seconds=self.config.audio_block_seconds)
-        self.history = History(self)
         self._vad = vad if vad is not None else VoiceActivityDetector()
         self._policy = TurnPolicy(self.config.policy)
-        self._listener = Listener(self)
         speaker = Speaker(models.tts, self.config.output_rate, self.output.room, stream=self.config.stream_speech)
         self.replier = Replier(models.asr, self.brain, speaker)
-        self.turns = TurnKeeper(self)
+        self.history = History(self)
+        self.turns = TurnKeeper(self, self.history)
+        self._listener = Listener(self, self.turns)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.history.prefill()

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from realtime.errors import BrainStateError
-from realtime.events import AudioCleared, AudioOut, ErrorEvent, ItemDeleted, OutputItem, ReplyDone
+from realtime.events import AudioCleared, AudioOut, ErrorEvent, ItemDeleted, OutputItem, ReplyDone, ReplyTruncated
 from realtime.latency import LatencyRecord
 from realtime.session.turn import Outcome, Turn
 
 if TYPE_CHECKING:
-    from realtime.session.orchestrator import VoiceSession
+    from realtime.session.context import SessionContext
+    from realtime.session.history import History
 
 _turn_ids = itertools.count(1)
 
@@ -29,8 +30,9 @@ _turn_ids = itertools.count(1)
 class TurnKeeper:
     """The turns of ``session``."""
 
-    def __init__(self, session: VoiceSession) -> None:
+    def __init__(self, session: SessionContext, history: History) -> None:
         self._s = session
+        self._history = history
         self._turn: Turn | None = None
         self._last_reply: Turn | None = None
         """The last completed reply, while its audio may still be playing (a barge-in then truncates it)."""
@@ -162,6 +164,23 @@ class TurnKeeper:
             chain.append(turn)
         return chain
 
+    async def truncate(self, item_id: str, audio_end_ms: int, event_id: str | None = None) -> None:
+        """Cut an assistant reply to the audio the client played (``conversation.item.truncate``): the client's count
+        overrides the sink's estimate."""
+        session = self._s
+        turn = self.reply_of(item_id)
+        message = session.conversation.find(item_id)
+        if turn is None and (message is None or message.role != "assistant"):
+            session.error("item_not_found", f"no spoken assistant item {item_id!r}", event_id)
+            return
+        if audio_end_ms < 0:
+            session.error("invalid_value", "audio_end_ms must not be negative", event_id)
+            return
+        if turn is None:  # an older reply: its audio is gone, keep the proportion of words
+            session.put(ReplyTruncated(item_id, message.text, audio_end_ms))  # type: ignore[union-attr]
+            return
+        await self.interrupt(turn, heard_samples=audio_end_ms * session.config.output_rate // 1000)
+
     async def interrupt(self, turn: Turn, *, outcome: Outcome = Outcome.INTERRUPTED, heard_samples: int | None = None) -> None:
         """Stop ``turn`` (barge-in, cancel, truncate) and the replies it waits for: their output is stale at once, the
         sink is cleared, and the history keeps what the sink played (or ``heard_samples``, the client's count for
@@ -180,7 +199,7 @@ class TurnKeeper:
         if turn is self._last_reply:
             played = min(playback.of(turn.generation) if heard_samples is None else heard_samples, turn.produced_samples)
             self._s.stats[outcome.value] += 1
-            self._s.history.truncated(turn, turn.heard_text(played), played)
+            self._history.truncated(turn, turn.heard_text(played), played)
             self._last_reply = None
 
     def _close_turn(self, turn: Turn, outcome: Outcome, heard: str) -> None:
@@ -189,7 +208,7 @@ class TurnKeeper:
             turn.end(outcome)
         if turn.item_id is not None and turn.script is None:
             self._finishing = self._s.spawn(self._brain_finish(heard), "finish")
-        self._s.history.closed(turn, heard)
+        self._history.closed(turn, heard)
         if turn.respond:
             self._s.stats[outcome.value] += 1
         if turn.item_id is not None:  # the reply started: the client saw it begin
@@ -198,7 +217,7 @@ class TurnKeeper:
         if turn is self._turn:
             self._turn = None
         self._last_reply = turn if turn.respond and outcome is Outcome.COMPLETED else None
-        self._s.history.prefill()
+        self._history.prefill()
 
     async def _brain_finish(self, heard: str) -> None:
         """The brain keeps the turn as heard (a reply cancelled before the brain began it leaves nothing to finish)."""

@@ -14,7 +14,7 @@ from torch import nn
 from transformers import DynamicCache, Qwen2Model
 
 from realtime.step_audio.adaptor import Adaptor
-from realtime.step_audio.config import StepAudioConfig
+from realtime.step_audio.config import CheckpointError, StepAudioConfig
 from realtime.step_audio.encoder import AudioEncoder
 from realtime.step_audio.mel import log_mel_spectrogram, mel_frames
 
@@ -32,7 +32,7 @@ class StepAudioModel(nn.Module):
     def __init__(self, config: StepAudioConfig, audio_patch_id: int) -> None:
         super().__init__()
         if not 0 <= audio_patch_id < config.text.vocab_size:
-            raise ValueError(f"<audio_patch> id {audio_patch_id} is outside the vocabulary ({config.text.vocab_size})")
+            raise CheckpointError(f"<audio_patch> id {audio_patch_id} is outside the vocabulary ({config.text.vocab_size})")
         self.config = config
         self.audio_patch_id = audio_patch_id
         self.encoder = AudioEncoder(config.audio)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from transformers import PreTrainedTokenizerBase
 
 from realtime.reasoning import THINK_CLOSE, THINK_OPEN
+from realtime.step_audio.config import CheckpointError
 
 BOT = "<|BOT|>"
 EOT = "<|EOT|>"
@@ -52,8 +53,8 @@ class PromptFormat:
 
 
 def special_token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
-    """The id of one of the format's tokens; ValueError if the tokenizer lacks it."""
+    """The id of one of the format's tokens; :class:`CheckpointError` if the tokenizer lacks it."""
     index = tokenizer.convert_tokens_to_ids(token)
     if not isinstance(index, int) or index == tokenizer.unk_token_id:
-        raise ValueError(f"the tokenizer has no {token} token")
+        raise CheckpointError(f"the tokenizer has no {token} token: not a Step-Audio checkpoint?")
     return index
