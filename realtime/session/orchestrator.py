@@ -158,8 +158,8 @@ class VoiceSession:
             self._listener.maybe_partial()
 
     def _hear(self, samples: np.ndarray) -> None:
-        """The brain hears the utterance's audio as it arrives (tasks start in order: the audio stays in order)."""
-        if len(samples):
+        """An audio brain hears the utterance's audio as it arrives (tasks start in order: the audio stays in order)."""
+        if len(samples) and self.brain.hears_audio:
             self.spawn(self.brain.hear(samples), "hear")
 
     async def _decide(self, event: Event) -> None:
