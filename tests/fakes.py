@@ -91,9 +91,13 @@ class FakeDecoder:
         self.gate: asyncio.Event | None = None
         """When given, words after the first ``hold_after`` wait for it (a slow decoder the test releases)."""
         self.hold_after = 0
+        self.prefill_gate: asyncio.Event | None = None
+        """When given, every prefill waits for it (a slow prefill)."""
 
     async def prefill(self, prompt: str) -> None:
         self.prefilled.append(prompt)
+        if self.prefill_gate is not None:
+            await self.prefill_gate.wait()
 
     async def generate(
         self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0

@@ -307,3 +307,17 @@ async def test_barge_in_stops_a_reply_and_the_one_waiting_for_it() -> None:
     assert done.status == "interrupted" and said is not None and said.outcome is not None
     assert said.outcome.value == "interrupted" and "And that is all." not in h.tts.spoken
     assert h.session.live_turn is None
+
+
+async def test_a_partial_and_its_prefill_end_before_the_next_partial_begins() -> None:
+    async with Harness() as h:
+        h.decoder.prefill_gate = asyncio.Event()
+        await settle(steps=50)  # the history's own prefill at the start
+        await h.push(speak("one two three four five six seven eight nine ten"))
+        assert h.decoder.prefilled[-1].endswith("user\none"), "the stable words were handed to the decoder"
+        blocked = h.asr.calls
+        await h.push(speak("eleven twelve thirteen"))
+        assert h.asr.calls == blocked, "no partial while the last one's prefill is running"
+        h.decoder.prefill_gate.set()
+        await h.push(speak("fourteen fifteen"))
+        assert h.asr.calls > blocked

@@ -52,11 +52,16 @@ class Listener:
         session.spawn(self._partial(session.utterance.audio(), session.user_item_id), "partial")
 
     async def _partial(self, audio: np.ndarray, item_id: str) -> None:
-        session = self._session
+        """One partial transcript and what follows from it; the next one starts only once this one, its prefill
+        included, is over (on two cores, partials must not crowd out the reply)."""
         try:
-            transcript = await session.models.asr.transcribe_async(audio)
+            await self._hear_partial(audio, item_id)
         finally:
             self._busy = False
+
+    async def _hear_partial(self, audio: np.ndarray, item_id: str) -> None:
+        session = self._session
+        transcript = await session.models.asr.transcribe_async(audio)
         if not transcript.is_speech or not session.user_speaking or item_id != session.user_item_id:
             return
         self._partials = (self._partials[1], transcript.text)
