@@ -30,7 +30,7 @@ from realtime.commands import (
     Send,
     TruncateMessage,
 )
-from realtime.events import OutputItem
+from realtime.events import OutputItem, SettingsChanged
 from realtime.models import Models
 from realtime.protocol import RealtimeProtocol
 from realtime.session.config import SessionConfig
@@ -62,6 +62,8 @@ class RealtimeConnection:
         self.audio_sink = audio_sink
         sink = audio_sink or ClientClockSink(self.protocol.output_format.rate, self._send_item)
         self.session = VoiceSession(models, self._session_config(self.protocol.config), sink)
+        self._applied = self.session.config
+        """The session's settings as this connection last set them (``configure`` replaces the object)."""
         self._pump: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> RealtimeConnection:
@@ -74,6 +76,7 @@ class RealtimeConnection:
 
     async def handle(self, message: str | bytes) -> None:
         """Carry out one client message; one that fails gets an ``error`` event, and the session goes on."""
+        self._take_settings()
         try:
             await self._run(self.protocol.receive(message))
         except Exception as exc:  # noqa: BLE001 - one bad event never ends the session
@@ -104,6 +107,7 @@ class RealtimeConnection:
                     if self.audio_sink is None:  # the events sink plays at the wire format's rate
                         session.sink.rate = self.session_rate
                     session.configure(self._session_config(command.config))
+                    self._applied = session.config
                 case CommitInput():
                     await session.commit_input(command.event_id)
                 case ClearInput():
@@ -128,6 +132,14 @@ class RealtimeConnection:
         """The rate the session speaks at: the media sink's, or the wire format's."""
         return self.audio_sink.rate if self.audio_sink is not None else self.protocol.output_format.rate
 
+    def _take_settings(self) -> None:
+        """Settings changed elsewhere (an MQTT control) become the base of the client's next ``session.update``."""
+        if self.session.config is not self._applied:
+            self.protocol.config = dataclasses.replace(self.session.config, output_rate=self.protocol.output_format.rate)
+            self._applied = self.session.config
+
     async def _send_item(self, item: OutputItem) -> None:
+        if isinstance(item, SettingsChanged):
+            self._take_settings()
         for event in self.protocol.translate(item):
             await self._send(event)

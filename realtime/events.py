@@ -5,12 +5,8 @@ can drop audio of a reply that was interrupted after the item was queued."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from realtime.session.config import SessionConfig
 
 
 class Interruptible:
@@ -157,9 +153,8 @@ class ErrorEvent:
 @dataclass(frozen=True)
 class SettingsChanged:
     """The session's settings were changed by something other than the client's own ``session.update`` (an MQTT
-    control): the client is told with ``session.updated``."""
-
-    config: SessionConfig
+    control): the connection takes the session's settings as they are now, and the client is told with
+    ``session.updated``."""
 
 
 OutputItem = (

@@ -263,8 +263,7 @@ class RealtimeProtocol:
                                     audio_end_ms=item.audio_end_ms, transcript=item.text)]
             case ErrorEvent():
                 return [self.error(item.code, item.message, event_id=item.event_id)]
-            case SettingsChanged():  # changed elsewhere (an MQTT control): the base of the client's next update
-                self.config = dataclasses.replace(item.config, output_rate=self.output_format.rate)
+            case SettingsChanged():  # changed elsewhere (an MQTT control); the connection has set ``config`` already
                 return [self._event("session.updated", session=self.session_object())]
         raise TypeError(f"no server event for {type(item).__name__}")
 

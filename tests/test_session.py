@@ -321,3 +321,59 @@ async def test_a_partial_and_its_prefill_end_before_the_next_partial_begins() ->
         h.decoder.prefill_gate.set()
         await h.push(speak("fourteen fifteen"))
         assert h.asr.calls > blocked
+
+
+async def test_a_commit_during_a_reply_leaves_the_reply_tracked_and_cancellable() -> None:
+    async with Harness(SessionConfig(turn_detection=False)) as h:
+        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 10
+        h.session.history.add("user", "tell me a story.")
+        await h.session.create_response()
+        await settle(lambda: len(h.sink.items) >= 10)
+        await h.push(speak(QUESTION))
+        await h.session.commit_input()  # transcribed while the reply goes on
+        await settle(lambda: ("user", QUESTION) in h.history())
+        await h.session.cancel_response("evt_c")
+        [done] = await h.done()
+    assert done.status == "cancelled" and not h.of(ErrorEvent)
+    assert [role for role, _ in h.history()] == ["user", "user", "assistant"]
+
+
+async def test_an_interrupted_chain_enters_the_history_in_the_order_it_was_said() -> None:
+    async with Harness(SessionConfig(interrupt_response=False)) as h:
+        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 10
+        await h.push(speak("tell me a story."))
+        await h.push(silence(0.6))
+        await settle(lambda: len(h.sink.items) >= 10)
+        await h.push(speak(QUESTION))
+        await h.push(silence(0.6))
+        await h.session.cancel_response()
+        await h.done()
+    history = h.history()
+    assert [role for role, _ in history] == ["user", "assistant", "user"]
+    assert (history[0][1], history[2][1]) == ("tell me a story.", QUESTION)
+    assert STORY.startswith(history[1][1])
+
+
+async def test_a_new_output_rate_applies_to_the_next_reply() -> None:
+    async with Harness(SessionConfig(turn_detection=False)) as h:
+        h.session.configure(dataclasses.replace(h.session.config, output_rate=8_000))
+        h.session.history.add("user", QUESTION)
+        await h.session.create_response()
+        await h.done()
+    assert sum(len(item.samples) for item in h.sink.items) == 8_000 // 4, "one word of 0.25 s at 8 kHz"
+
+
+async def test_a_failing_verification_drops_the_early_reply_and_the_session_goes_on() -> None:
+    config = SessionConfig(answer_early=True, partial_interval_ms=200)
+    async with Harness(config) as h:
+        await h.push(speak(QUESTION))
+        assert h.session.stats["early"] == 1
+        h.session.configure(dataclasses.replace(config, partial_interval_ms=60_000))
+        h.asr.fail = RuntimeError("the recogniser broke")
+        await h.push(silence(1.0))
+        assert "reply_failed" in [e.code for e in h.of(ErrorEvent)] and h.session.live_turn is None
+        h.asr.fail = None
+        await h.push(speak(QUESTION))
+        await h.push(silence(1.0))
+        [done] = await h.done()
+    assert done.text == "Four."

@@ -92,7 +92,14 @@ class Listener:
 
     async def _verify(self, turn: Turn, speech_end: int, audio: np.ndarray) -> None:
         session = self._session
-        transcript = await session.models.asr.transcribe_async(audio)
+        try:
+            transcript = await session.models.asr.transcribe_async(audio)
+        except Exception as exc:  # noqa: BLE001 - the early reply is dropped, the client told, the session goes on
+            turn.fail_with(exc)
+            if turn is self._turns.live and turn.speculative:
+                await self._turns.discard(turn)
+                session.error("reply_failed", f"the reply failed: {exc}")
+            return
         turn.record.mark("final_transcript")
         text = transcript.text if transcript.is_speech else ""
         if turn is not self._turns.live or not turn.speculative:

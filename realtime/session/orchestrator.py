@@ -82,8 +82,7 @@ class VoiceSession:
         self.brain = models.brain.open(self.conversation, block_seconds=self.config.audio_block_seconds)
         self._vad = vad if vad is not None else VoiceActivityDetector()
         self._policy = TurnPolicy(self.config.policy)
-        speaker = Speaker(models.tts, self.config.output_rate, self.output.room, stream=self.config.stream_speech)
-        self.replier = Replier(models.asr, self.brain, speaker)
+        self.replier = Replier(models.asr, self.brain, Speaker(models.tts, self.output.room))
         self.history = History(self)
         self.turns = TurnKeeper(self, self.history)
         self._listener = Listener(self, self.turns)
@@ -213,7 +212,7 @@ class VoiceSession:
         self._policy.config = config.policy
         self.utterance.prefix_padding_ms, self.utterance.max_utterance_s = config.prefix_padding_ms, config.max_utterance_s
         if announce:
-            self.put(SettingsChanged(config))
+            self.put(SettingsChanged())
         self.history.prefill()
 
     async def commit_input(self, event_id: str | None = None) -> None:
@@ -264,8 +263,7 @@ class VoiceSession:
         if self._closed:
             return
         self._closed = True
-        for turn in self.turns.all_live():
-            await turn.stop(Outcome.INTERRUPTED)
+        await self.turns.stop_all()
         self.brain.close()
         tasks = list(self._tasks)
         for task in tasks:

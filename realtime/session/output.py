@@ -20,7 +20,9 @@ from realtime.events import AudioOut, Interruptible, OutputItem
 from realtime.latency import now
 
 MAX_QUEUED_AUDIO = 64
-"""Audio items the output queue holds before the synthesis waits (at ~0.1-1 s each: seconds ahead of the sink)."""
+"""Audio items the output queue holds before the synthesis waits. The router hands audio to the sink as fast as the
+sink takes it, so this bounds the queue itself (a transport that stops taking events holds the synthesis back);
+how far a sink buffers ahead of playback is the sink's own (the WebRTC track and the speaker play in real time)."""
 
 
 @dataclass(frozen=True)

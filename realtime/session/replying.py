@@ -45,7 +45,7 @@ class Replier:
         turn.item_id = new_item_id()
         turn.emit(ReplyStarted(turn.id, turn.generation, turn.item_id))
         clauses: Clauses = asyncio.Queue(maxsize=MAX_QUEUED_CLAUSES)
-        speaking = turn.spawn(self.speaker.speak(turn, clauses), "speak")
+        speaking = turn.spawn(self.speaker.speak(turn, clauses, rate=config.output_rate, stream=config.stream_speech), "speak")
         segmenter = ClauseSegmenter()
         guard = RepetitionGuard()
         held: list[str] = []

@@ -3,7 +3,7 @@
 Two strategies: clause by clause (one synthesis per clause, its first audio as soon as the clause is written), or,
 with a text-streaming synthesiser (CosyVoice2), one synthesis for the whole answer fed clause by clause
 (bi-streaming), its audio credited to the words at a speaking rate (:mod:`~realtime.session.crediting`).
-Audio is resampled once, from the synthesiser's rate to the session's output rate.
+Audio is resampled once, from the synthesiser's rate to the output rate the reply began with (the sink's).
 """
 
 from __future__ import annotations
@@ -27,21 +27,21 @@ _NO_AUDIO = np.zeros(0, np.float32)
 
 
 class Speaker:
-    """Speaks one turn's clauses with ``tts`` at ``rate`` Hz. ``room`` is awaited before each piece of audio (the
-    output queue is bounded); ``stream`` chooses bi-streaming when the synthesiser offers it."""
+    """Speaks turns' clauses with ``tts``. ``room`` is awaited before each piece of audio (the output queue is
+    bounded)."""
 
-    def __init__(self, tts: Synthesizer, rate: int, room: Callable[[], Awaitable[None]], *, stream: bool = True) -> None:
+    def __init__(self, tts: Synthesizer, room: Callable[[], Awaitable[None]]) -> None:
         self._tts = tts
-        self._rate = rate
         self._room = room
-        self._stream = stream
 
-    async def speak(self, turn: Turn, clauses: Clauses) -> None:
-        """Speak until the ``None`` that ends ``clauses``; ``turn.spoken`` records each clause and its samples."""
-        if isinstance(self._tts, TextStreamingSynthesizer) and self._stream:
-            await self._speak_text_stream(turn, clauses, self._tts)
+    async def speak(self, turn: Turn, clauses: Clauses, *, rate: int, stream: bool = True) -> None:
+        """Speak until the ``None`` that ends ``clauses``, at ``rate`` Hz (the sink's rate when the reply began);
+        ``turn.spoken`` records each clause and its samples. ``stream`` chooses bi-streaming when the synthesiser
+        offers it."""
+        if isinstance(self._tts, TextStreamingSynthesizer) and stream:
+            await self._speak_text_stream(turn, clauses, self._tts, rate)
         else:
-            await self._speak_clauses(turn, clauses)
+            await self._speak_clauses(turn, clauses, rate)
 
     async def _emit(self, turn: Turn, samples: np.ndarray) -> None:
         turn.record.mark("first_tts_audio")
@@ -51,9 +51,9 @@ class Speaker:
     def _show(self, turn: Turn, clause: SpokenClause) -> None:
         turn.emit(AssistantTextDelta(turn.id, turn.generation, clause.text + " "))
 
-    async def _speak_clauses(self, turn: Turn, clauses: Clauses) -> None:
+    async def _speak_clauses(self, turn: Turn, clauses: Clauses, rate: int) -> None:
         while (text := await clauses.get()) is not None:
-            resampler = StreamResampler(self._tts.sample_rate, self._rate)
+            resampler = StreamResampler(self._tts.sample_rate, rate)
             clause = SpokenClause(text, 0)
             async for chunk in self._tts.stream(text, trim_lead=not turn.spoken):
                 out = resampler.process(chunk)
@@ -67,15 +67,15 @@ class Speaker:
                 clause.samples += len(tail)
                 await self._emit(turn, tail)
 
-    async def _speak_text_stream(self, turn: Turn, clauses: Clauses, tts: TextStreamingSynthesizer) -> None:
-        credit = WordRateCredit(self._rate, turn.spoken, lambda clause: self._show(turn, clause))
+    async def _speak_text_stream(self, turn: Turn, clauses: Clauses, tts: TextStreamingSynthesizer, rate: int) -> None:
+        credit = WordRateCredit(rate, turn.spoken, lambda clause: self._show(turn, clause))
 
         async def texts() -> AsyncIterator[str]:
             while (text := await clauses.get()) is not None:
                 credit.hand_over(text)
                 yield text + " "
 
-        resampler = StreamResampler(tts.sample_rate, self._rate)
+        resampler = StreamResampler(tts.sample_rate, rate)
         async with contextlib.aclosing(tts.stream_text(texts())) as chunks:
             async for chunk in chunks:
                 if len(out := resampler.process(chunk)):

@@ -39,7 +39,7 @@ class Outcome(Enum):
     CANCELLED = "cancelled"
     """Stopped by the client (``response.cancel``), its history cut to what was heard."""
     FAILED = "failed"
-    """A model or the synthesiser failed; :attr:`Turn.error` holds why."""
+    """A model or the synthesiser failed; :attr:`Turn.error` holds the first failure."""
     DISCARDED = "discarded"
     """Dropped without a sound: the user went on speaking, or it was noise with no words."""
 
@@ -93,11 +93,10 @@ class Turn:
         """The final transcript checking an early turn (one of this turn's tasks)."""
         self.commit_when_verified = False
         """The user's turn ended before the final transcript confirmed this early reply."""
-        self.after: Turn | None = None
-        """A turn whose reply must end before this one's begins (set by the session when it begins this turn)."""
         self.spoken: list[SpokenClause] = []
         self.error: BaseException | None = None
-        """The first failure of any of this turn's tasks (kept and logged, never swallowed)."""
+        """The first failure of any of this turn's tasks, kept for inspection and logged once (never swallowed); a
+        failure of the reply itself also ends the turn ``failed`` and tells the client."""
         self.decided = asyncio.Event()
         """Set once the turn is committed or over."""
         self.finished = asyncio.Event()

@@ -1,9 +1,11 @@
-"""The one owner of a session's turns: where a turn begins, replaces the live one, is interrupted and is closed.
+"""The one owner of a session's turns: where a turn begins, waits for the turns before it, is interrupted and closed.
 
-At most one turn is live (:attr:`TurnKeeper.live`). :meth:`TurnKeeper.begin` is the one place a turn begins: a
-speculative live turn is discarded first, and a committed reply is kept while the new reply waits for it
-(:attr:`~realtime.session.turn.Turn.after`), so no reply is ever orphaned; :meth:`TurnKeeper.interrupt` stops a reply
-and the replies it waits for, cuts the history to what the sink played, and makes their queued output stale.
+The live turns are kept in the order they began (:attr:`TurnKeeper.live` is the newest). :meth:`TurnKeeper.begin` is
+the one place a turn begins: a speculative live turn is discarded first; a committed one stays, and the new turn's
+reply waits until every live turn begun before it has ended, so no reply is orphaned and none talks over another.
+:meth:`TurnKeeper.discard` drops a speculation, :meth:`TurnKeeper.interrupt` stops a reply and the replies before it
+(cutting the history to what the sink played and making their queued output stale), and
+:meth:`TurnKeeper._close_turn` is the one place a turn's words enter the history.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ class TurnKeeper:
     def __init__(self, session: SessionContext, history: History) -> None:
         self._s = session
         self._history = history
-        self._turn: Turn | None = None
+        self._live: list[Turn] = []
+        """The live turns, oldest first."""
         self._last_reply: Turn | None = None
         """The last completed reply, while its audio may still be playing (a barge-in then truncates it)."""
-        self._transcribing: Turn | None = None
         self._generations = itertools.count(1)
         self.stale_below = 0
         """Reply output of generations below this one is dropped (they were interrupted)."""
@@ -45,22 +47,41 @@ class TurnKeeper:
 
     @property
     def live(self) -> Turn | None:
-        return self._turn
-
-    def reply_of(self, item_id: str) -> Turn | None:
-        """The live reply, or the last one while its audio may still play, whose assistant item is ``item_id``."""
-        return next((t for t in (self._turn, self._last_reply) if t is not None and t.item_id == item_id), None)
+        """The newest live turn (a speculation, the reply in progress, or a turn waiting for one)."""
+        return self._live[-1] if self._live else None
 
     def all_live(self) -> list[Turn]:
-        """Every live turn (the live one, the one transcribing, the replies the live one waits for)."""
-        turns = [self._turn, self._transcribing, *self._chain(self._turn)]
-        return [turn for turn in dict.fromkeys(turns) if turn is not None and turn.live]
+        """Every live turn, oldest first."""
+        return list(self._live)
+
+    def reply_of(self, item_id: str) -> Turn | None:
+        """A live reply, or the last one while its audio may still play, whose assistant item is ``item_id``."""
+        return next((t for t in (*self._live, self._last_reply) if t is not None and t.item_id == item_id), None)
+
+    def current_reply(self) -> Turn | None:
+        """The newest committed reply in progress, or the finished one whose audio is still playing."""
+        for turn in reversed(self._live):
+            if turn.respond and turn.committed:
+                return turn
+        if self._last_reply is not None and self._s.playing:
+            return self._last_reply
+        return None
+
+    def _before(self, turn: Turn) -> list[Turn]:
+        """The live turns begun before ``turn``, newest first."""
+        index = self._live.index(turn) if turn in self._live else len(self._live)
+        return self._live[:index][::-1]
+
+    def _release(self, turn: Turn) -> None:
+        """``turn`` is over: it is no longer live."""
+        if turn in self._live:
+            self._live.remove(turn)
 
     def _send(self, item: OutputItem) -> None:
         """Where a committed turn's output goes."""
         if isinstance(item, AudioOut):
-            for turn in (self._turn, *self._chain(self._turn)):
-                if turn is not None and turn.id == item.turn_id:
+            for turn in self._live:
+                if turn.id == item.turn_id:
                     turn.record.mark("first_audio_out", self._s.clock())
         self._s.put(item)
 
@@ -68,29 +89,24 @@ class TurnKeeper:
         self, speech_end: int | None, *, respond: bool, hear: bool = True, text: str | None = None,
         script: str | None = None,
     ) -> Turn:
-        """The one place a turn begins. A speculative live turn is discarded; a committed one is kept and the new reply
-        waits for it (:attr:`Turn.after`), so no reply is orphaned. The new turn hears the utterance so far (``hear``),
-        or takes its words (``text``), or replies to the history as it is; ``speech_end`` is None while the user is
-        still speaking."""
-        previous = self._turn
-        if previous is not None and previous.speculative:
+        """The one place a turn begins. A speculative live turn is discarded; committed ones stay, and the new turn's
+        reply waits for them. The new turn hears the utterance so far (``hear``), or takes its words (``text``), or
+        replies to the history as it is; ``speech_end`` is None while the user is still speaking."""
+        while (previous := self.live) is not None and previous.speculative:
             await self.discard(previous)
-            previous = None
         record = LatencyRecord(turn_id=f"turn_{next(_turn_ids)}", clock=self._s.clock)
         if speech_end is not None:
             record.mark("speech_end", self._s.sample_time(speech_end))
             record.mark("speculation_start")
         turn = Turn(record.turn_id, next(self._generations), record, self._send, respond=respond)
-        turn.after = previous if previous is not None and previous.live and previous.respond else self._transcribing
         turn.script = script
-        self._turn = turn
+        self._live.append(turn)
         self._s.stats["speculations"] += 1
         audio = None
         if text is not None:
             turn.user_item_id, turn.user_text = self._s.user_item_id, text
         elif hear:
             turn.user_item_id = self._s.user_item_id
-            self._transcribing = turn
             audio = self._s.utterance.audio()
         turn.spawn(self._run_turn(turn, audio), "turn")
         return turn
@@ -102,8 +118,9 @@ class TurnKeeper:
                 turn.spawn(self._transcribe_for_client(turn, audio), "transcribe")
             elif audio is not None:
                 turn.user_text = await self._s.replier.transcribe(turn, audio)
-            if turn.after is not None and turn.respond:  # the reply waits for the one before it
-                await turn.after.finished.wait()
+            if turn.respond:  # the reply waits for every turn begun before it (a reply, a transcript)
+                for earlier in self._before(turn):
+                    await earlier.finished.wait()
             if turn.respond and turn.user_text != "":
                 if self._finishing is not None:  # the brain keeps the last turn before it begins the next
                     await asyncio.wait({self._finishing})
@@ -122,47 +139,30 @@ class TurnKeeper:
     async def _finish(self, turn: Turn, outcome: Outcome) -> None:
         """Close a turn that ran to its end or failed, once the user's turn is confirmed."""
         await turn.decided.wait()
-        if turn is self._transcribing:
-            self._transcribing = None
         if not turn.committed:
             return
         if turn.user_text == "":  # nothing but noise: no reply, no record, no message
             self._s.stats["no_speech"] += 1
             turn.end(Outcome.DISCARDED)
+            self._release(turn)
             self._s.put(ItemDeleted(turn.user_item_id or ""))
-            if turn is self._turn:
-                self._turn = None
             return
         self._close_turn(turn, outcome, " ".join(c.text for c in turn.spoken))
 
     async def discard(self, turn: Turn) -> None:
         """The user went on speaking (or said something else): drop the speculative ``turn`` without a sound."""
         await turn.stop(Outcome.DISCARDED)
-        if turn is self._turn:  # the reply it was waiting for, if still live, is the live turn again
-            after = turn.after
-            self._turn = after if after is not None and after.live and after.respond else None
-        if turn is self._transcribing:
-            self._transcribing = None
+        self._release(turn)
         self._s.stats["discarded"] += 1
         if turn.item_id is not None and turn.script is None:  # its reply had begun: the brain drops it
             self._s.brain.rewind()
 
-    def current_reply(self) -> Turn | None:
-        """The reply being produced, or the finished one whose audio is still playing."""
-        turn = self._turn
-        if turn is not None and turn.respond and turn.committed:
-            return turn
-        if self._last_reply is not None and self._s.playing:
-            return self._last_reply
-        return None
-
-    @staticmethod
-    def _chain(turn: Turn | None) -> list[Turn]:
-        """The live replies ``turn`` waits for (a ``say`` after a reply, a reply after an uninterruptible one)."""
-        chain = []
-        while turn is not None and (turn := turn.after) is not None and turn.live and turn.respond:
-            chain.append(turn)
-        return chain
+    async def stop_all(self) -> None:
+        """Stop every live turn (the session closes)."""
+        for turn in reversed(self._live):
+            if turn.live:  # checked just before: one may end on its own while another is being stopped
+                await turn.stop(Outcome.INTERRUPTED)
+        self._live.clear()
 
     async def truncate(self, item_id: str, audio_end_ms: int, event_id: str | None = None) -> None:
         """Cut an assistant reply to the audio the client played (``conversation.item.truncate``): the client's count
@@ -182,18 +182,18 @@ class TurnKeeper:
         await self.interrupt(turn, heard_samples=audio_end_ms * session.config.output_rate // 1000)
 
     async def interrupt(self, turn: Turn, *, outcome: Outcome = Outcome.INTERRUPTED, heard_samples: int | None = None) -> None:
-        """Stop ``turn`` (barge-in, cancel, truncate) and the replies it waits for: their output is stale at once, the
+        """Stop ``turn`` (barge-in, cancel, truncate) and the replies begun before it: their output is stale at once, the
         sink is cleared, and the history keeps what the sink played (or ``heard_samples``, the client's count for
         ``turn``). A completed reply whose audio is still playing is truncated instead."""
         self.stale_below = turn.generation + 1
         playback = self._s.sink.clear()
         stopped = []
-        for live in (turn, *self._chain(turn)):
+        for live in (turn, *[t for t in self._before(turn) if t.respond]):
             if live.live:  # checked just before: one may end on its own while another is being stopped
                 await live.stop(outcome)
                 stopped.append(live)
         self._s.put(AudioCleared(turn.id, turn.generation))
-        for done in stopped:
+        for done in reversed(stopped):  # oldest first: the history keeps the order they were said in
             played = heard_samples if done is turn and heard_samples is not None else playback.of(done.generation)
             self._close_turn(done, outcome, done.heard_text(min(played, done.produced_samples)))
         if turn is self._last_reply:
@@ -214,9 +214,9 @@ class TurnKeeper:
         if turn.item_id is not None:  # the reply started: the client saw it begin
             self._s.records.append(turn.record)
             self._s.put(ReplyDone(turn.id, turn.generation, turn.item_id, outcome.value, heard, turn.record.as_dict()))
-        if turn is self._turn:
-            self._turn = None
-        self._last_reply = turn if turn.respond and outcome is Outcome.COMPLETED else None
+        self._release(turn)
+        if turn.respond:
+            self._last_reply = turn if outcome is Outcome.COMPLETED else None
         self._history.prefill()
 
     async def _brain_finish(self, heard: str) -> None:
