@@ -159,7 +159,7 @@ class TurnKeeper:
 
     async def stop_all(self) -> None:
         """Stop every live turn (the session closes)."""
-        for turn in reversed(self._live):
+        for turn in reversed(list(self._live)):
             if turn.live:  # checked just before: one may end on its own while another is being stopped
                 await turn.stop(Outcome.INTERRUPTED)
         self._live.clear()
