@@ -16,11 +16,12 @@ from audio import PIPELINE_RATE
 from realtime.asr import Transcript
 from realtime.cascade import CascadeBrain
 from realtime.events import AudioOut, OutputItem
+from realtime.latency import now
 from realtime.models import Models
 from realtime.respond import VirtualSpeaker
 from realtime.session import SessionConfig
 from realtime.session.orchestrator import VoiceSession
-from realtime.session.output import Playback, PlayedCounter
+from realtime.session.output import AudioSink, Playback, PlayedCounter
 from vad import VadWindow
 
 WORD_S = 0.3
@@ -206,13 +207,17 @@ class RecordingSpeaker(VirtualSpeaker):
 
 
 class Listened:
-    """A session on real or fake models with a :class:`RecordingSpeaker` as its sink and its router running;
-    :attr:`items` is everything a listener got, reply audio included, in order."""
+    """A session on real or fake models with its router running; :attr:`items` is everything a listener got, in
+    order (reply audio included when the sink is the default :class:`RecordingSpeaker`)."""
 
-    def __init__(self, models: Models, config: SessionConfig | None = None) -> None:
+    def __init__(
+        self, models: Models, config: SessionConfig | None = None, sink: AudioSink | None = None, *,
+        vad: FakeVad | None = None, clock: Callable[[], float] = now,
+    ) -> None:
         config = config or SessionConfig()
         self.items: list[object] = []
-        self.session = VoiceSession(models, config, RecordingSpeaker(self.items, config.output_rate))
+        sink = sink or RecordingSpeaker(self.items, config.output_rate)
+        self.session = VoiceSession(models, config, sink, vad=vad, clock=clock)
         self._router: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Listened:

@@ -14,15 +14,13 @@ from realtime.events import (
     AudioOut,
     ErrorEvent,
     ItemDeleted,
-    OutputItem,
     ReplyDone,
     ReplyStarted,
     ReplyTruncated,
 )
 from realtime.policy import PolicyConfig
 from realtime.session import SessionConfig
-from realtime.session.orchestrator import VoiceSession
-from tests.fakes import FakeSink, FakeVad, VirtualClock, fake_models, settle, silence, speak
+from tests.fakes import FakeSink, FakeVad, Listened, VirtualClock, fake_models, settle, silence, speak
 
 CHUNK = 320  # 20 ms at 16 kHz
 
@@ -30,28 +28,14 @@ QUESTION = "what is two plus two?"
 STORY = " ".join(f"word{i}" for i in range(40)) + "."
 
 
-class Harness:
-    """A session on fakes, its output collected as the router delivers it."""
+class Harness(Listened):
+    """A session on fakes and a virtual clock, its output collected as the router delivers it."""
 
     def __init__(self, config: SessionConfig | None = None, answers: dict[str, str] | None = None) -> None:
         self.models, self.asr, self.decoder, self.tts = fake_models(answers or {QUESTION: "Four.", "tell me a story.": STORY})
         self.sink = FakeSink()
         self.clock = VirtualClock()
-        self.session = VoiceSession(self.models, config, self.sink, vad=FakeVad(), clock=self.clock)
-        self.items: list[OutputItem] = []
-        self._router: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Harness:
-        async def collect(item: OutputItem) -> None:
-            self.items.append(item)
-
-        self._router = asyncio.create_task(self.session.route(collect))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.session.close()
-        assert self._router is not None
-        self._router.cancel()
+        super().__init__(self.models, config, self.sink, vad=FakeVad(), clock=self.clock)
 
     async def push(self, audio: np.ndarray) -> None:
         """Push ``audio`` in 20 ms chunks, the clock advancing with it, letting the session's tasks run."""
@@ -59,6 +43,14 @@ class Harness:
             self.clock.t += CHUNK / 16_000
             await self.session.push_audio(audio[start : start + CHUNK])
             await settle(steps=20)
+
+    async def story_in_progress(self, words: int) -> None:
+        """Ask for a story by voice; the reply is committed and has spoken ``words`` words, the rest held back until
+        ``decoder.gate`` is set."""
+        self.decoder.gate, self.decoder.hold_after = asyncio.Event(), words
+        await self.push(speak("tell me a story."))
+        await self.push(silence(0.6))
+        await settle(lambda: len(self.sink.items) >= words)
 
     def of(self, kind: type) -> list:
         return [item for item in self.items if isinstance(item, kind)]
@@ -100,10 +92,7 @@ async def test_a_speculation_is_discarded_without_a_sound_when_the_user_goes_on(
 
 async def test_barge_in_cuts_the_history_to_what_the_sink_played() -> None:
     async with Harness() as h:
-        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 20  # still writing when the user speaks over it
-        await h.push(speak("tell me a story."))
-        await h.push(silence(0.6))
-        await settle(lambda: len(h.sink.items) >= 20)
+        await h.story_in_progress(20)  # still writing when the user speaks over it
         h.sink.played_share = 0.25
         await h.push(speak("wait wait"))
         [done] = await h.done()
@@ -281,10 +270,7 @@ async def test_settings_changed_elsewhere_are_announced() -> None:
 
 async def test_speech_over_an_uninterruptible_reply_is_answered_after_it() -> None:
     async with Harness(SessionConfig(interrupt_response=False)) as h:
-        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 10
-        await h.push(speak("tell me a story."))
-        await h.push(silence(0.6))
-        await settle(lambda: len(h.sink.items) >= 10)
+        await h.story_in_progress(10)
         await h.push(speak(QUESTION))
         await h.push(silence(0.6))
         assert h.of(ReplyDone) == [] and len(h.of(ReplyStarted)) == 1, "the second reply waits for the first"
@@ -296,10 +282,7 @@ async def test_speech_over_an_uninterruptible_reply_is_answered_after_it() -> No
 
 async def test_barge_in_stops_a_reply_and_the_one_waiting_for_it() -> None:
     async with Harness(SessionConfig(turn_detection=True)) as h:
-        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 10
-        await h.push(speak("tell me a story."))
-        await h.push(silence(0.6))
-        await settle(lambda: len(h.sink.items) >= 10)
+        await h.story_in_progress(10)
         await h.session.say("And that is all.")
         said = h.session.live_turn
         await h.push(speak("stop"))
@@ -340,10 +323,7 @@ async def test_a_commit_during_a_reply_leaves_the_reply_tracked_and_cancellable(
 
 async def test_an_interrupted_chain_enters_the_history_in_the_order_it_was_said() -> None:
     async with Harness(SessionConfig(interrupt_response=False)) as h:
-        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 10
-        await h.push(speak("tell me a story."))
-        await h.push(silence(0.6))
-        await settle(lambda: len(h.sink.items) >= 10)
+        await h.story_in_progress(10)
         await h.push(speak(QUESTION))
         await h.push(silence(0.6))
         await h.session.cancel_response()

@@ -277,13 +277,16 @@ class VoiceSession:
         deadline = self.clock() + timeout
         while self.clock() < deadline:
             turn = self.turns.live
-            if turn is None or not turn.live:
-                if not self.playing:
-                    return
-                await asyncio.sleep(0.05)
-                continue
+            if turn is None and not self.playing:
+                return
+            if turn is not None:
+                waiting: Awaitable[object] = turn.finished.wait()
+            elif self.output.audio:  # audio still queued reaches the sink within a router step
+                waiting = asyncio.sleep(0.02)
+            else:
+                waiting = self.sink.flush()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(turn.finished.wait(), max(0.0, deadline - self.clock()))
+                await asyncio.wait_for(waiting, max(0.0, deadline - self.clock()))
 
     # ---- output and tasks ----------------------------------------------------------------------------------
 

@@ -50,10 +50,6 @@ class TurnKeeper:
         """The newest live turn (a speculation, the reply in progress, or a turn waiting for one)."""
         return self._live[-1] if self._live else None
 
-    def all_live(self) -> list[Turn]:
-        """Every live turn, oldest first."""
-        return list(self._live)
-
     def reply_of(self, item_id: str) -> Turn | None:
         """A live reply, or the last one while its audio may still play, whose assistant item is ``item_id``."""
         return next((t for t in (*self._live, self._last_reply) if t is not None and t.item_id == item_id), None)

@@ -25,8 +25,6 @@ class UtteranceBuffer:
         self.max_utterance_s = max_utterance_s
         self.samples = 0
         """Samples heard since the session started."""
-        self.start = 0
-        """First sample of the current utterance (with its prefix padding)."""
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=arrivals)
         """(samples heard so far, when that chunk arrived): about 17 minutes of 20 ms chunks."""
         self._preroll: deque[np.ndarray] = deque()
@@ -57,7 +55,6 @@ class UtteranceBuffer:
         start_in_buffer = max(0, len(buffered) - (self.samples - onset) - pad)
         kept = buffered[start_in_buffer:]
         self._utterance = [kept]
-        self.start = self.samples - len(kept)
         self._preroll.clear()
         return kept
 
