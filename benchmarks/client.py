@@ -173,11 +173,14 @@ class _Feed:
 
 
 async def _configure(ws: ClientConnection, reasoning_budget: int | None) -> None:
+    """Ask for the latency and reasoning events (an extension) and set the reasoning budget."""
     await ws.recv()  # session.created
+    session: dict[str, object] = {"extensions": ["thinking", "latency"]}
     if reasoning_budget is not None:
-        await ws.send(json.dumps({"type": "session.update", "session": {"reasoning": {"budget_tokens": reasoning_budget}}}))
-        while json.loads(await ws.recv())["type"] != "session.updated":
-            pass
+        session["reasoning"] = {"budget_tokens": reasoning_budget}
+    await ws.send(json.dumps({"type": "session.update", "session": session}))
+    while json.loads(await ws.recv())["type"] != "session.updated":
+        pass
 
 
 async def exchange(

@@ -28,9 +28,13 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from realtime.reasoning import Piece, ReplyMode
+from realtime.tools import NO_TOOLS, CallPiece, ToolUse
 
 if TYPE_CHECKING:
-    from realtime.conversation import Conversation
+    from realtime.conversation import Conversation, Message
+
+ReplyPiece = Piece | CallPiece
+"""What a reply streams: reasoning and answer text, and the pieces of its tool calls."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,12 @@ class ReplyRequest:
     temperature: float = 0.0
     mode: ReplyMode = "budget"
     """Plain decoding within the budget, or a Mind-Paced Speaking schedule (audio LLM in this process only)."""
+    instructions: str | None = None
+    """This reply's instructions (None: the conversation's)."""
+    tools: ToolUse = NO_TOOLS
+    """The tools this reply may call, and the choice among them."""
+    context: list[Message] | None = None
+    """The items this reply answers instead of the conversation's history (an out-of-band reply's ``input``)."""
 
 
 class BrainSession(Protocol):
@@ -64,8 +74,10 @@ class BrainSession(Protocol):
         """The words of the user's turn so far that two partial transcripts agree on (for prefill); a brain that
         hears audio ignores it. A failure only costs latency: it is logged, never raised."""
 
-    def reply(self, request: ReplyRequest) -> AsyncGenerator[Piece, None]:
-        """Stream the reply: ``reasoning`` pieces, then ``answer`` pieces. Close the iterator to stop generating.
+    def reply(self, request: ReplyRequest) -> AsyncGenerator[ReplyPiece, None]:
+        """Stream the reply: ``reasoning`` pieces, then ``answer`` pieces and tool calls (a
+        :class:`~realtime.tools.CallPiece` start, argument fragments, a ``done`` piece per call). Close the iterator
+        to stop generating. A brain without function calling ignores ``request.tools``.
 
         Raises :class:`~realtime.errors.BrainStateError` when a reply is already in flight (call :meth:`rewind` or
         :meth:`finish_turn` first) or the session is closed; a model or server failure raises

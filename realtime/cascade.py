@@ -19,11 +19,12 @@ from contextlib import aclosing
 
 import numpy as np
 
-from realtime.brain import ReplyRequest
+from realtime.brain import ReplyPiece, ReplyRequest
 from realtime.conversation import STOP_SEQUENCES, Conversation
 from realtime.decoder import TextDecoder
 from realtime.errors import BrainStateError
 from realtime.reasoning import THINK_CLOSE, Piece, ThinkSplitter
+from realtime.tools import ToolCallSplitter
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class CascadeSession:
         self._prefilled = text
         await self._prefill(self._conversation.user_prefix(text))
 
-    async def reply(self, request: ReplyRequest) -> AsyncGenerator[Piece, None]:
+    async def reply(self, request: ReplyRequest) -> AsyncGenerator[ReplyPiece, None]:
         """Stream the reply to ``request.user_text`` (None: to the history as it stands): with a reasoning budget,
         ``reasoning`` pieces from the formulation stream, then ``answer`` pieces from the articulation stream.
 
@@ -87,7 +88,11 @@ class CascadeSession:
         self._replying = True
         self._epoch += 1
         epoch = self._epoch
-        conversation, user_text = self._conversation, request.user_text
+        user_text, offered = request.user_text, request.tools.offered
+        conversation = self._conversation.view(
+            instructions=request.instructions, messages=request.context,
+            tools=offered if self._decoder.tools_in_prompt else (),
+        )
         prompt = conversation.reply_prompt(user_text)
         if request.reasoning_budget > 0:
             thoughts: list[str] = []
@@ -102,16 +107,20 @@ class CascadeSession:
                     thoughts.append(text)
                     yield Piece("reasoning", text)
             prompt = conversation.answer_prompt(user_text, "".join(thoughts))
-        splitter = ThinkSplitter(thinking=False)
+        splitter, calls = ThinkSplitter(thinking=False), ToolCallSplitter()
         answer = self._decoder.generate(
-            prompt, max_tokens=request.max_tokens, stop=STOP_SEQUENCES, temperature=request.temperature
+            prompt, max_tokens=request.max_tokens, stop=STOP_SEQUENCES, temperature=request.temperature, tools=request.tools
         )
         async with aclosing(answer):
             async for text in answer:
                 if epoch != self._epoch:
                     return
-                for piece in splitter.push(text):
-                    yield piece
+                for part in calls.push(text):
+                    for piece in splitter.push(part) if isinstance(part, str) else (part,):
+                        yield piece
+        for part in calls.flush():
+            for piece in splitter.push(part):
+                yield piece
         for piece in splitter.flush():
             yield piece
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from realtime.session.config import SessionConfig
+from realtime.conversation import Message
+from realtime.session.config import ResponseOptions, SessionConfig
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,16 @@ class Configure:
 
 
 @dataclass(frozen=True)
-class AddMessage:
-    role: str
-    text: str
-    item_id: str | None
+class AddItem:
+    item: Message
+    previous_item_id: str | None
+    """None: at the end; ``root``: at the start."""
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class RetrieveItem:
+    item_id: str
     event_id: str | None
 
 
@@ -62,6 +69,7 @@ class TruncateMessage:
 
 @dataclass(frozen=True)
 class CreateResponse:
+    options: ResponseOptions
     event_id: str | None
 
 
@@ -71,6 +79,6 @@ class CancelResponse:
 
 
 Command = (
-    Send | AppendAudio | CommitInput | ClearInput | Configure | AddMessage | DeleteMessage | TruncateMessage
+    Send | AppendAudio | CommitInput | ClearInput | Configure | AddItem | RetrieveItem | DeleteMessage | TruncateMessage
     | CreateResponse | CancelResponse
 )

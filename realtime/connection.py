@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from realtime.commands import (
-    AddMessage,
+    AddItem,
     AppendAudio,
     CancelResponse,
     ClearInput,
@@ -27,6 +27,7 @@ from realtime.commands import (
     Configure,
     CreateResponse,
     DeleteMessage,
+    RetrieveItem,
     Send,
     TruncateMessage,
 )
@@ -112,14 +113,16 @@ class RealtimeConnection:
                     await session.commit_input(command.event_id)
                 case ClearInput():
                     session.clear_input()
-                case AddMessage():
-                    session.history.add(command.role, command.text, command.item_id, command.event_id)
+                case AddItem():
+                    session.history.add(command.item, command.previous_item_id, command.event_id)
+                case RetrieveItem():
+                    session.retrieve(command.item_id, command.event_id)
                 case DeleteMessage():
                     session.history.delete(command.item_id, command.event_id)
                 case TruncateMessage():
                     await session.turns.truncate(command.item_id, command.audio_end_ms, command.event_id)
                 case CreateResponse():
-                    await session.create_response(command.event_id)
+                    await session.create_response(command.options, command.event_id)
                 case CancelResponse():
                     await session.cancel_response(command.event_id)
 

@@ -7,11 +7,18 @@ it through the wire protocol.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
+from realtime.tools import Tool, render_call, tools_preamble
+
 Role = Literal["system", "user", "assistant"]
+Kind = Literal["message", "function_call", "function_call_output"]
+
+ROOT = "root"
+"""``previous_item_id`` that puts an item at the start of the conversation."""
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly voice assistant. Your replies are spoken aloud, so answer in one or two short "
@@ -33,9 +40,17 @@ def new_item_id() -> str:
 
 @dataclass
 class Message:
+    """A conversation item: a message, a function call (``text`` holds its arguments' JSON text) or a function call's
+    output (``text`` holds the output)."""
+
     role: Role
     text: str
     id: str = field(default_factory=new_item_id)
+    kind: Kind = "message"
+    call_id: str | None = None
+    """The call a function call or its output belongs to."""
+    name: str | None = None
+    """The function a call calls."""
 
 
 @dataclass
@@ -45,6 +60,8 @@ class Conversation:
     instructions: str = DEFAULT_INSTRUCTIONS
     messages: list[Message] = field(default_factory=list)
     max_messages: int = 40
+    tools: tuple[Tool, ...] = ()
+    """The tools the model is shown in the system message (Qwen2.5's format; empty for a server that renders them)."""
 
     def add(self, role: Role, text: str, item_id: str | None = None) -> Message | None:
         """Append a message (empty text is not kept); the oldest messages go beyond ``max_messages``."""
@@ -54,6 +71,38 @@ class Conversation:
         self.messages.append(message)
         del self.messages[: max(0, len(self.messages) - self.max_messages)]
         return message
+
+    def insert(self, message: Message, previous_item_id: str | None = None) -> None:
+        """Put ``message`` after ``previous_item_id`` (None: at the end; :data:`ROOT`: at the start). Raises ``KeyError``
+        for an unknown ``previous_item_id``."""
+        if previous_item_id is None:
+            self.messages.append(message)
+        elif previous_item_id == ROOT:
+            self.messages.insert(0, message)
+        else:
+            previous = self.find(previous_item_id)
+            if previous is None:
+                raise KeyError(previous_item_id)
+            self.messages.insert(self.messages.index(previous) + 1, message)
+        del self.messages[: max(0, len(self.messages) - self.max_messages)]
+
+    def previous_id(self, item_id: str) -> str | None:
+        """The id of the item before ``item_id`` (None at the start or for an unknown id)."""
+        ids = [m.id for m in self.messages]
+        at = ids.index(item_id) if item_id in ids else 0
+        return ids[at - 1] if at > 0 else None
+
+    def view(
+        self, *, instructions: str | None = None, tools: tuple[Tool, ...] | None = None, messages: list[Message] | None = None
+    ) -> Conversation:
+        """This conversation with other instructions, tools or items for one reply (None keeps this one's); the
+        messages list is shared, not copied, unless replaced."""
+        return dataclasses.replace(
+            self,
+            instructions=self.instructions if instructions is None else instructions,
+            tools=self.tools if tools is None else tools,
+            messages=self.messages if messages is None else messages,
+        )
 
     def find(self, item_id: str) -> Message | None:
         return next((m for m in self.messages if m.id == item_id), None)
@@ -76,9 +125,7 @@ class Conversation:
 
     def history_prompt(self) -> str:
         """System prompt and every finished turn: the stable part of every next prompt."""
-        parts = [_block("system", self.instructions)]
-        parts += [_block(m.role, m.text) for m in self.messages]
-        return "".join(parts)
+        return _block("system", self.instructions + tools_preamble(self.tools)) + "".join(_render(self.messages))
 
     def user_prefix(self, partial_user_text: str) -> str:
         """The prompt as far as the user's words heard so far (for prefill while they speak)."""
@@ -113,6 +160,25 @@ class Conversation:
 
 def _block(role: str, text: str) -> str:
     return f"<|im_start|>{role}\n{text}<|im_end|>\n"
+
+
+def _render(messages: list[Message]) -> list[str]:
+    """The items as Qwen2.5's template writes them: an assistant message and the calls after it in one assistant turn
+    (each call in ``<tool_call>`` tags), consecutive call outputs in one user turn (each in ``<tool_response>`` tags)."""
+    blocks: list[tuple[str, list[str]]] = []
+    for m in messages:
+        if m.kind == "function_call":
+            text, role = render_call(m.name or "", m.text), "assistant"
+        elif m.kind == "function_call_output":
+            text, role = f"<tool_response>\n{m.text}\n</tool_response>", "tool"
+        else:
+            text, role = m.text, m.role
+        last = blocks[-1] if blocks else None
+        if last is not None and ((role == "tool" and last[0] == "tool") or (m.kind == "function_call" and last[0] == "assistant")):
+            last[1].append(text)
+        else:
+            blocks.append((role, [text]))
+    return [_block("user" if role == "tool" else role, "\n".join(texts)) for role, texts in blocks]
 
 
 def chat_messages(prompt: str) -> tuple[list[dict[str, str]], bool]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from audio.errors import AgentError
+from realtime.tools import NO_TOOLS, ToolUse, call_grammar
 
 
 class DecoderError(AgentError, RuntimeError):
@@ -28,13 +29,18 @@ class DecoderError(AgentError, RuntimeError):
 class TextDecoder(Protocol):
     """A causal language model that streams text and keeps a reusable prefix cache."""
 
+    tools_in_prompt: bool
+    """True when the prompt must list the tools (the model is run here); False when the request carries them and the
+    server renders them with the model's own template."""
+
     async def prefill(self, prompt: str) -> None:
         """Compute and cache the state for ``prompt`` without generating."""
 
     def generate(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS
     ) -> AsyncGenerator[str, None]:
-        """Stream the continuation of ``prompt``; closing the iterator cancels generation."""
+        """Stream the continuation of ``prompt``; closing the iterator cancels generation. Calls of ``tools`` come back
+        as text in Qwen2.5's form (``<tool_call>...</tool_call>``, read by :class:`~realtime.tools.ToolCallSplitter`)."""
 
 
 def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
@@ -72,7 +78,10 @@ def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
 
 
 class LlamaCppDecoder:
-    """llama.cpp running in this process, shared by every session (one cache slot per concurrent request)."""
+    """llama.cpp running in this process, shared by every session (one cache slot per concurrent request). Tool
+    calls are constrained to the tools' schemas by a grammar (:func:`~realtime.tools.call_grammar`)."""
+
+    tools_in_prompt = True
 
     def __init__(
         self, model_path: str | Path | None = None, *, context: int = 16384, slots: int = 4, threads: int = 2
@@ -83,7 +92,7 @@ class LlamaCppDecoder:
         await asyncio.to_thread(self._request, {"prompt": prompt, "max_tokens": 0, "cache_prompt": True}, None)
 
     async def generate(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS
     ) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
@@ -106,6 +115,7 @@ class LlamaCppDecoder:
                         "repeat_last_n": 64,
                         "stream": True,
                         "cache_prompt": True,
+                        **call_grammar(tools),
                     },
                     on_piece,
                 )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from realtime.conversation import Message
+
 
 class Interruptible:
     """Reply output that is dropped once its reply is interrupted: the router and the sinks drop an item of this
@@ -57,16 +59,25 @@ class UserTranscriptFinal:
     turn_id: str
     item_id: str
     text: str
+    audio_seconds: float = 0.0
+    """Length of the audio transcribed (s)."""
 
 
 @dataclass(frozen=True)
 class ItemAdded:
-    """A message added by the client (not by speech)."""
+    """An item added by the client (not by speech): a message, a function call or a function call's output."""
 
-    item_id: str
-    role: str
-    text: str
+    item: Message
+    """A copy of the item as the conversation holds it."""
     previous_item_id: str | None
+
+
+@dataclass(frozen=True)
+class ItemRetrieved:
+    """An item as the conversation holds it (``conversation.item.retrieve``)."""
+
+    item: Message
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +90,44 @@ class ReplyStarted:
     turn_id: str
     generation: int
     item_id: str
-    """The assistant message this reply becomes."""
+    """The assistant message this reply becomes (announced with its first words; a reply may only call tools)."""
+    audio: bool = True
+    """The reply is spoken (False: text only)."""
+    metadata: dict[str, str] | None = None
+    """The client's metadata for this response, echoed."""
+    out_of_band: bool = False
+    """The reply does not enter the conversation (``conversation: "none"``)."""
+
+
+@dataclass(frozen=True)
+class ToolCallStarted:
+    """The reply began a call of function ``name``; its item is ``item_id``."""
+
+    turn_id: str
+    generation: int
+    item_id: str
+    call_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    turn_id: str
+    generation: int
+    item_id: str
+    delta: str
+    """The next fragment of the arguments' JSON text."""
+
+
+@dataclass(frozen=True)
+class ToolCallDone:
+    turn_id: str
+    generation: int
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str
+    """The whole arguments object, JSON text."""
 
 
 @dataclass(frozen=True)
@@ -165,8 +213,12 @@ OutputItem = (
     | UserTranscriptPartial
     | UserTranscriptFinal
     | ItemAdded
+    | ItemRetrieved
     | ItemDeleted
     | ReplyStarted
+    | ToolCallStarted
+    | ToolCallDelta
+    | ToolCallDone
     | ReasoningDelta
     | ReasoningDone
     | AssistantTextDelta

@@ -7,11 +7,13 @@ shell around it (:mod:`realtime.connection`). Both the GA event names and the ol
 spoken: a client that connects with the ``OpenAI-Beta: realtime=v1`` header gets the beta names
 (``response.audio.delta``, ...), and session settings are accepted in either shape.
 
-Extensions: ``response.thinking.delta`` / ``.done`` stream the reasoning; ``response.latency`` carries a
-reply's stage timestamps; ``session.reasoning = {"budget_tokens": N}`` sets the reasoning budget; a
-transcription ``delta`` event also carries ``transcript``, the whole current hypothesis (Whisper may revise
-earlier words, and then ``delta`` holds the whole text); ``conversation.item.truncated`` also carries
-``transcript``, the words of the reply that were heard.
+Extensions, documented in the README: the extension events are sent only to a client that asks for them with
+``session.extensions`` (a list of names): ``"thinking"`` (``response.thinking.delta`` / ``.done`` stream the
+reasoning) and ``"latency"`` (``response.latency`` carries a reply's stage timestamps after ``response.done``).
+``session.reasoning = {"budget_tokens": N}`` sets the reasoning budget. Extra fields in reference events: a
+transcription ``delta`` event also carries ``transcript``, the whole current hypothesis (Whisper may revise earlier
+words, and then ``delta`` holds the whole text); ``conversation.item.truncated`` also carries ``transcript``, the
+words of the reply that were heard.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, ClassVar
 from audio.codecs import AudioFormat, AudioFormatError
 from audio.samples import PIPELINE_RATE, StreamResampler
 from realtime.commands import (
-    AddMessage,
+    AddItem,
     AppendAudio,
     CancelResponse,
     ClearInput,
@@ -35,9 +37,11 @@ from realtime.commands import (
     Configure,
     CreateResponse,
     DeleteMessage,
+    RetrieveItem,
     Send,
     TruncateMessage,
 )
+from realtime.conversation import Message
 from realtime.events import (
     AssistantTextDelta,
     AudioCleared,
@@ -47,6 +51,7 @@ from realtime.events import (
     InputCommitted,
     ItemAdded,
     ItemDeleted,
+    ItemRetrieved,
     OutputItem,
     ReasoningDelta,
     ReasoningDone,
@@ -56,29 +61,66 @@ from realtime.events import (
     SettingsChanged,
     SpeechStarted,
     SpeechStopped,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStarted,
     UserTranscriptFinal,
     UserTranscriptPartial,
 )
-from realtime.session.config import SessionConfig
+from realtime.session.config import ResponseOptions, SessionConfig
+from realtime.tools import ToolUse
+from realtime.wire_responses import ResponseEvents, item_object
 from realtime.wire_settings import (
     ProtocolError,
     audio_format,
+    audio_output,
+    conversation_item,
+    extensions,
     field,
+    known_fields,
+    metadata,
     reasoning_budget,
+    response_input,
     token_limit,
+    tool_choice,
+    tools,
     turn_detection,
 )
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 """Largest client event accepted (larger ones are refused with an error; the session goes on)."""
 
+VOICE = "joe"
+"""The one voice of the embedded synthesiser (Piper's en_US joe)."""
+
+EXTENSIONS = frozenset({"thinking", "latency"})
+"""Extension events a client may ask for with ``session.extensions``."""
+
 _BETA_NAMES = {
     "response.output_audio.delta": "response.audio.delta",
     "response.output_audio.done": "response.audio.done",
     "response.output_audio_transcript.delta": "response.audio_transcript.delta",
     "response.output_audio_transcript.done": "response.audio_transcript.done",
+    "response.output_text.delta": "response.text.delta",
+    "response.output_text.done": "response.text.done",
 }
-_STATUS = {"completed": "completed", "interrupted": "cancelled", "cancelled": "cancelled", "failed": "failed"}
+_SESSION_FIELDS = frozenset({
+    # GA (openai.types.realtime.RealtimeSessionCreateRequest) and what a session object echoes
+    "type", "model", "instructions", "audio", "include", "max_output_tokens", "output_modalities", "prompt", "tool_choice",
+    "tools", "tracing", "truncation", "id", "object", "expires_at",
+    # beta (openai.types.beta.realtime.session_update_event.Session)
+    "modalities", "voice", "input_audio_format", "output_audio_format", "input_audio_transcription", "turn_detection",
+    "temperature", "max_response_output_tokens", "speed", "input_audio_noise_reduction", "client_secret",
+    # extensions
+    "reasoning", "extensions",
+})
+_AUDIO_FIELDS = {"input": frozenset({"format", "transcription", "turn_detection", "noise_reduction"}),
+                 "output": frozenset({"format", "voice", "speed"})}
+_RESPONSE_FIELDS = frozenset({
+    "audio", "conversation", "input", "instructions", "max_output_tokens", "metadata", "output_modalities", "prompt",
+    "tool_choice", "tools",  # GA (openai.types.realtime.RealtimeResponseCreateParams)
+    "modalities", "voice", "output_audio_format", "temperature", "max_response_output_tokens",  # beta
+})
 
 
 class RealtimeProtocol:
@@ -103,8 +145,11 @@ class RealtimeProtocol:
         self._resampler = StreamResampler(self.input_format.rate, PIPELINE_RATE)
         self._events = 0
         self._partials: dict[str, str] = {}
-        self._reply_items: dict[str, str] = {}
-        self._last_item: str | None = None
+        self._responses = ResponseEvents(self._event, beta=beta)
+        self.extensions: frozenset[str] = frozenset()
+        """The extension events this client asked for."""
+        self.spoke = False
+        """A reply's audio was sent (the voice can no longer change)."""
 
     # ---- client -> server ------------------------------------------------------------------------
 
@@ -150,7 +195,20 @@ class RealtimeProtocol:
         audio: dict[str, Any] = session["audio"] if isinstance(session.get("audio"), dict) else {}
         audio_in: dict[str, Any] = audio["input"] if isinstance(audio.get("input"), dict) else {}
         audio_out: dict[str, Any] = audio["output"] if isinstance(audio.get("output"), dict) else {}
+        known_fields(session, _SESSION_FIELDS, "session")
+        for side, fields in (("input", audio_in), ("output", audio_out)):
+            known_fields(fields, _AUDIO_FIELDS[side], f"session.audio.{side}")
+        self._voice(session.get("voice", audio_out.get("voice")))
         changes: dict[str, Any] = {}
+        if "tools" in session or "tool_choice" in session:
+            offered = tools(session["tools"], "session") if "tools" in session else self.config.tools.tools
+            choice = tool_choice(session.get("tool_choice", "auto"), offered, "session")
+            changes["tools"] = ToolUse(offered, choice)
+        modalities = session.get("output_modalities", session.get("modalities"))
+        if modalities is not None:
+            changes["audio_output"] = audio_output(modalities, "session")
+        if "extensions" in session:
+            self.extensions = extensions(session["extensions"], EXTENSIONS)
         if "instructions" in session:
             changes["instructions"] = field(session, "instructions", str)
         for key, value in (("turn_detection", session), ("turn_detection", audio_in)):
@@ -176,20 +234,46 @@ class RealtimeProtocol:
         return [Configure(self.config), Send(self._event("session.updated", session=self.session_object()))]
 
     def _item_create(self, event: dict[str, Any], event_id: str | None) -> list[Command]:
-        item = field(event, "item", dict)
-        if item.get("type", "message") != "message":
-            raise ProtocolError("invalid_value", "only message items are supported", "item.type")
-        role = item.get("role")
-        if role not in ("user", "assistant", "system"):
-            raise ProtocolError("invalid_value", "item.role must be user, assistant or system", "item.role")
-        content = item.get("content")
-        if not isinstance(content, list) or not content:
-            raise ProtocolError("invalid_value", "item.content must be a non-empty list", "item.content")
-        texts = [part.get("text") or part.get("transcript") for part in content if isinstance(part, dict)]
-        if not all(isinstance(text, str) for text in texts) or not texts:
-            raise ProtocolError("invalid_value", "each content part needs text (audio content is not accepted here)", "item.content")
-        item_id = item.get("id") if isinstance(item.get("id"), str) else None
-        return [AddMessage(role, " ".join(str(text) for text in texts), item_id, event_id)]
+        previous = event.get("previous_item_id")
+        if previous is not None and not isinstance(previous, str):
+            raise ProtocolError("invalid_value", "previous_item_id must be a string", "previous_item_id")
+        return [AddItem(conversation_item(event.get("item"), "item"), previous, event_id)]
+
+    def _response_create(self, event: dict[str, Any], event_id: str | None) -> list[Command]:
+        """``response.create`` with its per-response options (``response``); every option is checked first."""
+        asked = event.get("response", {})
+        if not isinstance(asked, dict):
+            raise ProtocolError("invalid_value", "response must be an object", "response")
+        known_fields(asked, _RESPONSE_FIELDS, "response")
+        self._voice(asked.get("voice"))
+        options: dict[str, Any] = {}
+        if "instructions" in asked:
+            options["instructions"] = field(asked, "instructions", str)
+        if "tools" in asked or "tool_choice" in asked:
+            offered = tools(asked["tools"], "response") if "tools" in asked else self.config.tools.tools
+            options["tools"] = ToolUse(offered, tool_choice(asked.get("tool_choice", "auto"), offered, "response"))
+        limit = asked.get("max_output_tokens", asked.get("max_response_output_tokens"))
+        if limit is not None:
+            options["max_answer_tokens"] = token_limit(limit)
+        modalities = asked.get("output_modalities", asked.get("modalities"))
+        if modalities is not None:
+            options["audio_output"] = audio_output(modalities, "response")
+        if "metadata" in asked:
+            options["metadata"] = metadata(asked["metadata"])
+        conversation = asked.get("conversation", "auto")
+        if conversation not in ("auto", "none"):
+            raise ProtocolError("invalid_value", "response.conversation must be 'auto' or 'none'", "response.conversation")
+        options["out_of_band"] = conversation == "none"
+        if "input" in asked:
+            options["input"] = response_input(asked["input"])
+        return [CreateResponse(ResponseOptions(**options), event_id)]
+
+    def _voice(self, voice: object) -> None:
+        if voice is None or voice == VOICE:
+            return
+        if self.spoke:
+            raise ProtocolError("cannot_update_voice", "the voice cannot change once the assistant has spoken", "session.voice")
+        raise ProtocolError("invalid_value", f"unknown voice {voice!r}; this server has {VOICE!r}", "session.voice")
 
     def _item_truncate(self, event: dict[str, Any], event_id: str | None) -> list[Command]:
         audio_end_ms = field(event, "audio_end_ms", int)
@@ -203,7 +287,8 @@ class RealtimeProtocol:
         "conversation.item.create": _item_create,
         "conversation.item.delete": lambda self, event, event_id: [DeleteMessage(field(event, "item_id", str), event_id)],
         "conversation.item.truncate": _item_truncate,
-        "response.create": lambda self, event, event_id: [CreateResponse(event_id)],
+        "conversation.item.retrieve": lambda self, event, event_id: [RetrieveItem(field(event, "item_id", str), event_id)],
+        "response.create": _response_create,
         "response.cancel": lambda self, event, event_id: [CancelResponse(event_id)],
         "output_audio_buffer.clear": lambda self, event, event_id: [CancelResponse(event_id)],
     }
@@ -212,26 +297,26 @@ class RealtimeProtocol:
 
     def translate(self, item: OutputItem) -> list[dict[str, Any]]:
         """Server events for one thing the session produced."""
+        responses = self._responses
         match item:
             case AudioOut():
-                delta = base64.b64encode(self.output_format.encode(item.samples)).decode()
-                return [self._reply_event("response.output_audio.delta", item.turn_id, delta=delta)]
+                self.spoke = True
+                return responses.audio(item.turn_id, base64.b64encode(self.output_format.encode(item.samples)).decode())
             case AssistantTextDelta():
-                return [self._reply_event("response.output_audio_transcript.delta", item.turn_id, delta=item.text)]
-            case ReasoningDelta():
+                return responses.words(item.turn_id, item.text)
+            case ReasoningDelta() if "thinking" in self.extensions:
                 return [self._reply_event("response.thinking.delta", item.turn_id, delta=item.text)]
-            case ReasoningDone():
+            case ReasoningDone() if "thinking" in self.extensions:
                 return [self._reply_event("response.thinking.done", item.turn_id, text=item.text)]
             case SpeechStarted():
                 return [self._event("input_audio_buffer.speech_started", audio_start_ms=_ms(item.sample), item_id=item.item_id)]
             case SpeechStopped():
                 return [self._event("input_audio_buffer.speech_stopped", audio_end_ms=_ms(item.sample), item_id=item.item_id)]
             case InputCommitted():
-                user = {"id": item.item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
-                        "content": [{"type": "input_audio", "transcript": None}]}
+                user = item_object(Message("user", "", item.item_id), beta=self.beta, audio=True)
                 return [
                     self._event("input_audio_buffer.committed", previous_item_id=item.previous_item_id, item_id=item.item_id),
-                    self._item_created(user),
+                    responses.item_added(user, item.previous_item_id),
                 ]
             case InputCleared():
                 return [self._event("input_audio_buffer.cleared")]
@@ -243,19 +328,36 @@ class RealtimeProtocol:
                                     content_index=0, delta=delta, transcript=item.text)]
             case UserTranscriptFinal():
                 self._partials.pop(item.item_id, None)
-                return [self._event("conversation.item.input_audio_transcription.completed", item_id=item.item_id,
-                                    content_index=0, transcript=item.text)]
+                usage = {"type": "duration", "seconds": round(item.audio_seconds, 3)}
+                heard = item_object(Message("user", item.text, item.item_id), beta=self.beta, audio=True)
+                return [
+                    self._event("conversation.item.input_audio_transcription.completed", item_id=item.item_id,
+                                content_index=0, transcript=item.text, usage=usage),
+                    *responses.item_done(heard),
+                ]
             case ItemAdded():
-                part_type = {"user": "input_text", "system": "input_text"}.get(item.role, "output_text" if not self.beta else "text")
-                message = {"id": item.item_id, "object": "realtime.item", "type": "message", "role": item.role,
-                           "status": "completed", "content": [{"type": part_type, "text": item.text}]}
-                return [self._item_created(message)]
+                added = item_object(item.item, beta=self.beta)
+                return [responses.item_added(added, item.previous_item_id), *responses.item_done(added)]
+            case ItemRetrieved():
+                return [self._event("conversation.item.retrieved", item=item_object(item.item, beta=self.beta))]
             case ItemDeleted():
                 return [self._event("conversation.item.deleted", item_id=item.item_id)]
             case ReplyStarted():
-                return self._reply_started(item)
+                return responses.started(item.turn_id, item.item_id, audio=item.audio, metadata=item.metadata,
+                                         in_conversation=not item.out_of_band)
+            case ToolCallStarted():
+                return responses.call_started(item.turn_id, item.item_id, item.call_id, item.name)
+            case ToolCallDelta():
+                return responses.call_delta(item.turn_id, item.item_id, item.delta)
+            case ToolCallDone():
+                return responses.call_done(item.turn_id, item.item_id, item.arguments)
             case ReplyDone():
-                return self._reply_done(item)
+                message_id = responses.message_id(item.turn_id)
+                events = responses.done(item.turn_id, item.status, item.text)
+                if "latency" in self.extensions:
+                    events.append(self._event("response.latency", response_id=_response_id(item.turn_id), item_id=message_id,
+                                              latency=item.latency))
+                return events
             case AudioCleared():
                 return [self._event("output_audio_buffer.cleared", response_id=_response_id(item.turn_id))]
             case ReplyTruncated():
@@ -265,6 +367,8 @@ class RealtimeProtocol:
                 return [self.error(item.code, item.message, event_id=item.event_id)]
             case SettingsChanged():  # changed elsewhere (an MQTT control); the connection has set ``config`` already
                 return [self._event("session.updated", session=self.session_object())]
+            case ReasoningDelta() | ReasoningDone():  # an extension this client did not ask for
+                return []
         raise TypeError(f"no server event for {type(item).__name__}")
 
     def error(self, code: str, message: str, *, event_id: str | None = None, param: str | None = None) -> dict[str, Any]:
@@ -287,76 +391,39 @@ class RealtimeProtocol:
         common = {
             "id": self.session_id,
             "object": "realtime.session",
-            "model": self.model,
             "instructions": config.instructions,
             "max_output_tokens" if not self.beta else "max_response_output_tokens": config.max_answer_tokens,
             "reasoning": {"budget_tokens": config.reasoning_budget},
+            "tools": [t.wire() for t in config.tools.tools],
+            "tool_choice": _choice(config.tools.choice),
+            **({"extensions": sorted(self.extensions)} if self.extensions else {}),
         }
+        modalities = ["audio"] if config.audio_output else ["text"]
         if self.beta:
             return {
                 **common,
-                "modalities": ["audio", "text"],
-                "voice": "joe",
+                "modalities": ["audio", "text"] if config.audio_output else ["text"],
+                "voice": VOICE,
                 "input_audio_format": self.input_format.beta_name(),
                 "output_audio_format": self.output_format.beta_name(),
-                "input_audio_transcription": {"model": "whisper-base"},
+                "input_audio_transcription": {},  # the beta names only OpenAI's models here
                 "turn_detection": detection,
                 "temperature": config.temperature,
             }
         return {
             "type": "realtime",
+            "model": self.model,
             **common,
-            "output_modalities": ["audio"],
+            "output_modalities": modalities,
             "audio": {
                 "input": {"format": self.input_format.ga_object(), "transcription": {"model": "whisper-base"},
                           "turn_detection": detection},
-                "output": {"format": self.output_format.ga_object(), "voice": "joe"},
+                "output": {"format": self.output_format.ga_object(), "voice": VOICE},
             },
         }
 
-    def _reply_started(self, item: ReplyStarted) -> list[dict[str, Any]]:
-        response_id = _response_id(item.turn_id)
-        self._reply_items[item.turn_id] = item.item_id
-        message = {"id": item.item_id, "object": "realtime.item", "type": "message", "role": "assistant",
-                   "status": "in_progress", "content": []}
-        return [
-            self._event("response.created", response={"id": response_id, "object": "realtime.response",
-                                                      "status": "in_progress", "output": []}),
-            self._event("response.output_item.added", response_id=response_id, output_index=0, item=message),
-            self._item_created(message),
-            self._event("response.content_part.added", response_id=response_id, item_id=item.item_id, output_index=0,
-                        content_index=0, part={"type": self._audio_part(), "transcript": ""}),
-        ]
-
-    def _reply_done(self, item: ReplyDone) -> list[dict[str, Any]]:
-        response_id = _response_id(item.turn_id)
-        self._reply_items.pop(item.turn_id, None)
-        status = _STATUS.get(item.status, "failed")
-        part = {"type": self._audio_part(), "transcript": item.text}
-        message = {"id": item.item_id, "object": "realtime.item", "type": "message", "role": "assistant",
-                   "status": "completed" if status == "completed" else "incomplete", "content": [part]}
-        details = None if status == "completed" else {"type": status, "reason": item.status}
-        where = {"response_id": response_id, "item_id": item.item_id, "output_index": 0, "content_index": 0}
-        return [
-            self._event("response.output_audio.done", **where),
-            self._event("response.output_audio_transcript.done", **where, transcript=item.text),
-            self._event("response.content_part.done", **where, part=part),
-            self._event("response.output_item.done", response_id=response_id, output_index=0, item=message),
-            self._event("response.done", response={"id": response_id, "object": "realtime.response", "status": status,
-                                                   "status_details": details, "output": [message]}),
-            self._event("response.latency", response_id=response_id, item_id=item.item_id, latency=item.latency),
-        ]
-
-    def _item_created(self, item: dict[str, Any]) -> dict[str, Any]:
-        previous_item_id, self._last_item = self._last_item, item["id"]
-        return self._event("conversation.item.created", previous_item_id=previous_item_id, item=item)
-
     def _reply_event(self, kind: str, turn_id: str, **fields: Any) -> dict[str, Any]:
-        return self._event(kind, response_id=_response_id(turn_id), item_id=self._reply_items.get(turn_id), output_index=0,
-                           content_index=0, **fields)
-
-    def _audio_part(self) -> str:
-        return "audio" if self.beta else "output_audio"
+        return self._event(kind, response_id=_response_id(turn_id), item_id=self._responses.message_id(turn_id), **fields)
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         self._events += 1
@@ -370,3 +437,7 @@ def _ms(sample: int) -> int:
 
 def _response_id(turn_id: str) -> str:
     return f"resp_{turn_id}"
+
+
+def _choice(choice: str) -> str | dict[str, str]:
+    return choice if choice in ("auto", "none", "required") else {"type": "function", "name": choice}

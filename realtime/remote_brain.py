@@ -33,6 +33,7 @@ from realtime.conversation import chat_messages
 from realtime.decoder import DecoderError
 from realtime.errors import BrainStateError
 from realtime.reasoning import THINK_CLOSE, THINK_OPEN, Piece, ThinkSplitter
+from realtime.tools import NO_TOOLS, ToolCallWriter, ToolUse
 
 if TYPE_CHECKING:
     from realtime.conversation import Conversation
@@ -49,7 +50,10 @@ def _thought(delta: dict[str, Any]) -> str | None:
 
 
 class RemoteTextDecoder:
-    """A :class:`~realtime.decoder.TextDecoder` on a remote chat model (prompts are sent as messages)."""
+    """A :class:`~realtime.decoder.TextDecoder` on a remote chat model (prompts are sent as messages). Tools go in the
+    request, and the server's streamed ``tool_calls`` come back written as the embedded model writes its calls."""
+
+    tools_in_prompt = False
 
     def __init__(self, client: ChatClient) -> None:
         self.client = client
@@ -59,17 +63,22 @@ class RemoteTextDecoder:
         await self.client.warm(self.client.body(messages, temperature=0.0, **(_CONTINUE if prefix else {})))
 
     async def generate(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS
     ) -> AsyncGenerator[str, None]:
         """Stream the continuation; reasoning a server returns beside the content comes back inside ``<think>``
-        tags (bare when the prompt itself opened the reasoning), as the local decoder would write it."""
+        tags (bare when the prompt itself opened the reasoning), tool calls inside ``<tool_call>`` tags, as the local
+        decoder would write them."""
         messages, prefix = chat_messages(prompt)
         body = self.client.body(
-            messages, max_tokens=max_tokens, temperature=temperature, stop=list(stop), **(_CONTINUE if prefix else {})
+            messages, max_tokens=max_tokens, temperature=temperature, stop=list(stop), **(_CONTINUE if prefix else {}),
+            **tools.chat_options(),
         )
         thinking = False
+        calls = ToolCallWriter()
         async with aclosing(self.client.stream(body)) as deltas:
             async for delta in deltas:
+                for call in delta.get("tool_calls") or ():
+                    yield calls.write(call)
                 if thought := _thought(delta):
                     if not thinking and not prefix:
                         yield THINK_OPEN
@@ -80,6 +89,8 @@ class RemoteTextDecoder:
                         yield THINK_CLOSE
                     thinking = False
                     yield text
+        if end := calls.close():
+            yield end
 
 
 class RemoteAudioBrain:

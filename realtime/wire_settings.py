@@ -4,11 +4,14 @@ field that is wrong (it becomes an ``error`` event; the session goes on)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from audio.codecs import AudioFormat, AudioFormatError, parse_format
 from audio.errors import AgentError
+from realtime.conversation import Message
 from realtime.policy import PolicyConfig
+from realtime.tools import Choice, Tool
 
 
 class ProtocolError(AgentError, ValueError):
@@ -79,3 +82,130 @@ def reasoning_budget(value: object) -> int:
     if not isinstance(budget, int) or isinstance(budget, bool) or not 0 <= budget <= 4096:
         raise ProtocolError("invalid_value", "reasoning must be {'budget_tokens': 0..4096}", "session.reasoning")
     return budget
+
+
+def tools(value: object, where: str) -> tuple[Tool, ...]:
+    """The reference's ``tools``: a list of ``{"type": "function", "name", "description", "parameters"}``."""
+    if not isinstance(value, list):
+        raise ProtocolError("invalid_value", "tools must be a list of functions", f"{where}.tools")
+    read = []
+    for index, tool in enumerate(value):
+        param = f"{where}.tools[{index}]"
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            raise ProtocolError("invalid_value", "only function tools are supported", param)
+        name, parameters = tool.get("name"), tool.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ProtocolError("invalid_value", "a function's name is 1 to 64 letters, digits, '_' or '-'", f"{param}.name")
+        if not isinstance(parameters, dict) or parameters.get("type", "object") != "object":
+            raise ProtocolError("invalid_value", "parameters must be a JSON schema of an object", f"{param}.parameters")
+        read.append(Tool(name, str(tool.get("description") or ""), parameters))
+    if len({t.name for t in read}) < len(read):
+        raise ProtocolError("invalid_value", "two tools have the same name", f"{where}.tools")
+    return tuple(read)
+
+
+def tool_choice(value: object, offered: tuple[Tool, ...], where: str) -> Choice:
+    """``auto``, ``none``, ``required`` or ``{"type": "function", "name": ...}`` naming one of ``offered``."""
+    if value in ("auto", "none", "required"):
+        return value
+    name = value.get("name") if isinstance(value, dict) and value.get("type") == "function" else None
+    if not isinstance(name, str):
+        raise ProtocolError("invalid_value", "tool_choice must be auto, none, required or {'type': 'function', 'name': ...}",
+                            f"{where}.tool_choice")
+    if name not in {t.name for t in offered}:
+        raise ProtocolError("invalid_value", f"tool_choice names {name!r}, which is not among the tools", f"{where}.tool_choice")
+    return name
+
+
+def audio_output(value: object, where: str) -> bool:
+    """``output_modalities`` (beta: ``modalities``): True when the replies are spoken."""
+    if value in (["audio"], ["text", "audio"], ["audio", "text"]):
+        return True
+    if value == ["text"]:
+        return False
+    raise ProtocolError("invalid_value", "output_modalities must be ['audio'] or ['text']", f"{where}.output_modalities")
+
+
+def conversation_item(value: object, where: str) -> Message:
+    """A conversation item from the client: a message (text; audio only by its transcript), a ``function_call``
+    or a ``function_call_output``."""
+    if not isinstance(value, dict):
+        raise ProtocolError("invalid_value", "an item must be an object", where)
+    kind = value.get("type", "message")
+    item_id = value.get("id")
+    if item_id is not None and (not isinstance(item_id, str) or not item_id):
+        raise ProtocolError("invalid_value", "item.id must be a non-empty string", f"{where}.id")
+    message = _message_item(value, kind, where)
+    if item_id:
+        message.id = item_id
+    return message
+
+
+def _message_item(value: dict[str, Any], kind: object, where: str) -> Message:
+    if kind == "function_call_output":
+        call_id, output = value.get("call_id"), value.get("output")
+        if not isinstance(call_id, str) or not isinstance(output, str):
+            raise ProtocolError("invalid_value", "a function_call_output needs call_id and output (strings)", where)
+        return Message("user", output, kind="function_call_output", call_id=call_id)
+    if kind == "function_call":
+        call_id, name, arguments = value.get("call_id"), value.get("name"), value.get("arguments", "{}")
+        if not all(isinstance(v, str) for v in (call_id, name, arguments)):
+            raise ProtocolError("invalid_value", "a function_call needs call_id, name and arguments (strings)", where)
+        return Message("assistant", arguments, kind="function_call", call_id=call_id, name=name)
+    if kind != "message":
+        raise ProtocolError("invalid_value", "item.type must be message, function_call or function_call_output", f"{where}.type")
+    role = value.get("role")
+    if role not in ("user", "assistant", "system"):
+        raise ProtocolError("invalid_value", "item.role must be user, assistant or system", f"{where}.role")
+    content = value.get("content")
+    if not isinstance(content, list) or not content:
+        raise ProtocolError("invalid_value", "item.content must be a non-empty list", f"{where}.content")
+    texts = [part.get("text") or part.get("transcript") for part in content if isinstance(part, dict)]
+    if not texts or not all(isinstance(text, str) for text in texts):
+        raise ProtocolError("invalid_value", "each content part needs text (audio parts need their transcript)", f"{where}.content")
+    return Message(role, " ".join(str(text) for text in texts).strip())
+
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def known_fields(value: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    """Refuse a field the reference does not define (``unknown_parameter``, as the reference answers)."""
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise ProtocolError("unknown_parameter", f"unknown parameter {where}.{unknown[0]}", f"{where}.{unknown[0]}")
+
+
+def extensions(value: object, offered: frozenset[str]) -> frozenset[str]:
+    """``session.extensions``: names of extension events among ``offered``."""
+    if not isinstance(value, list) or not all(isinstance(name, str) and name in offered for name in value):
+        raise ProtocolError("invalid_value", f"extensions must be a list of {sorted(offered)}", "session.extensions")
+    return frozenset(value)
+
+
+def metadata(value: object) -> dict[str, str] | None:
+    """A response's ``metadata``: at most 16 string pairs (keys up to 64 characters, values up to 512), or null."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict) or len(value) > 16
+        or not all(isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in value.items())
+    ):
+        raise ProtocolError("invalid_value", "metadata must hold at most 16 string pairs (keys <= 64, values <= 512 chars)",
+                            "response.metadata")
+    return value
+
+
+def response_input(value: object) -> tuple[str | Message, ...]:
+    """A response's ``input``: item references (``{"type": "item_reference", "id": ...}``) and inline items."""
+    if not isinstance(value, list):
+        raise ProtocolError("invalid_value", "response.input must be a list of items", "response.input")
+    read: list[str | Message] = []
+    for index, entry in enumerate(value):
+        if isinstance(entry, dict) and entry.get("type") == "item_reference":
+            if not isinstance(entry.get("id"), str):
+                raise ProtocolError("invalid_value", "an item_reference needs an id", f"response.input[{index}].id")
+            read.append(entry["id"])
+        else:
+            read.append(conversation_item(entry, f"response.input[{index}]"))
+    return tuple(read)

@@ -12,7 +12,8 @@ bash scripts/setup.sh
 # The wire protocol core (with its commands and settings parsing), the turn-taking policy and the turn's state table:
 # every line and branch covered by their own fast tests ([tool.coverage] in pyproject.toml).
 .venv/bin/python -m pytest -q tests/test_protocol.py tests/test_policy.py tests/test_turn.py \
-  --cov=realtime.protocol --cov=realtime.commands --cov=realtime.wire_settings --cov=realtime.policy --cov=realtime.session.turn \
+  --cov=realtime.protocol --cov=realtime.commands --cov=realtime.wire_settings --cov=realtime.wire_responses --cov=realtime.policy \
+  --cov=realtime.session.turn \
   --cov-branch --cov-report=term-missing --cov-fail-under=100
 
 exec .venv/bin/python -m pytest -ra "$@"

@@ -14,6 +14,15 @@ import pytest
 
 from audio.samples import write_wav
 from benchmarks.corpus import speak
+from tests import strict_events
+
+
+@pytest.fixture(autouse=True)
+def strict_server_events():
+    """Every server event a test makes validates against the ``openai`` package's models (GA or beta)."""
+    with strict_events.watch() as failures:
+        yield
+    assert not failures, "server events a strict client rejects:\n" + "\n".join(failures[:5])
 
 
 def silence(seconds: float, rate: int = 16000) -> np.ndarray:

@@ -22,6 +22,7 @@ from realtime.respond import VirtualSpeaker
 from realtime.session import SessionConfig
 from realtime.session.orchestrator import VoiceSession
 from realtime.session.output import AudioSink, Playback, PlayedCounter
+from realtime.tools import NO_TOOLS, ToolUse
 from vad import VadWindow
 
 WORD_S = 0.3
@@ -80,12 +81,17 @@ class FakeAsr:
 
 
 class FakeDecoder:
-    """A text decoder that answers from ``answers`` (the user's last words -> the answer), a word per step."""
+    """A text decoder that answers from ``answers`` (the user's last words -> the answer), a word per step. An answer
+    may hold tool calls as the embedded model writes them (``<tool_call> {...} </tool_call>``)."""
+
+    tools_in_prompt = True
 
     def __init__(self, answers: dict[str, str] | None = None, default: str = "I am not sure.") -> None:
         self.answers = answers or {}
         self.default = default
         self.prompts: list[str] = []
+        self.tools: list[ToolUse] = []
+        """The tools each generation was offered."""
         self.prefilled: list[str] = []
         self.fail_after: int | None = None
         """Raise after this many words (a decoder failing mid-reply)."""
@@ -101,9 +107,10 @@ class FakeDecoder:
             await self.prefill_gate.wait()
 
     async def generate(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS
     ) -> AsyncGenerator[str, None]:
         self.prompts.append(prompt)
+        self.tools.append(tools)
         question = prompt.rsplit("<|im_start|>user\n", 1)[-1].split("<|im_end|>", 1)[0].strip()
         answer = self.answers.get(question, self.default)
         for index, word in enumerate(answer.split()):

@@ -101,6 +101,8 @@ class ScriptedDecoder:
     """A :class:`~realtime.decoder.TextDecoder` that records its prompts: the reasoning prompt (it ends with the
     primer) gets ``reasoning``, any other prompt ``answer``."""
 
+    tools_in_prompt = True
+
     def __init__(self, answer: Sequence[str] = ("Paris", " is the capital."), reasoning: Sequence[str] = ()) -> None:
         self.answer, self.reasoning = list(answer), list(reasoning)
         self.generated: list[tuple[str, int, tuple[str, ...]]] = []
@@ -113,7 +115,7 @@ class ScriptedDecoder:
             raise DecoderError("the model server is down")
 
     async def generate(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: object = None
     ) -> AsyncIterator[str]:
         self.generated.append((prompt, max_tokens, tuple(stop)))
         for piece in self.reasoning if prompt.endswith(REASONING_PRIMER) else self.answer:

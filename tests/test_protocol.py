@@ -11,7 +11,7 @@ import pytest
 
 from audio.codecs import AudioFormat, AudioFormatError, parse_format
 from realtime.commands import (
-    AddMessage,
+    AddItem,
     AppendAudio,
     CancelResponse,
     ClearInput,
@@ -19,9 +19,11 @@ from realtime.commands import (
     Configure,
     CreateResponse,
     DeleteMessage,
+    RetrieveItem,
     Send,
     TruncateMessage,
 )
+from realtime.conversation import Message
 from realtime.events import (
     AssistantTextDelta,
     AudioCleared,
@@ -31,6 +33,7 @@ from realtime.events import (
     InputCommitted,
     ItemAdded,
     ItemDeleted,
+    ItemRetrieved,
     ReasoningDelta,
     ReasoningDone,
     ReplyDone,
@@ -38,10 +41,15 @@ from realtime.events import (
     ReplyTruncated,
     SpeechStarted,
     SpeechStopped,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStarted,
     UserTranscriptFinal,
     UserTranscriptPartial,
 )
 from realtime.protocol import RealtimeProtocol
+from realtime.session.config import ResponseOptions
+from realtime.tools import Tool, ToolUse
 
 
 def protocol(beta: bool = False) -> RealtimeProtocol:
@@ -108,6 +116,34 @@ def test_append_decodes_and_resamples_to_16k() -> None:
         (json.dumps({"type": "session.update", "session": {"temperature": 3}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"reasoning": {"budget_tokens": -2}}}), "invalid_value"),
         (json.dumps({"type": "conversation.item.create", "item": {"type": "function_call"}}), "invalid_value"),
+        (json.dumps({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": 1}}),
+         "invalid_value"),
+        (json.dumps({"type": "conversation.item.create", "item": {"type": "mcp_call"}}), "invalid_value"),
+        (json.dumps({"type": "conversation.item.create", "item": "hello"}), "invalid_value"),
+        (json.dumps({"type": "conversation.item.create", "item": {"id": 5, "role": "user"}}), "invalid_value"),
+        (json.dumps({"type": "conversation.item.create", "previous_item_id": 3,
+                     "item": {"role": "user", "content": [{"type": "input_text", "text": "Hi"}]}}), "invalid_value"),
+        (json.dumps({"type": "conversation.item.retrieve"}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"vibes": "calm"}}), "unknown_parameter"),
+        (json.dumps({"type": "session.update", "session": {"audio": {"output": {"pitch": 2}}}}), "unknown_parameter"),
+        (json.dumps({"type": "session.update", "session": {"voice": "alloy"}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"tools": {}}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"tools": [{"type": "mcp"}]}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"tools": [{"name": "bad name"}]}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"tools": [{"name": "f", "parameters": {"type": "array"}}]}}),
+         "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"tools": [{"name": "f"}, {"name": "f"}]}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"tool_choice": "sometimes"}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"tool_choice": {"type": "function", "name": "nope"}}}),
+         "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"output_modalities": ["video"]}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"extensions": ["telepathy"]}}), "invalid_value"),
+        (json.dumps({"type": "response.create", "response": []}), "invalid_value"),
+        (json.dumps({"type": "response.create", "response": {"colour": "red"}}), "unknown_parameter"),
+        (json.dumps({"type": "response.create", "response": {"conversation": "other"}}), "invalid_value"),
+        (json.dumps({"type": "response.create", "response": {"metadata": {"k": 1}}}), "invalid_value"),
+        (json.dumps({"type": "response.create", "response": {"input": "hi"}}), "invalid_value"),
+        (json.dumps({"type": "response.create", "response": {"input": [{"type": "item_reference"}]}}), "invalid_value"),
         (json.dumps({"type": "conversation.item.create", "item": {"role": "tool", "content": []}}), "invalid_value"),
         (json.dumps({"type": "conversation.item.create", "item": {"role": "user", "content": []}}), "invalid_value"),
         (json.dumps({"type": "conversation.item.create", "item": {"role": "user", "content": [{"type": "input_audio"}]}}),
@@ -168,23 +204,82 @@ def test_short_end_of_turn_caps_speculation() -> None:
     [
         ({"type": "input_audio_buffer.commit", "event_id": "e1"}, CommitInput("e1")),
         ({"type": "input_audio_buffer.clear"}, ClearInput(None)),
-        ({"type": "response.create"}, CreateResponse(None)),
+        ({"type": "response.create"}, CreateResponse(ResponseOptions(), None)),
+        ({"type": "conversation.item.retrieve", "item_id": "item_9", "event_id": "e3"}, RetrieveItem("item_9", "e3")),
         ({"type": "response.cancel", "event_id": "e2"}, CancelResponse("e2")),
         ({"type": "output_audio_buffer.clear"}, CancelResponse(None)),
         ({"type": "conversation.item.delete", "item_id": "item_1"}, DeleteMessage("item_1", None)),
         ({"type": "conversation.item.truncate", "item_id": "item_2", "content_index": 0, "audio_end_ms": 1500},
          TruncateMessage("item_2", 1500, None)),
-        ({"type": "conversation.item.create",
-          "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}},
-         AddMessage("user", "Hi", None, None)),
-        ({"type": "conversation.item.create",
-          "item": {"id": "mine", "role": "assistant",
-                   "content": [{"type": "output_text", "text": "A"}, {"type": "output_text", "text": "B"}]}},
-         AddMessage("assistant", "A B", "mine", None)),
     ],
 )
 def test_commands(event: dict, command: object) -> None:
     assert receive(protocol(), event) == [command]
+
+
+def added(event: dict) -> tuple[Message, str | None]:
+    [command] = receive(protocol(), {"type": "conversation.item.create", **event})
+    assert isinstance(command, AddItem)
+    return command.item, command.previous_item_id
+
+
+def test_items_of_every_kind_are_read() -> None:
+    user, previous = added({"item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}})
+    assert (user.role, user.text, user.kind, previous) == ("user", "Hi", "message", None)
+    two, previous = added({"previous_item_id": "root", "item": {"id": "mine", "role": "assistant", "content": [
+        {"type": "output_text", "text": "A"}, {"type": "output_audio", "transcript": "B"}]}})
+    assert (two.id, two.text, previous) == ("mine", "A B", "root")
+    call, _ = added({"item": {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"}})
+    assert (call.kind, call.call_id, call.name, call.text) == ("function_call", "c1", "get_weather", "{}")
+    output, _ = added({"item": {"type": "function_call_output", "call_id": "c1", "output": "{\"t\": 20}"}})
+    assert (output.kind, output.call_id, output.text) == ("function_call_output", "c1", '{"t": 20}')
+
+
+WEATHER = {"type": "function", "name": "get_weather", "description": "The weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+def test_tools_modalities_voice_and_extensions_in_the_session() -> None:
+    proto = protocol()
+    configure, updated = receive(proto, {"type": "session.update", "session": {
+        "tools": [WEATHER], "tool_choice": {"type": "function", "name": "get_weather"}, "output_modalities": ["text"],
+        "audio": {"output": {"voice": "joe"}}, "extensions": ["latency"], "tracing": None}})
+    config = configure.config
+    assert config.tools == ToolUse((Tool("get_weather", "The weather in a city", WEATHER["parameters"]),), "get_weather")
+    assert config.audio_output is False and proto.extensions == {"latency"}
+    session = updated.event["session"]
+    assert session["tools"] == [WEATHER] and session["tool_choice"] == {"type": "function", "name": "get_weather"}
+    assert session["output_modalities"] == ["text"] and session["extensions"] == ["latency"]
+    configure, _ = receive(proto, {"type": "session.update", "session": {"tool_choice": "none", "modalities": ["audio", "text"]}})
+    assert configure.config.tools.choice == "none" and configure.config.tools.tools == config.tools.tools
+    assert configure.config.audio_output is True
+    proto.config = configure.config
+    beta = protocol(beta=True)
+    _, updated = receive(beta, {"type": "session.update", "session": {"modalities": ["text"], "voice": "joe"}})
+    assert updated.event["session"]["modalities"] == ["text"] and updated.event["session"]["tool_choice"] == "auto"
+    proto.spoke = True
+    assert error_code(receive(proto, {"type": "session.update", "session": {"voice": "alloy"}})) == "cannot_update_voice"
+
+
+def test_response_options_are_read() -> None:
+    proto = protocol()
+    receive(proto, {"type": "session.update", "session": {"tools": [WEATHER]}})
+    proto.config = receive(proto, {"type": "session.update", "session": {"tools": [WEATHER]}})[0].config
+    [command] = receive(proto, {"type": "response.create", "event_id": "e9", "response": {
+        "instructions": "Classify.", "tool_choice": "required", "max_output_tokens": 20, "output_modalities": ["text"],
+        "metadata": {"topic": "mood"}, "conversation": "none", "voice": "joe",
+        "input": [{"type": "item_reference", "id": "item_1"},
+                  {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "I am happy"}]}]}})
+    assert isinstance(command, CreateResponse) and command.event_id == "e9"
+    options = command.options
+    assert (options.instructions, options.max_answer_tokens, options.audio_output, options.metadata, options.out_of_band) == (
+        "Classify.", 20, False, {"topic": "mood"}, True)
+    assert options.tools == ToolUse(proto.config.tools.tools, "required")
+    assert options.input is not None and options.input[0] == "item_1" and options.input[1].text == "I am happy"
+    [command] = receive(proto, {"type": "response.create", "response": {"tools": [], "metadata": None,
+                                                                          "max_response_output_tokens": "inf"}})
+    assert command.options.tools == ToolUse((), "auto") and command.options.metadata is None
+    assert command.options.max_answer_tokens == 4096 and not command.options.out_of_band
 
 
 def kinds(events: list[dict]) -> list[str]:
@@ -193,6 +288,7 @@ def kinds(events: list[dict]) -> list[str]:
 
 def test_a_spoken_turn_translates_in_order() -> None:
     proto = protocol()
+    proto.extensions = frozenset({"thinking", "latency"})
     out = []
     for item in [
         SpeechStarted(16_000, "item_u"),
@@ -201,7 +297,7 @@ def test_a_spoken_turn_translates_in_order() -> None:
         UserTranscriptPartial("item_u", "Where is the capital"),
         SpeechStopped(48_000, "item_u"),
         InputCommitted("item_u", None),
-        UserTranscriptFinal("turn_1", "item_u", "What is the capital of France?"),
+        UserTranscriptFinal("turn_1", "item_u", "What is the capital of France?", 2.0),
         ReplyStarted("turn_1", 1, "item_a"),
         ReasoningDelta("turn_1", 1, "Paris is"),
         ReasoningDone("turn_1", 1, "Paris is the capital."),
@@ -217,62 +313,147 @@ def test_a_spoken_turn_translates_in_order() -> None:
         "conversation.item.input_audio_transcription.delta",
         "input_audio_buffer.speech_stopped",
         "input_audio_buffer.committed",
-        "conversation.item.created",
+        "conversation.item.added",
         "conversation.item.input_audio_transcription.completed",
+        "conversation.item.done",
         "response.created",
-        "response.output_item.added",
-        "conversation.item.created",
-        "response.content_part.added",
         "response.thinking.delta",
         "response.thinking.done",
+        "response.output_item.added",
+        "conversation.item.added",
+        "response.content_part.added",
         "response.output_audio_transcript.delta",
         "response.output_audio.delta",
         "response.output_audio.done",
         "response.output_audio_transcript.done",
         "response.content_part.done",
         "response.output_item.done",
+        "conversation.item.done",
         "response.done",
         "response.latency",
     ]
     assert out[0]["audio_start_ms"] == 1000 and out[4]["audio_end_ms"] == 3000
     assert [(e["delta"], e["transcript"]) for e in out[1:4]] == [
         ("What is", "What is"), (" the capital", "What is the capital"), ("Where is the capital", "Where is the capital")]
-    assert out[10]["previous_item_id"] == "item_u" and out[10]["item"]["role"] == "assistant"
-    audio = out[15]
+    assert out[7]["usage"] == {"type": "duration", "seconds": 2.0}
+    assert out[8]["item"]["content"] == [{"type": "input_audio", "transcript": "What is the capital of France?"}]
+    assert out[13]["previous_item_id"] == "item_u" and out[13]["item"]["role"] == "assistant"
+    audio = out[16]
     assert audio["response_id"] == "resp_turn_1" and audio["item_id"] == "item_a"
     assert base64.b64decode(audio["delta"]) == bytes(960)
-    done = out[20]["response"]
+    done = out[22]["response"]
     assert done["status"] == "completed"
     assert done["output"][0]["content"][0] == {"type": "output_audio", "transcript": "Paris."}
-    assert out[21]["latency"] == {"first_packet_delay_ms": 700.0}
+    assert out[23]["latency"] == {"first_packet_delay_ms": 700.0}
     assert len({e["event_id"] for e in out}) == len(out)
+
+
+def test_extension_events_only_for_clients_that_ask() -> None:
+    proto = protocol()
+    out = proto.translate(ReplyStarted("t", 1, "item_a"))
+    out += proto.translate(ReasoningDelta("t", 1, "Hmm"))
+    out += proto.translate(ReasoningDone("t", 1, "Hmm."))
+    out += proto.translate(ReplyDone("t", 1, "item_a", "completed", "", {}))
+    assert kinds(out) == ["response.created", "response.done"]
+    assert out[1]["response"]["output"] == []  # no words, no message
+    assert proto.translate(AudioOut("gone", 1, np.zeros(4, np.float32))) == []  # a reply the client never saw begin
 
 
 def test_beta_names_and_interrupted_replies() -> None:
     proto = protocol(beta=True)
     out = proto.translate(ReplyStarted("t", 1, "item_a"))
-    out += proto.translate(AudioOut("t", 1, np.zeros(10, np.float32)))
     out += proto.translate(AssistantTextDelta("t", 1, "Once"))
+    out += proto.translate(AudioOut("t", 1, np.zeros(10, np.float32)))
     out += proto.translate(AudioCleared("t", 1))
     out += proto.translate(ReplyDone("t", 1, "item_a", "interrupted", "Once", {}))
     assert "response.audio.delta" in kinds(out) and "response.audio_transcript.delta" in kinds(out)
     assert "response.audio.done" in kinds(out) and "output_audio_buffer.cleared" in kinds(out)
-    assert out[3]["part"]["type"] == "audio"
+    assert "conversation.item.created" in kinds(out) and "conversation.item.done" not in kinds(out)
+    assert next(e for e in out if e["type"] == "response.content_part.added")["part"]["type"] == "audio"
     done = next(e for e in out if e["type"] == "response.done")["response"]
-    assert done["status"] == "cancelled" and done["status_details"]["reason"] == "interrupted"
+    assert done["status"] == "cancelled" and done["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
     assert done["output"][0]["status"] == "incomplete"
+    assert done["output"][0]["content"] == [{"type": "audio", "transcript": "Once"}]
+    proto.translate(ReplyStarted("t2", 2, "item_b"))
     failed = proto.translate(ReplyDone("t2", 2, "item_b", "failed", "", {}))
-    assert next(e for e in failed if e["type"] == "response.done")["response"]["status"] == "failed"
+    details = next(e for e in failed if e["type"] == "response.done")["response"]["status_details"]
+    assert details == {"type": "failed", "error": {"type": "server_error", "code": "reply_failed"}}
+    proto.translate(ReplyStarted("t3", 3, "item_c"))
+    cancelled = proto.translate(ReplyDone("t3", 3, "item_c", "cancelled", "", {}))
+    assert cancelled[-1]["response"]["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
+
+
+def test_a_reply_that_calls_tools_then_speaks() -> None:
+    proto = protocol()
+    out = proto.translate(ReplyStarted("t", 1, "item_m", metadata={"k": "v"}))
+    out += proto.translate(ToolCallStarted("t", 1, "item_c1", "call_1", "get_weather"))
+    out += proto.translate(ToolCallDelta("t", 1, "item_c1", '{"city": '))
+    out += proto.translate(ToolCallDelta("t", 1, "item_c1", '"Paris"}'))
+    out += proto.translate(ToolCallDone("t", 1, "item_c1", "call_1", "get_weather", '{"city": "Paris"}'))
+    out += proto.translate(ToolCallStarted("t", 1, "item_c2", "call_2", "get_time"))
+    out += proto.translate(AssistantTextDelta("t", 1, "Let me check."))
+    out += proto.translate(ReplyDone("t", 1, "item_m", "completed", "Let me check.", {}))
+    assert kinds(out) == [
+        "response.created",
+        "response.output_item.added", "conversation.item.added",
+        "response.function_call_arguments.delta", "response.function_call_arguments.delta",
+        "response.function_call_arguments.done", "response.output_item.done", "conversation.item.done",
+        "response.output_item.added", "conversation.item.added",
+        "response.output_item.added", "conversation.item.added", "response.content_part.added",
+        "response.output_audio_transcript.delta",
+        "response.output_audio.done", "response.output_audio_transcript.done", "response.content_part.done",
+        "response.output_item.done", "conversation.item.done",
+        "response.done",
+    ]
+    assert out[0]["response"]["metadata"] == {"k": "v"}
+    assert out[3]["call_id"] == "call_1" and out[3]["output_index"] == 0
+    assert (out[5]["name"], out[5]["arguments"]) == ("get_weather", '{"city": "Paris"}')
+    assert out[13]["output_index"] == 2
+    output = out[-1]["response"]["output"]
+    assert [(i["type"], i["status"]) for i in output] == [
+        ("function_call", "completed"), ("function_call", "incomplete"), ("message", "completed")]
+    assert output[0]["arguments"] == '{"city": "Paris"}' and out[-1]["response"]["metadata"] == {"k": "v"}
+    assert proto.translate(ToolCallDelta("gone", 1, "i", "x")) == []
+    assert proto.translate(ToolCallDone("gone", 1, "i", "c", "f", "{}")) == []
+    assert proto.translate(ToolCallStarted("gone", 1, "i", "c", "f")) == []
+    assert proto.translate(ReplyDone("gone", 1, "i", "completed", "", {})) == []
+
+
+def test_text_replies_out_of_the_conversation() -> None:
+    for beta, delta, done in ((False, "response.output_text.delta", "response.output_text.done"),
+                              (True, "response.text.delta", "response.text.done")):
+        proto = protocol(beta=beta)
+        out = proto.translate(ReplyStarted("t", 1, "item_m", audio=False, out_of_band=True))
+        out += proto.translate(AssistantTextDelta("t", 1, "happy"))
+        out += proto.translate(ReplyDone("t", 1, "item_m", "completed", "happy", {}))
+        assert kinds(out) == [
+            "response.created", "response.output_item.added", "response.content_part.added", delta, done,
+            "response.content_part.done", "response.output_item.done", "response.done"]
+        response = out[-1]["response"]
+        assert response["conversation_id"] is None
+        assert response["modalities" if beta else "output_modalities"] == ["text"]
+        assert response["output"][0]["content"] == [{"type": "text" if beta else "output_text", "text": "happy"}]
+    assert proto.translate(AssistantTextDelta("gone", 1, "x")) == []
 
 
 def test_items_and_errors_translate() -> None:
     proto = protocol()
     assert kinds(proto.translate(InputCleared())) == ["input_audio_buffer.cleared"]
-    [user] = proto.translate(ItemAdded("item_1", "user", "Hi", None))
+    user, done = proto.translate(ItemAdded(Message("user", "Hi", "item_1"), None))
+    assert user["type"] == "conversation.item.added" and done["type"] == "conversation.item.done"
     assert user["item"]["content"] == [{"type": "input_text", "text": "Hi"}] and user["previous_item_id"] is None
-    [assistant] = proto.translate(ItemAdded("item_2", "assistant", "Hello", "item_1"))
+    assistant, _ = proto.translate(ItemAdded(Message("assistant", "Hello", "item_2"), "item_1"))
     assert assistant["item"]["content"][0]["type"] == "output_text" and assistant["previous_item_id"] == "item_1"
-    assert protocol(beta=True).translate(ItemAdded("i", "assistant", "x", None))[0]["item"]["content"][0]["type"] == "text"
+    [beta] = protocol(beta=True).translate(ItemAdded(Message("assistant", "x", "i"), None))
+    assert beta["type"] == "conversation.item.created" and beta["item"]["content"][0]["type"] == "text"
+    call = Message("assistant", "{}", "item_3", kind="function_call", call_id="c1", name="f")
+    [retrieved] = proto.translate(ItemRetrieved(call, "evt_2"))
+    assert retrieved["type"] == "conversation.item.retrieved"
+    assert retrieved["item"] == {"id": "item_3", "object": "realtime.item", "status": "completed", "type": "function_call",
+                                 "call_id": "c1", "name": "f", "arguments": "{}"}
+    output = Message("user", "20 C", "item_4", kind="function_call_output", call_id="c1")
+    added_output, _ = proto.translate(ItemAdded(output, "item_3"))
+    assert added_output["item"]["type"] == "function_call_output" and added_output["item"]["output"] == "20 C"
     [deleted] = proto.translate(ItemDeleted("item_1"))
     assert (deleted["type"], deleted["item_id"]) == ("conversation.item.deleted", "item_1")
     [truncated] = proto.translate(ReplyTruncated("item_2", "Hel", 250))

@@ -78,7 +78,8 @@ async def test_a_spoken_question_gets_a_spoken_answer_in_order(server, models, s
         created = json.loads(await ws.recv())
         assert created["type"] == "session.created"
         assert created["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24_000}
-        await ws.send(json.dumps({"type": "session.update", "session": {"reasoning": {"budget_tokens": 16}}}))
+        await ws.send(json.dumps({"type": "session.update", "session": {
+            "reasoning": {"budget_tokens": 16}, "extensions": ["thinking", "latency"]}}))
         speech_end = await stream(ws, np.concatenate([silence(0.3), say("What is the capital of Germany?")]))
         tail = asyncio.create_task(keep_silent(ws, 8.0))
         events = await events_until(ws, "response.latency")
@@ -86,9 +87,9 @@ async def test_a_spoken_question_gets_a_spoken_answer_in_order(server, models, s
     kinds = [e["type"] for e in events]
     order = [
         "session.updated", "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.committed", "conversation.item.created", "conversation.item.input_audio_transcription.completed",
-        "response.created", "response.output_item.added", "response.content_part.added", "response.thinking.delta",
-        "response.thinking.done", "response.output_audio_transcript.delta", "response.output_audio.delta",
+        "input_audio_buffer.committed", "conversation.item.added", "conversation.item.input_audio_transcription.completed",
+        "response.created", "response.thinking.delta", "response.thinking.done", "response.output_item.added",
+        "response.content_part.added", "response.output_audio_transcript.delta", "response.output_audio.delta",
         "response.output_audio.done", "response.output_audio_transcript.done", "response.content_part.done",
         "response.output_item.done", "response.done", "response.latency",
     ]

@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from realtime.conversation import Message
 from realtime.events import (
     AudioCleared,
     AudioOut,
@@ -122,7 +123,7 @@ async def test_cancel_stops_the_reply_and_cancel_with_none_is_an_error() -> None
     async with Harness(SessionConfig(turn_detection=False)) as h:
         await h.session.cancel_response("evt_1")
         h.decoder.gate = asyncio.Event()
-        h.session.history.add("user", "tell me a story.")
+        h.session.history.add(Message("user", "tell me a story."))
         await h.session.create_response()
         await settle(lambda: bool(h.of(ReplyStarted)))
         await h.session.cancel_response()
@@ -201,7 +202,7 @@ async def test_a_failing_decoder_keeps_what_was_said_and_the_session_goes_on() -
 async def test_say_during_a_reply_waits_for_it() -> None:
     async with Harness(SessionConfig(turn_detection=False)) as h:
         h.decoder.gate = asyncio.Event()
-        h.session.history.add("user", "tell me a story.")
+        h.session.history.add(Message("user", "tell me a story."))
         await h.session.create_response()
         await settle(lambda: bool(h.of(ReplyStarted)))
         await h.session.say("Hello there.")
@@ -217,8 +218,8 @@ async def test_say_during_a_reply_waits_for_it() -> None:
 async def test_two_replies_asked_for_at_once() -> None:
     async with Harness(SessionConfig(turn_detection=False)) as h:
         h.decoder.gate = asyncio.Event()
-        h.session.history.add("user", QUESTION)
-        await asyncio.gather(h.session.create_response("evt_a"), h.session.create_response("evt_b"))
+        h.session.history.add(Message("user", QUESTION))
+        await asyncio.gather(h.session.create_response(event_id="evt_a"), h.session.create_response(event_id="evt_b"))
         h.decoder.gate.set()
         await h.done()
         await settle(steps=200)
@@ -309,7 +310,7 @@ async def test_a_partial_and_its_prefill_end_before_the_next_partial_begins() ->
 async def test_a_commit_during_a_reply_leaves_the_reply_tracked_and_cancellable() -> None:
     async with Harness(SessionConfig(turn_detection=False)) as h:
         h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 10
-        h.session.history.add("user", "tell me a story.")
+        h.session.history.add(Message("user", "tell me a story."))
         await h.session.create_response()
         await settle(lambda: len(h.sink.items) >= 10)
         await h.push(speak(QUESTION))
@@ -337,7 +338,7 @@ async def test_an_interrupted_chain_enters_the_history_in_the_order_it_was_said(
 async def test_a_new_output_rate_applies_to_the_next_reply() -> None:
     async with Harness(SessionConfig(turn_detection=False)) as h:
         h.session.configure(dataclasses.replace(h.session.config, output_rate=8_000))
-        h.session.history.add("user", QUESTION)
+        h.session.history.add(Message("user", QUESTION))
         await h.session.create_response()
         await h.done()
     assert sum(len(item.samples) for item in h.sink.items) == 8_000 // 4, "one word of 0.25 s at 8 kHz"

@@ -234,7 +234,7 @@ async def test_a_whole_call_from_an_aiortc_peer(server, models, say) -> None:
     form.add_field("sdp", await peer.offer(), content_type="application/sdp")
     # A full-sentence answer: a lone word ("Berlin.") from Piper is often misheard by Whisper base ("Rolin.").
     instructions = DEFAULT_INSTRUCTIONS + " Answer in a complete sentence."
-    form.add_field("session", json.dumps({"instructions": instructions}), content_type="application/json")
+    form.add_field("session", json.dumps({"instructions": instructions, "extensions": ["latency"]}), content_type="application/json")
     async with ClientSession() as http, http.post(calls_url(server), data=form, headers=AUTH) as response:
         assert response.status == 201, await response.text()
         await peer.pc.setRemoteDescription(RTCSessionDescription(await response.text(), "answer"))

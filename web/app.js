@@ -176,7 +176,9 @@ function sendSettings() {
   const channel = call?.channel;
   if (channel?.readyState !== "open") return;
   const budget = Number(ui.reasoning.value);
-  channel.send(JSON.stringify({ type: "session.update", session: { reasoning: { budget_tokens: budget } } }));
+  // "extensions": the reasoning and latency events this page shows (a documented extension; off by default)
+  const session = { reasoning: { budget_tokens: budget }, extensions: ["thinking", "latency"] };
+  channel.send(JSON.stringify({ type: "session.update", session }));
 }
 
 // ---- events -----------------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from realtime.conversation import DEFAULT_INSTRUCTIONS
+from realtime.conversation import DEFAULT_INSTRUCTIONS, Message
 from realtime.policy import PolicyConfig
 from realtime.reasoning import ReplyMode
+from realtime.tools import NO_TOOLS, ToolUse
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,29 @@ class SessionConfig:
     """For an audio LLM brain: plain decoding within the budget, or a Mind-Paced Speaking schedule."""
     audio_block_seconds: float = 2.0
     """For an audio LLM brain: audio is encoded and prefilled in blocks this long (s) while the user speaks."""
+    tools: ToolUse = NO_TOOLS
+    """The functions replies may call, and the choice among them (``session.tools`` / ``tool_choice``)."""
+    audio_output: bool = True
+    """Replies are spoken (``output_modalities: ["audio"]``); off, they are text only (``["text"]``)."""
 
     @classmethod
     def naive(cls, **overrides: object) -> SessionConfig:
         """The naive cascade: wait for the end of turn, transcribe, write the whole answer, then speak."""
         return cls(listen_while_thinking=False, speculate=False, answer_early=False, stream_speech=False, **overrides)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ResponseOptions:
+    """What one ``response.create`` asks beyond the session's settings (None: as the session is set)."""
+
+    instructions: str | None = None
+    tools: ToolUse | None = None
+    max_answer_tokens: int | None = None
+    audio_output: bool | None = None
+    metadata: dict[str, str] | None = None
+    """Echoed in the response (at most 16 pairs)."""
+    out_of_band: bool = False
+    """``conversation: "none"``: the reply enters no conversation and runs beside the default one."""
+    input: tuple[str | Message, ...] | None = None
+    """What the reply answers instead of the conversation: item ids (references to the conversation's items) and
+    inline items."""

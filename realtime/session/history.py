@@ -3,8 +3,10 @@ cache warm after every change (at a quiet moment, never on a reply's critical pa
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
+from realtime.conversation import Message
 from realtime.events import ItemAdded, ItemDeleted, ReplyTruncated
 from realtime.session.turn import Turn
 
@@ -29,21 +31,22 @@ class History:
         if session.config.listen_while_thinking and not session.closed:
             session.spawn(session.brain.prefill(), "prefill")
 
-    def add(self, role: str, text: str, item_id: str | None = None, event_id: str | None = None) -> None:
-        """Add a text message (a client's ``conversation.item.create``); a bad one gets an ``error`` item."""
+    def add(self, item: Message, previous_item_id: str | None = None, event_id: str | None = None) -> None:
+        """Add a client's item (``conversation.item.create``) after ``previous_item_id`` (None: at the end, ``root``:
+        at the start); a bad one gets an ``error`` item."""
         session = self._session
-        if role not in ("user", "assistant", "system"):
-            session.error("invalid_value", f"role must be user, assistant or system, not {role!r}", event_id)
+        if self._conversation.find(item.id):
+            session.error("invalid_value", f"an item with id {item.id!r} already exists", event_id)
             return
-        if item_id and self._conversation.find(item_id):
-            session.error("invalid_value", f"an item with id {item_id!r} already exists", event_id)
-            return
-        previous = self.last_item_id()
-        message = self._conversation.add(role, text, item_id)  # type: ignore[arg-type]
-        if message is None:
+        if item.kind == "message" and not item.text.strip():
             session.error("invalid_value", "the message has no text", event_id)
             return
-        session.put(ItemAdded(message.id, role, message.text, previous))
+        try:
+            self._conversation.insert(item, previous_item_id)
+        except KeyError:
+            session.error("item_not_found", f"no conversation item {previous_item_id!r} to add the item after", event_id)
+            return
+        session.put(ItemAdded(dataclasses.replace(item), self._conversation.previous_id(item.id)))
         self.prefill()
 
     def delete(self, item_id: str, event_id: str | None = None) -> None:
@@ -55,11 +58,17 @@ class History:
         self.prefill()
 
     def closed(self, turn: Turn, heard: str) -> None:
-        """A finished turn leaves the user's words and, if the reply began, what of it was heard."""
+        """A finished turn leaves the user's words and, if the reply began, what of it was heard and the tool calls it
+        wrote whole; an out-of-band reply leaves nothing."""
+        if turn.options.out_of_band:
+            return
         if turn.user_text:
             self._conversation.add("user", turn.user_text, turn.user_item_id)
         if turn.item_id is not None:
             self._conversation.add("assistant", heard, turn.item_id)
+        for call in turn.calls:
+            if call.text:  # the call was written whole
+                self._conversation.insert(call)
 
     def truncated(self, turn: Turn, heard: str, played: int) -> None:
         """A completed reply was cut while its audio was still playing: history keeps ``heard``."""

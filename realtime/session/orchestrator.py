@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
@@ -22,13 +23,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from audio import PIPELINE_RATE
-from realtime.conversation import Conversation, new_item_id
+from realtime.conversation import Conversation, Message, new_item_id
 from realtime.errors import SessionClosedError
 from realtime.events import (
     ErrorEvent,
     InputCleared,
     InputCommitted,
     Interruptible,
+    ItemRetrieved,
     OutputItem,
     SettingsChanged,
     SpeechStarted,
@@ -37,7 +39,7 @@ from realtime.events import (
 from realtime.latency import LatencyRecord, now
 from realtime.models import Models
 from realtime.policy import Decision, Event, TurnPolicy
-from realtime.session.config import SessionConfig
+from realtime.session.config import ResponseOptions, SessionConfig
 from realtime.session.history import History
 from realtime.session.listening import Listener
 from realtime.session.output import AudioSink, OutputQueue, route
@@ -209,6 +211,7 @@ class VoiceSession:
         :class:`~realtime.events.SettingsChanged` item (for changes that do not come from the wire protocol)."""
         self.config = config
         self.conversation.instructions = config.instructions
+        self.conversation.tools = config.tools.offered
         self._policy.config = config.policy
         self.utterance.prefix_padding_ms, self.utterance.max_utterance_s = config.prefix_padding_ms, config.max_utterance_s
         if announce:
@@ -229,13 +232,32 @@ class VoiceSession:
         self.utterance.clear(keep_open=self._policy.user_speaking and self.config.turn_detection)
         self.put(InputCleared())
 
-    async def create_response(self, event_id: str | None = None) -> None:
-        """Reply to the conversation as it stands (``response.create``)."""
+    async def create_response(self, options: ResponseOptions | None = None, event_id: str | None = None) -> None:
+        """Reply to the conversation as it stands, or to ``options.input`` (``response.create``)."""
+        options = options or ResponseOptions()
         turn = self.turns.live
-        if turn is not None and turn.respond and turn.committed:
+        if not options.out_of_band and turn is not None and turn.respond and turn.committed:
             self.error("conversation_already_has_active_response", "a response is already in progress", event_id)
             return
-        (await self.turns.begin(self.utterance.samples, respond=True, hear=False)).commit()
+        context = None
+        if options.input is not None:
+            context = [entry if isinstance(entry, Message) else self.conversation.find(entry) for entry in options.input]
+            if None in context:
+                missing = next(e for e, m in zip(options.input, context, strict=True) if m is None)
+                self.error("item_not_found", f"no conversation item {missing!r} for the response's input", event_id)
+                return
+        turn = await self.turns.begin(
+            self.utterance.samples, respond=True, hear=False, options=options, context=context  # type: ignore[arg-type]
+        )
+        turn.commit()
+
+    def retrieve(self, item_id: str, event_id: str | None = None) -> None:
+        """Send an item as it stands (``conversation.item.retrieve``): from the history, or from a turn in progress."""
+        item = self.conversation.find(item_id) or self.turns.item_in_progress(item_id)
+        if item is None:
+            self.error("item_not_found", f"no conversation item {item_id!r}", event_id)
+            return
+        self.put(ItemRetrieved(dataclasses.replace(item), event_id))
 
     async def say(self, text: str) -> None:
         """Speak ``text`` as the assistant's next reply (no model writes it), after the reply in progress if any; it

@@ -9,14 +9,16 @@ from collections.abc import AsyncGenerator
 
 import numpy as np
 
+from audio.samples import PIPELINE_RATE
 from realtime.asr import WhisperTranscriber
-from realtime.brain import BrainSession, ReplyRequest
-from realtime.conversation import new_item_id
-from realtime.events import ReasoningDelta, ReasoningDone, ReplyStarted, UserTranscriptFinal
+from realtime.brain import BrainSession, ReplyPiece, ReplyRequest
+from realtime.conversation import Message, new_item_id
+from realtime.events import ReasoningDelta, ReasoningDone, ReplyStarted, ToolCallDelta, ToolCallDone, ToolCallStarted, UserTranscriptFinal
 from realtime.reasoning import Piece
 from realtime.session.config import SessionConfig
 from realtime.session.speaking import Clauses, Speaker
 from realtime.session.turn import Turn
+from realtime.tools import CallPiece
 from tts import ClauseSegmenter, RepetitionGuard
 
 MAX_QUEUED_CLAUSES = 16
@@ -36,16 +38,21 @@ class Replier:
         transcript = await self._asr.transcribe_async(audio)
         turn.record.mark("final_transcript")
         text = transcript.text if transcript.is_speech else ""
-        turn.emit(UserTranscriptFinal(turn.id, turn.user_item_id or "", text))
+        turn.emit(UserTranscriptFinal(turn.id, turn.user_item_id or "", text, len(audio) / PIPELINE_RATE))
         return text
 
-    async def answer(self, turn: Turn, config: SessionConfig) -> None:
-        """Stream the reply: reasoning as events, the answer clause by clause into speech (or, with
-        ``stream_speech`` off, the whole answer once written). Returns when the last clause has been spoken."""
+    async def answer(self, turn: Turn, config: SessionConfig, brain: BrainSession | None = None) -> None:
+        """Stream the reply: reasoning as events, tool calls as items, the answer clause by clause into speech (or,
+        with ``stream_speech`` off, the whole answer once written; text only when the reply is not spoken). Returns
+        when the last clause has been spoken. ``brain``: another brain session than the session's own (an
+        out-of-band reply's)."""
+        options = turn.options
+        spoken = config.audio_output if options.audio_output is None else options.audio_output
         turn.item_id = new_item_id()
-        turn.emit(ReplyStarted(turn.id, turn.generation, turn.item_id))
+        turn.emit(ReplyStarted(turn.id, turn.generation, turn.item_id, spoken, options.metadata, options.out_of_band))
         clauses: Clauses = asyncio.Queue(maxsize=MAX_QUEUED_CLAUSES)
-        speaking = turn.spawn(self.speaker.speak(turn, clauses, rate=config.output_rate, stream=config.stream_speech), "speak")
+        speak = self.speaker.speak if spoken else self.speaker.write
+        speaking = turn.spawn(speak(turn, clauses, rate=config.output_rate, stream=config.stream_speech), "speak")
         segmenter = ClauseSegmenter()
         guard = RepetitionGuard()
         held: list[str] = []
@@ -62,9 +69,12 @@ class Replier:
                     held.append(clause)
             return True
 
-        async with contextlib.aclosing(self._think(turn, config)) as pieces:
+        async with contextlib.aclosing(self._think(turn, config, brain or self._brain)) as pieces:
             async for piece in pieces:
                 turn.record.mark("first_token")
+                if isinstance(piece, CallPiece):
+                    _call(turn, piece)
+                    continue
                 if piece.channel == "reasoning":
                     reasoning.append(piece.text)
                     turn.emit(ReasoningDelta(turn.id, turn.generation, piece.text))
@@ -81,15 +91,31 @@ class Replier:
         await clauses.put(None)
         await speaking
 
-    async def _think(self, turn: Turn, config: SessionConfig) -> AsyncGenerator[Piece, None]:
-        """Reasoning and answer text: the turn's script, or the brain's reply."""
+    async def _think(self, turn: Turn, config: SessionConfig, brain: BrainSession) -> AsyncGenerator[ReplyPiece, None]:
+        """Reasoning, answer text and tool calls: the turn's script, or the brain's reply."""
         if turn.script is not None:
             yield Piece("answer", turn.script)
             return
+        options = turn.options
         request = ReplyRequest(
-            turn.user_text, max_tokens=config.max_answer_tokens, reasoning_budget=config.reasoning_budget,
-            temperature=config.temperature, mode=config.reasoning_mode,
+            turn.user_text, max_tokens=options.max_answer_tokens or config.max_answer_tokens,
+            reasoning_budget=config.reasoning_budget, temperature=config.temperature, mode=config.reasoning_mode,
+            instructions=options.instructions, tools=options.tools or config.tools, context=turn.context,
         )
-        async with contextlib.aclosing(self._brain.reply(request)) as pieces:
+        async with contextlib.aclosing(brain.reply(request)) as pieces:
             async for piece in pieces:
                 yield piece
+
+
+def _call(turn: Turn, piece: CallPiece) -> None:
+    """A piece of a tool call becomes the call's item and its events."""
+    call = next((c for c in turn.calls if c.call_id == piece.call_id), None)
+    if call is None:
+        call = Message("assistant", "", kind="function_call", call_id=piece.call_id, name=piece.name)
+        turn.calls.append(call)
+        turn.emit(ToolCallStarted(turn.id, turn.generation, call.id, piece.call_id, piece.name))
+    elif piece.done:
+        call.text = piece.arguments
+        turn.emit(ToolCallDone(turn.id, turn.generation, call.id, piece.call_id, piece.name, piece.arguments))
+    elif piece.arguments:
+        turn.emit(ToolCallDelta(turn.id, turn.generation, call.id, piece.arguments))

@@ -43,6 +43,14 @@ class Speaker:
         else:
             await self._speak_clauses(turn, clauses, rate)
 
+    async def write(self, turn: Turn, clauses: Clauses, *, rate: int, stream: bool = True) -> None:
+        """Show the clauses as text, with no audio (a reply that is not spoken); ``rate`` and ``stream`` are there to
+        take :meth:`speak`'s place."""
+        while (text := await clauses.get()) is not None:
+            clause = SpokenClause(text, 0)
+            turn.spoken.append(clause)
+            self._show(turn, clause)
+
     async def _emit(self, turn: Turn, samples: np.ndarray) -> None:
         turn.record.mark("first_tts_audio")
         await self._room()

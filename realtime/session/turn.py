@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
+from realtime.conversation import Message
 from realtime.errors import TurnStateError
 from realtime.events import OutputItem
 from realtime.latency import LatencyRecord
+from realtime.session.config import ResponseOptions
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,12 @@ class Turn:
         self.commit_when_verified = False
         """The user's turn ended before the final transcript confirmed this early reply."""
         self.spoken: list[SpokenClause] = []
+        self.options = ResponseOptions()
+        """What the client asked of this reply beyond the session's settings."""
+        self.context: list[Message] | None = None
+        """The items the reply answers instead of the conversation's history (a response's ``input``)."""
+        self.calls: list[Message] = []
+        """The function calls the reply wrote, in order (``text``: the arguments as written so far)."""
         self.error: BaseException | None = None
         """The first failure of any of this turn's tasks, kept for inspection and logged once (never swallowed); a
         failure of the reply itself also ends the turn ``failed`` and tells the client."""

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from realtime.conversation import Message
 from realtime.errors import BrainStateError
 from realtime.events import AudioCleared, AudioOut, ErrorEvent, ItemDeleted, OutputItem, ReplyDone, ReplyTruncated
 from realtime.latency import LatencyRecord
+from realtime.session.config import ResponseOptions
 from realtime.session.turn import Outcome, Turn
 
 if TYPE_CHECKING:
@@ -37,6 +39,8 @@ class TurnKeeper:
         self._history = history
         self._live: list[Turn] = []
         """The live turns, oldest first."""
+        self._beside: list[Turn] = []
+        """Out-of-band replies in progress: they run beside the others, wait for none, and leave no history."""
         self._last_reply: Turn | None = None
         """The last completed reply, while its audio may still be playing (a barge-in then truncates it)."""
         self._generations = itertools.count(1)
@@ -54,6 +58,17 @@ class TurnKeeper:
         """A live reply, or the last one while its audio may still play, whose assistant item is ``item_id``."""
         return next((t for t in (*self._live, self._last_reply) if t is not None and t.item_id == item_id), None)
 
+    def item_in_progress(self, item_id: str) -> Message | None:
+        """The user message or the reply of a turn not yet in the history, as it stands (None when no turn has it)."""
+        for turn in (*self._live, *self._beside, *([self._last_reply] if self._last_reply else [])):
+            if turn.user_item_id == item_id:
+                return Message("user", turn.user_text or "", item_id)
+            if turn.item_id == item_id:
+                return Message("assistant", " ".join(c.text for c in turn.spoken), item_id)
+            if call := next((c for c in turn.calls if c.id == item_id), None):
+                return call
+        return None
+
     def current_reply(self) -> Turn | None:
         """The newest committed reply in progress, or the finished one whose audio is still playing."""
         for turn in reversed(self._live):
@@ -70,24 +85,26 @@ class TurnKeeper:
 
     def _release(self, turn: Turn) -> None:
         """``turn`` is over: it is no longer live."""
-        if turn in self._live:
-            self._live.remove(turn)
+        for turns in (self._live, self._beside):
+            if turn in turns:
+                turns.remove(turn)
 
     def _send(self, item: OutputItem) -> None:
         """Where a committed turn's output goes."""
         if isinstance(item, AudioOut):
-            for turn in self._live:
+            for turn in (*self._live, *self._beside):
                 if turn.id == item.turn_id:
                     turn.record.mark("first_audio_out", self._s.clock())
         self._s.put(item)
 
     async def begin(
         self, speech_end: int | None, *, respond: bool, hear: bool = True, text: str | None = None,
-        script: str | None = None,
+        script: str | None = None, options: ResponseOptions | None = None, context: list[Message] | None = None,
     ) -> Turn:
         """The one place a turn begins. A speculative live turn is discarded; committed ones stay, and the new turn's
         reply waits for them. The new turn hears the utterance so far (``hear``), or takes its words (``text``), or
-        replies to the history as it is; ``speech_end`` is None while the user is still speaking."""
+        replies to the history as it is (or to ``context``); ``speech_end`` is None while the user is still speaking.
+        ``options`` are the client's for this reply; an out-of-band reply runs at once, beside the others."""
         while (previous := self.live) is not None and previous.speculative:
             await self.discard(previous)
         record = LatencyRecord(turn_id=f"turn_{next(_turn_ids)}", clock=self._s.clock)
@@ -95,8 +112,9 @@ class TurnKeeper:
             record.mark("speech_end", self._s.sample_time(speech_end))
             record.mark("speculation_start")
         turn = Turn(record.turn_id, next(self._generations), record, self._send, respond=respond)
-        turn.script = script
-        self._live.append(turn)
+        turn.script, turn.context = script, context
+        turn.options = options or turn.options
+        (self._beside if turn.options.out_of_band else self._live).append(turn)
         self._s.stats["speculations"] += 1
         audio = None
         if text is not None:
@@ -114,10 +132,12 @@ class TurnKeeper:
                 turn.spawn(self._transcribe_for_client(turn, audio), "transcribe")
             elif audio is not None:
                 turn.user_text = await self._s.replier.transcribe(turn, audio)
-            if turn.respond:  # the reply waits for every turn begun before it (a reply, a transcript)
+            if turn.options.out_of_band:
+                await self._answer_beside(turn)
+            elif turn.respond:  # the reply waits for every turn begun before it (a reply, a transcript)
                 for earlier in self._before(turn):
                     await earlier.finished.wait()
-            if turn.respond and turn.user_text != "":
+            if turn.respond and turn.user_text != "" and not turn.options.out_of_band:
                 if self._finishing is not None:  # the brain keeps the last turn before it begins the next
                     await asyncio.wait({self._finishing})
                 await self._s.replier.answer(turn, self._s.config)
@@ -128,6 +148,14 @@ class TurnKeeper:
             outcome = Outcome.FAILED
             turn.emit(ErrorEvent("reply_failed", f"the reply failed: {exc}"))
         await self._finish(turn, outcome)
+
+    async def _answer_beside(self, turn: Turn) -> None:
+        """An out-of-band reply, on a brain session of its own (the session's brain may be writing another reply)."""
+        brain = self._s.models.brain.open(self._s.conversation.view())
+        try:
+            await self._s.replier.answer(turn, self._s.config, brain)
+        finally:
+            brain.close()
 
     async def _transcribe_for_client(self, turn: Turn, audio: np.ndarray) -> None:
         turn.user_text = await self._s.replier.transcribe(turn, audio) or None
@@ -155,10 +183,11 @@ class TurnKeeper:
 
     async def stop_all(self) -> None:
         """Stop every live turn (the session closes)."""
-        for turn in reversed(list(self._live)):
+        for turn in reversed([*self._live, *self._beside]):
             if turn.live:  # checked just before: one may end on its own while another is being stopped
                 await turn.stop(Outcome.INTERRUPTED)
         self._live.clear()
+        self._beside.clear()
 
     async def truncate(self, item_id: str, audio_end_ms: int, event_id: str | None = None) -> None:
         """Cut an assistant reply to the audio the client played (``conversation.item.truncate``): the client's count
@@ -202,7 +231,7 @@ class TurnKeeper:
         """Enter a finished turn into the history, the brain and the records, and tell the client."""
         if turn.live:
             turn.end(outcome)
-        if turn.item_id is not None and turn.script is None:
+        if turn.item_id is not None and turn.script is None and not turn.options.out_of_band:
             self._finishing = self._s.spawn(self._brain_finish(heard), "finish")
         self._history.closed(turn, heard)
         if turn.respond:
@@ -211,7 +240,7 @@ class TurnKeeper:
             self._s.records.append(turn.record)
             self._s.put(ReplyDone(turn.id, turn.generation, turn.item_id, outcome.value, heard, turn.record.as_dict()))
         self._release(turn)
-        if turn.respond:
+        if turn.respond and not turn.options.out_of_band:
             self._last_reply = turn if outcome is Outcome.COMPLETED else None
         self._history.prefill()
 

@@ -1,0 +1,151 @@
+"""Function calling, per-response options and the item lifecycle in the session, on fakes (no models, no real time):
+a reply that calls a tool, the tool's output answered in words, text-only replies, out-of-band replies beside the
+conversation, item retrieval and placement. The real models and real clients are in ``test_agents_sdk.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from realtime.conversation import ROOT, Message
+from realtime.events import (
+    AssistantTextDelta,
+    AudioOut,
+    ErrorEvent,
+    ItemAdded,
+    ItemRetrieved,
+    ReplyDone,
+    ReplyStarted,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStarted,
+)
+from realtime.session import SessionConfig
+from realtime.session.config import ResponseOptions
+from realtime.tools import Tool, ToolCallSplitter, ToolUse, call_grammar
+from tests.fakes import settle
+from tests.test_session import Harness
+
+WEATHER = Tool("get_weather", "The weather in a city", {"type": "object", "properties": {"city": {"type": "string"}}})
+CALL = '<tool_call> {"name": "get_weather", "arguments": {"city": "Paris"}} </tool_call>'
+OUTPUT = '{"sky": "sunny", "celsius": 21}'
+ASKED = "what is the weather in paris?"
+ANSWERS = {ASKED: CALL, f"<tool_response>\n{OUTPUT}\n</tool_response>": "It is sunny and 21 degrees in Paris."}
+
+
+def typed(text: str) -> Message:
+    return Message("user", text)
+
+
+async def test_a_reply_calls_a_tool_and_the_next_one_answers_with_its_output() -> None:
+    config = SessionConfig(turn_detection=False, tools=ToolUse((WEATHER,)))
+    async with Harness(config, ANSWERS) as h:
+        h.session.history.add(typed(ASKED))
+        await h.session.create_response()
+        [done] = await h.done()
+        [started], [finished] = h.of(ToolCallStarted), h.of(ToolCallDone)
+        assert (started.name, finished.call_id) == ("get_weather", started.call_id)
+        assert json.loads(finished.arguments) == {"city": "Paris"}
+        assert "".join(d.delta for d in h.of(ToolCallDelta)) == finished.arguments
+        assert done.status == "completed" and done.text == "" and not h.sink.items, "a call alone says nothing"
+        assert "<tools>" in h.decoder.prompts[0] and '"get_weather"' in h.decoder.prompts[0]
+        call = h.session.conversation.messages[-1]
+        assert (call.kind, call.call_id, call.id) == ("function_call", started.call_id, started.item_id)
+
+        h.session.history.add(Message("user", OUTPUT, kind="function_call_output", call_id=started.call_id))
+        await h.session.create_response()
+        second = (await h.done(2))[1]
+    assert second.text == "It is sunny and 21 degrees in Paris." and h.sink.items, "the answer is spoken"
+    assert "<tool_call>" in h.decoder.prompts[1] and "<tool_response>" in h.decoder.prompts[1]
+    assert [m.kind for m in h.session.conversation.messages] == ["message", "function_call", "function_call_output", "message"]
+
+
+async def test_tool_choice_reaches_the_decoder_per_response() -> None:
+    config = SessionConfig(turn_detection=False, tools=ToolUse((WEATHER,)))
+    async with Harness(config, ANSWERS) as h:
+        h.session.history.add(typed(ASKED))
+        await h.session.create_response(ResponseOptions(tools=ToolUse((WEATHER,), "none")))
+        await h.done()
+    assert h.decoder.tools == [ToolUse((WEATHER,), "none")]
+    assert "<tools>" not in h.decoder.prompts[0], "with tool_choice none the model is not shown the tools"
+    assert call_grammar(ToolUse((WEATHER,), "none")) == {}
+    assert "grammar_lazy" not in call_grammar(ToolUse((WEATHER,), "get_weather"))
+
+
+async def test_text_only_replies_make_no_audio() -> None:
+    async with Harness(SessionConfig(turn_detection=False, audio_output=False)) as h:
+        h.session.history.add(typed("what is two plus two?"))
+        await h.session.create_response()
+        [done] = await h.done()
+    [started] = h.of(ReplyStarted)
+    assert started.audio is False and not h.sink.items and not h.of(AudioOut)
+    assert "".join(d.text for d in h.of(AssistantTextDelta)).strip() == "Four." == done.text
+    assert h.history()[-1] == ("assistant", "Four.")
+
+
+async def test_an_out_of_band_reply_runs_beside_the_conversation_and_leaves_it_alone() -> None:
+    answers = {"tell me a story.": "Once upon a time there was a story.", "I love this!": "positive"}
+    async with Harness(SessionConfig(turn_detection=False), answers) as h:
+        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 2
+        h.session.history.add(typed("tell me a story."))
+        await h.session.create_response()
+        await settle(lambda: bool(h.of(ReplyStarted)))
+        review = typed("I love this!")
+        options = ResponseOptions(instructions="Classify the sentiment in one word.", audio_output=False,
+                                  metadata={"purpose": "sentiment"}, out_of_band=True, input=(review,))
+        h.decoder.gate, story_gate = None, h.decoder.gate  # the story stays held; the classification runs
+        await h.session.create_response(options)
+        await settle(lambda: len(h.of(ReplyDone)) >= 1)
+        [classified] = h.of(ReplyDone)
+        assert classified.text == "positive", "the out-of-band reply finished while the story was held"
+        story_gate.set()
+        await h.done(2)
+    started = h.of(ReplyStarted)
+    assert started[1].out_of_band and started[1].metadata == {"purpose": "sentiment"}
+    oob_prompt = next(p for p in h.decoder.prompts if "Classify" in p)
+    assert "tell me a story." not in oob_prompt and "I love this!" in oob_prompt
+    assert [text for _, text in h.history()] == ["tell me a story.", "Once upon a time there was a story."]
+
+
+async def test_input_references_must_exist() -> None:
+    async with Harness(SessionConfig(turn_detection=False)) as h:
+        await h.session.create_response(ResponseOptions(input=("item_nowhere",)), "evt_1")
+        await settle(steps=50)
+    assert [(e.code, e.event_id) for e in h.of(ErrorEvent)] == [("item_not_found", "evt_1")]
+
+
+async def test_items_are_placed_and_retrieved() -> None:
+    async with Harness(SessionConfig(turn_detection=False)) as h:
+        first, second = typed("first"), typed("second")
+        h.session.history.add(first)
+        h.session.history.add(second, ROOT)
+        third = typed("third")
+        h.session.history.add(third, first.id)
+        h.session.history.add(typed("lost"), "item_nowhere", "evt_1")
+        h.session.history.add(typed("again"))
+        h.session.history.add(Message("user", "dup", first.id), None, "evt_2")
+        h.session.retrieve(first.id, "evt_3")
+        h.session.retrieve("item_nowhere", "evt_4")
+        await settle(steps=50)
+    assert [text for _, text in h.history()] == ["second", "first", "third", "again"]
+    assert [a.previous_item_id for a in h.of(ItemAdded)] == [None, None, first.id, third.id]
+    [retrieved] = h.of(ItemRetrieved)
+    assert (retrieved.item.text, retrieved.event_id) == ("first", "evt_3")
+    assert [(e.code, e.event_id) for e in h.of(ErrorEvent)] == [
+        ("item_not_found", "evt_1"), ("invalid_value", "evt_2"), ("item_not_found", "evt_4")]
+
+
+def test_the_splitter_reads_calls_cut_anywhere_and_drops_what_is_not_a_call() -> None:
+    text = 'Sure.<tool_call>\n{"name": "f", "arguments": {"a": {"b": 1}}}\n</tool_call><tool_call>nonsense</tool_call> Bye'
+    for step in (1, 2, 5, len(text)):
+        splitter, out = ToolCallSplitter(), []
+        for at in range(0, len(text), step):
+            out += splitter.push(text[at : at + step])
+        out += splitter.flush()
+        assert "".join(o for o in out if isinstance(o, str)) == "Sure. Bye"
+        calls = [o for o in out if not isinstance(o, str)]
+        assert calls[0].name == "f" and calls[-1].done and calls[-1].arguments == '{"a": {"b": 1}}'
+        assert "".join(c.arguments for c in calls[1:-1]) == calls[-1].arguments
+    unfinished = ToolCallSplitter()
+    assert next(iter(unfinished.push('<tool_call>{"name": "f", "arguments": {'))).name == "f"  # type: ignore[union-attr]
+    assert list(unfinished.flush()) == []
