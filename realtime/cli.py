@@ -355,10 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-sessions", type=int, default=8, help="concurrent sessions (default 8)")
     serve.add_argument("--api-key", help="require this key (default: $REALTIME_API_KEY, or none)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
-                       help="browser origin allowed to connect "
-                            "(repeatable; default any; list the page's own, e.g. http://127.0.0.1:8080)")
+                       help="browser origin allowed to connect, and to make WebRTC calls from another origin (CORS) "
+                            "(repeatable; * for any; list the page's own too, e.g. http://127.0.0.1:8080; "
+                            "default: the websocket takes any origin, calls are same-origin only)")
     serve.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS",
-                       help="close websocket sessions silent this long")
+                       help="close websocket sessions that send no client event this long (pings do not count)")
     serve.add_argument("--ice-server", action="append", default=[], metavar="URL", type=_ice_server,
                        help="STUN/TURN server for WebRTC: stun:HOST:PORT or turn:USER:PASSWORD@HOST:PORT "
                             "(repeatable; default none)")

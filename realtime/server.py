@@ -4,14 +4,21 @@
 - ``GET /v1/realtime``: the websocket endpoint;
 - ``POST /v1/realtime/calls``: WebRTC signalling as OpenAI does it: the body is the browser's SDP offer
   (``application/sdp``, or a multipart form with ``sdp`` and an optional ``session`` object applied as a
-  ``session.update``); the answer is ``201 Created`` with the SDP answer (:mod:`realtime.webrtc`).
+  ``session.update``); the answer is ``201 Created`` with the SDP answer (:mod:`realtime.webrtc`) and
+  ``Location: /v1/realtime/calls/{call_id}`` (the call id is the session's id);
+- ``POST /v1/realtime/calls/{call_id}/hangup``: ends the call (``404`` for a call that is not live).
 
 Both endpoints check an optional API key (``Authorization: Bearer KEY``; for the websocket also the
 ``openai-insecure-api-key.KEY`` subprotocol that browsers use) and an optional origin allow-list, and
 share the session limit: past it a websocket is told why in an ``error`` event and closed (code 1013,
-try again later), a call gets ``503``. A websocket that hears nothing from its client for
-``idle_timeout_s`` is closed; a call ends when its peer hangs up or goes away. A session that fails
-never affects another.
+try again later), a call gets ``503``. A websocket that sends no client event for ``idle_timeout_s``
+is told so (an ``idle_timeout`` error) and closed (code 1000, ``idle timeout``): pings and pongs do
+not count. A call ends when its peer hangs up or goes away, or on the hang-up endpoint. A session that
+fails never affects another.
+
+The call endpoints answer cross-origin browsers (CORS) only from the allowed origins (``*``: any): a
+preflight (``OPTIONS``) is answered, and every response carries ``Access-Control-Allow-Origin`` and
+exposes ``Location``. With no allowed origin, calls are same-origin only (no CORS headers).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 import ssl
@@ -41,6 +49,11 @@ log = logging.getLogger(__name__)
 
 PATH = "/v1/realtime"
 CALLS_PATH = "/v1/realtime/calls"
+HANGUP_PATH = CALLS_PATH + "/{call_id}/hangup"
+HEARTBEAT_S = 20.0
+"""The websocket's ping interval: a peer that answers no ping within half of it is gone."""
+CORS_MAX_AGE_S = 600
+"""How long a browser may cache a preflight's answer."""
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 _KEY_SUBPROTOCOL = "openai-insecure-api-key."
 _PAGE_HEADERS = {
@@ -58,8 +71,10 @@ class ServerOptions:
     max_sessions: int = 8
     api_key: str | None = None
     allowed_origins: tuple[str, ...] = ()
-    """Origins allowed to connect from a browser (empty: any). Clients that send no Origin are not browsers."""
+    """Origins allowed to connect from a browser, and to call cross-origin (CORS); ``*``: any. Empty: any origin may
+    open the websocket, and calls are same-origin only. Clients that send no Origin are not browsers."""
     idle_timeout_s: float = 300.0
+    """A websocket that sends no client event this long (s) is closed."""
     max_message_bytes: int = MAX_EVENT_BYTES
     session: SessionConfig = field(default_factory=SessionConfig)
     ice_servers: tuple[str, ...] = ()
@@ -99,7 +114,8 @@ class RealtimeServer:
         """Every live session, websocket and WebRTC alike."""
         self._ice_servers = self.options.rtc_ice_servers()
         self._sockets: set[web.WebSocketResponse] = set()
-        self._calls: set[asyncio.Task[None]] = set()
+        self._calls: dict[str, _LiveCall] = {}
+        """Live calls by id."""
         self._runner: web.AppRunner | None = None
         self._stopped = asyncio.Event()
 
@@ -120,6 +136,10 @@ class RealtimeServer:
         app.router.add_get(PATH, self._websocket)
         app.router.add_get(PATH + "/", self._websocket)
         app.router.add_post(CALLS_PATH, self._call)
+        app.router.add_post(HANGUP_PATH, self._hangup)
+        for route in (CALLS_PATH, HANGUP_PATH):
+            app.router.add_route("OPTIONS", route, self._preflight)
+        app.on_response_prepare.append(self._add_cors_headers)
         if options.web_root is not None and options.web_root.is_dir():
             app.router.add_get("/", _page_file(options.web_root / "index.html"))
             for path in sorted(options.web_root.iterdir()):
@@ -138,9 +158,10 @@ class RealtimeServer:
         """Close every session, then the server."""
         for websocket in list(self._sockets):
             await websocket.close(code=1001, message=b"server shutting down")
-        for task in list(self._calls):
+        tasks = [live.task for live in self._calls.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._calls, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -155,11 +176,15 @@ class RealtimeServer:
 
     def _refusal(self, request: web.Request) -> web.Response | None:
         origin = request.headers.get("Origin")
-        if origin and self.options.allowed_origins and origin not in self.options.allowed_origins:
+        if origin and self.options.allowed_origins and not self._origin_allowed(origin):
             return web.Response(status=403, text=f"origin {origin} is not allowed\n")
         if self.options.api_key and not _authorized(request, self.options.api_key):
             return web.Response(status=401, text="missing or wrong API key\n")
         return None
+
+    def _origin_allowed(self, origin: str) -> bool:
+        """Whether ``origin`` is on the allow-list (always false for an empty one)."""
+        return origin in self.options.allowed_origins or "*" in self.options.allowed_origins
 
     def _limit_message(self) -> str | None:
         if len(self.connections) < self.options.max_sessions:
@@ -184,7 +209,7 @@ class RealtimeServer:
         websocket = web.WebSocketResponse(
             protocols=("realtime",),  # a browser's key subprotocol is never echoed
             max_msg_size=2 * self.options.max_message_bytes,  # past this the transport drops the connection
-            heartbeat=20,
+            heartbeat=HEARTBEAT_S,
         )
         if not websocket.can_prepare(request).ok:
             return web.Response(status=426, text=f"connect to {PATH} with a websocket\n", headers={"Upgrade": "websocket"})
@@ -211,11 +236,16 @@ class RealtimeServer:
         await self._session(connection, lambda: self._receive(websocket, connection))
 
     async def _receive(self, websocket: web.WebSocketResponse, connection: RealtimeConnection) -> None:
+        """Client events into the session until the client leaves or sends none for ``idle_timeout_s``. The deadline is
+        the session's own: aiohttp restarts a receive timeout on every pong, and the server pings every 20 s."""
+        idle_s = self.options.idle_timeout_s
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                message = await websocket.receive(timeout=self.options.idle_timeout_s)
+                async with asyncio.timeout_at(loop.time() + idle_s):
+                    message = await websocket.receive()
             except TimeoutError:
-                await connection.protocol_send_error("idle_timeout", f"no client event for {self.options.idle_timeout_s:g} s")
+                await connection.protocol_send_error("idle_timeout", f"no client event for {idle_s:g} s")
                 await websocket.close(code=1000, message=b"idle timeout")
                 return
             if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -237,7 +267,7 @@ class RealtimeServer:
         call = WebRtcCall(self.models, config=self.options.session, beta=_beta(request), ice_servers=self._ice_servers)
         self.connections.add(call.connection)  # the slot is taken from now on
         try:
-            answer = await call.answer(offer)
+            answer = await call.answer(offer, local_peer=_is_loopback(request.remote))
         except BaseException as exc:
             self.connections.discard(call.connection)
             await call.close()
@@ -246,15 +276,55 @@ class RealtimeServer:
                 return _error_response(exc.status, "invalid_offer", str(exc))
             raise
         task = asyncio.create_task(self._run_call(call, session), name=f"{call.id}:call")
-        self._calls.add(task)
-        task.add_done_callback(self._calls.discard)
-        return web.Response(status=201, text=answer, content_type="application/sdp")
+        self._calls[call.id] = _LiveCall(call, task)
+        task.add_done_callback(lambda _: self._calls.pop(call.id, None))
+        return web.Response(status=201, text=answer, content_type="application/sdp", headers={"Location": f"{CALLS_PATH}/{call.id}"})
+
+    async def _hangup(self, request: web.Request) -> web.Response:
+        """End a live call; answers once its session is freed."""
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        call_id = request.match_info["call_id"]
+        live = self._calls.get(call_id)
+        if live is None:
+            return _error_response(404, "call_not_found", f"no live call {call_id!r}")
+        live.call.end()
+        await asyncio.wait([live.task])  # never cancels the call's task, even if this request is cancelled
+        return web.Response(status=200)
+
+    async def _preflight(self, request: web.Request) -> web.Response:
+        """A browser asks whether it may call from another origin (CORS preflight; the API key is not sent)."""
+        origin = request.headers.get("Origin", "")
+        if not self._origin_allowed(origin):
+            return web.Response(status=403, text=f"cross-origin calls from {origin or 'this page'} are not allowed\n")
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", ""),
+            "Access-Control-Max-Age": str(CORS_MAX_AGE_S),
+        })
+
+    async def _add_cors_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Let an allowed cross-origin page read a call endpoint's responses (errors included) and their Location."""
+        origin = request.headers.get("Origin")
+        if not request.path.startswith(CALLS_PATH) or not origin or not self._origin_allowed(origin):
+            return
+        response.headers["Access-Control-Allow-Origin"] = "*" if "*" in self.options.allowed_origins else origin
+        response.headers["Access-Control-Expose-Headers"] = "Location"
+        response.headers.add("Vary", "Origin")
 
     async def _run_call(self, call: WebRtcCall, session: dict[str, Any] | None) -> None:
         try:
             await self._session(call.connection, lambda: call.serve(session, self.options.call_connect_timeout_s))
         finally:
             await call.close()
+
+
+@dataclass(frozen=True)
+class _LiveCall:
+    call: WebRtcCall
+    task: asyncio.Task[None]
+    """Runs the call, and frees it when it ends."""
 
 
 async def _read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None]:
@@ -302,6 +372,13 @@ def _page_file(path: Path) -> Callable[[web.Request], Any]:
 @contextlib.asynccontextmanager
 async def _no_scope(connection: RealtimeConnection) -> AsyncIterator[None]:
     yield
+
+
+def _is_loopback(address: str | None) -> bool:
+    """Whether a peer's address is on this machine (False for none, as on a Unix socket)."""
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(address or "").is_loopback
+    return False
 
 
 def _beta(request: web.Request) -> bool:

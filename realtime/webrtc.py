@@ -6,12 +6,22 @@
   idle). The session speaks at 48 kHz, so speech is resampled once, from the synthesiser's rate; an
   interruption flushes queued audio at once, and audio of an interrupted reply is never sent.
 - Events: the ``oai-events`` data channel (OpenAI's name; the browser opens it) carries the protocol
-  events both ways through :class:`~realtime.connection.RealtimeConnection`, except audio deltas.
-- ICE: no STUN or TURN server unless configured (aiortc's default is a public STUN host). aioice never
-  gathers 127.0.0.1, so a browser on this machine that offers only loopback candidates (inside a network
-  namespace that has nothing but ``lo``, or a machine with no network) could not connect: when the offer
-  holds a loopback candidate, a 127.0.0.1 host candidate is added to the answer. A browser on another
-  machine never offers one, so deployments are unaffected.
+  events both ways through :class:`~realtime.connection.RealtimeConnection`, except audio deltas. The
+  track itself adds what only it knows (as OpenAI does on WebRTC): ``output_audio_buffer.started`` when
+  the first frame of a response's audio leaves, ``output_audio_buffer.stopped`` when its last frame has
+  left and the response is done (after ``response.done``). An interrupted response gets the protocol's
+  ``output_audio_buffer.cleared`` instead of ``stopped``.
+- Directions: the offer's audio must let the browser hear the agent: ``sendrecv`` (talk), or ``recvonly``
+  (listen; the agent is then driven by data channel events). An offer without audio, or whose audio is
+  ``sendonly`` or ``inactive``, is refused (HTTP 400).
+- ICE: no STUN or TURN server unless configured (aiortc's default is a public STUN host). The answer
+  holds every server candidate (no trickle ICE); the browser's own candidates need not be in the offer
+  (OpenAI's examples post it before gathering; an offer whose candidates were stripped is taken as one
+  still gathering): its checks reveal its address (peer-reflexive candidates). aioice never gathers
+  127.0.0.1, so a browser on this machine with only loopback to use (inside a network namespace that
+  has nothing but ``lo``, or a machine with no network) could not connect: a 127.0.0.1 host candidate
+  is added to the answer when the offer holds a loopback candidate, or holds none and came from this
+  machine. A browser on another machine does neither, so deployments are unaffected.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceGatherer, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription
 
 from audio.errors import AgentError
 from audio.samples import PIPELINE_RATE, StreamResampler, downmix, to_pcm16
@@ -53,6 +64,13 @@ MAX_LAG_S = 0.2
 LOOPBACK = "127.0.0.1"
 MAX_UNSENT = 256
 """Server events kept for a data channel that has not opened yet (a client may never open one)."""
+RESPONSE_PREFIX = "resp_"
+"""A reply's response id is its turn id behind this prefix (as the protocol names responses)."""
+HEARD_DIRECTIONS = ("sendrecv", "recvonly")
+"""Directions of the offer's audio (the browser's view) in which the browser hears the agent."""
+
+PlaybackListener = Callable[[str, str], None]
+"""Told ``(kind, turn_id)`` when the reply track starts (``"started"``) or stops (``"stopped"``) playing a reply's audio."""
 
 
 class SignallingError(AgentError, ValueError):
@@ -94,6 +112,10 @@ class ReplyTrack(MediaStreamTrack):
     ``AudioOut`` (at :attr:`rate`), :meth:`clear` drops everything queued and reports how many samples of
     which reply were handed to the sender (exactly what the peer got), and each frame skips audio that
     :attr:`is_stale` says belongs to an interrupted reply, so not one packet of it leaves late.
+
+    :attr:`on_playback` is told when a reply's first frame leaves (``started``) and when its last frame has
+    left after :meth:`finish` said no more of its audio will come (``stopped``); a gap while the synthesis
+    catches up stops nothing. :meth:`clear` ends the reply without ``stopped``.
     """
 
     kind = "audio"
@@ -104,6 +126,11 @@ class ReplyTrack(MediaStreamTrack):
         self.is_stale: Callable[[AudioOut], bool] = lambda item: False
         self.first_packets: dict[str, float] = {}
         """Turn id -> when the first frame of its audio was handed to the sender (monotonic clock)."""
+        self.on_playback: PlaybackListener = lambda kind, turn_id: None
+        self._playing: str | None = None
+        """The turn whose audio is playing (told ``started``, not yet ``stopped``)."""
+        self._finished: set[str] = set()
+        """Turns, queued or playing, whose audio is all queued."""
         self._queue: deque[AudioOut] = deque()
         self._offset = 0
         """Samples of ``_queue[0]`` already sent."""
@@ -117,7 +144,15 @@ class ReplyTrack(MediaStreamTrack):
     def clear(self) -> Playback:
         self._queue.clear()
         self._offset = 0
+        self._playing = None
+        self._finished.clear()
         return self._played.report()
+
+    def finish(self, turn_id: str) -> None:
+        """No more audio of ``turn_id`` will be queued (its response is done): ``stopped`` follows its last frame."""
+        if turn_id == self._playing or any(item.turn_id == turn_id for item in self._queue):
+            self._finished.add(turn_id)
+            self._stop_if_drained()
 
     @property
     def playing(self) -> bool:
@@ -165,18 +200,42 @@ class ReplyTrack(MediaStreamTrack):
                 continue
             piece = item.samples[self._offset : self._offset + FRAME_SAMPLES - filled]
             if len(piece):
-                self.first_packets.setdefault(item.turn_id, now())
+                self._start_playing(item.turn_id)
                 self._played.add(item.generation, len(piece))
             frame[filled : filled + len(piece)] = piece
             filled += len(piece)
             self._offset += len(piece)
             if self._offset >= len(item.samples):
                 self._drop_first()
+        self._stop_if_drained()
         return frame
 
     def _drop_first(self) -> None:
         self._queue.popleft()
         self._offset = 0
+
+    def _start_playing(self, turn_id: str) -> None:
+        """A frame of ``turn_id``'s audio leaves now: the first one starts it (and stops the reply before, if any)."""
+        if turn_id == self._playing:
+            return
+        if self._playing is not None:
+            self._stop()
+        self.first_packets.setdefault(turn_id, now())
+        self._playing = turn_id
+        self.on_playback("started", turn_id)
+
+    def _stop_if_drained(self) -> None:
+        """Stop the playing reply once its audio is all queued and none of it is left (a reply's audio is queued in one run)."""
+        turn_id = self._playing
+        if turn_id in self._finished and not (self._queue and self._queue[0].turn_id == turn_id):
+            self._stop()
+
+    def _stop(self) -> None:
+        turn_id = self._playing
+        assert turn_id is not None, "no reply is playing"
+        self._playing = None
+        self._finished.discard(turn_id)
+        self.on_playback("stopped", turn_id)
 
 
 def _ice_gatherers(pc: RTCPeerConnection) -> list[RTCIceGatherer]:
@@ -197,15 +256,32 @@ async def gather_with_loopback(pc: RTCPeerConnection) -> None:
             ice._local_candidates += candidates  # noqa: SLF001 - as above
 
 
+def candidate_addresses(sdp: str) -> list[str]:
+    """The connection addresses of a session description's ICE candidates (IP addresses or mDNS names)."""
+    return [fields[4] for fields in (line.split() for line in sdp.splitlines()) if len(fields) > 4 and fields[0].startswith("a=candidate:")]
+
+
 def offers_loopback(sdp: str) -> bool:
     """Whether a session description holds a loopback ICE candidate."""
-    for line in sdp.splitlines():
-        fields = line.split()
-        if line.startswith("a=candidate:") and len(fields) > 4:
-            with contextlib.suppress(ValueError):  # an mDNS name (*.local) is no address
-                if ipaddress.ip_address(fields[4]).is_loopback:
-                    return True
+    for address in candidate_addresses(sdp):
+        with contextlib.suppress(ValueError):  # an mDNS name (*.local) is no address
+            if ipaddress.ip_address(address).is_loopback:
+                return True
     return False
+
+
+def awaiting_candidates(sdp: str) -> str:
+    """``sdp`` without its end-of-candidates marks when it holds no candidate (a client that stripped them). The peer's
+    checks are then the only way to learn its address, and aioice fails at once on an ended, empty candidate list."""
+    if candidate_addresses(sdp):
+        return sdp
+    return "".join(line for line in sdp.splitlines(keepends=True) if not line.startswith("a=end-of-candidates"))
+
+
+def audio_direction(sdp: str) -> str | None:
+    """The direction of a session description's first audio section, from its sender's view (None: no audio)."""
+    audio = next((media for media in SessionDescription.parse(sdp).media if media.kind == "audio"), None)
+    return None if audio is None else audio.direction or "sendrecv"
 
 
 class WebRtcCall:
@@ -222,7 +298,11 @@ class WebRtcCall:
         self.track = ReplyTrack()
         self.connection = RealtimeConnection(models, self._send, config=config, beta=beta, audio_sink=self.track)
         self.track.is_stale = self.connection.session.is_stale
+        self.track.on_playback = self._on_playback
         self._remote: MediaStreamTrack | None = None
+        """The browser's microphone (None: the browser only listens)."""
+        self._own_events = 0
+        """Events this call has made itself (not the protocol), for their ids."""
         self._channel: RTCDataChannel | None = None
         self._unsent: list[str] = []
         self._messages: asyncio.Queue[str | bytes | None] = asyncio.Queue()
@@ -234,18 +314,23 @@ class WebRtcCall:
     def id(self) -> str:
         return self.connection.id
 
-    async def answer(self, offer: str) -> str:
-        """The SDP answer to the browser's offer (every candidate included: no trickle ICE)."""
+    async def answer(self, offer: str, *, local_peer: bool = False) -> str:
+        """The SDP answer to the browser's offer (every candidate included: no trickle ICE). ``local_peer``: the offer
+        came from this machine, so a 127.0.0.1 candidate is added if the offer holds no candidate (see the module)."""
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=awaiting_candidates(offer), type="offer"))
         except Exception as exc:  # noqa: BLE001 - aiortc's parser and checks raise assorted errors for a bad offer
             raise SignallingError(f"not a usable SDP offer: {exc}") from exc
         audio = next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)
-        if audio is None:
-            raise SignallingError("the offer has no audio to hear")
+        direction = audio_direction(offer)
+        if audio is None or direction is None:
+            raise SignallingError("the offer has no audio section (m=audio): a call needs audio the browser hears")
+        if direction not in HEARD_DIRECTIONS:
+            raise SignallingError(f"the offer's audio is {direction}, so the agent could not be heard: "
+                                  "offer sendrecv to talk, or recvonly to listen")
         self._remote = audio.receiver.track
         self.pc.addTrack(self.track)
-        if offers_loopback(offer):
+        if offers_loopback(offer) or (local_peer and not candidate_addresses(offer)):
             await gather_with_loopback(self.pc)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp
@@ -254,7 +339,7 @@ class WebRtcCall:
         """Carry the call until the peer hangs up or goes away (or never connects); ``session`` is applied
         first, as a ``session.update``."""
         deadline = asyncio.get_running_loop().call_later(connect_timeout_s, self._end_unless_connected)
-        hearing = asyncio.create_task(self._hear(), name=f"{self.id}:microphone")
+        hearing = None if self._remote is None else asyncio.create_task(self._hear(self._remote), name=f"{self.id}:microphone")
         try:
             if session is not None:
                 await self.connection.handle(json.dumps({"type": "session.update", "session": session}))
@@ -262,22 +347,26 @@ class WebRtcCall:
                 await self.connection.handle(message)
         finally:
             deadline.cancel()
-            hearing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await hearing
+            if hearing is not None:
+                hearing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await hearing
+
+    def end(self) -> None:
+        """End the call (a hang-up): :meth:`serve` returns."""
+        self._messages.put_nowait(None)
 
     async def close(self) -> None:
-        self._end()
+        self.end()
         self.track.stop()
         await self.pc.close()
 
-    async def _hear(self) -> None:
+    async def _hear(self, remote: MediaStreamTrack) -> None:
         """The remote audio into the session until the track ends; a failure ends the call."""
-        assert self._remote is not None, "answer the offer first"
         inbound = InboundAudio()
         try:
             while True:
-                frame = await self._remote.recv()
+                frame = await remote.recv()
                 if not isinstance(frame, av.AudioFrame):  # an audio track yields audio frames; anything else is skipped
                     continue
                 samples = inbound.convert(frame)
@@ -287,10 +376,20 @@ class WebRtcCall:
             return
         except Exception:
             log.exception("call %s: the microphone failed", self.id)
-            self._end()
+            self.end()
 
     async def _send(self, event: dict[str, Any]) -> None:
-        message = json.dumps(event)
+        self._deliver(json.dumps(event))
+        if event["type"] == "response.done":  # the response's audio is all in the track now (one ordered output queue)
+            self.track.finish(event["response"]["id"].removeprefix(RESPONSE_PREFIX))
+
+    def _on_playback(self, kind: str, turn_id: str) -> None:
+        """Tell the browser that the track started or stopped playing a response's audio."""
+        self._own_events += 1
+        event_id = f"event_rtc_{self._own_events:06d}"
+        self._deliver(json.dumps({"type": f"output_audio_buffer.{kind}", "event_id": event_id, "response_id": RESPONSE_PREFIX + turn_id}))
+
+    def _deliver(self, message: str) -> None:
         if self._channel is not None and self._channel.readyState == "open":
             self._channel.send(message)
         elif self._channel is None and len(self._unsent) < MAX_UNSENT:
@@ -302,19 +401,16 @@ class WebRtcCall:
             return
         self._channel = channel
         channel.on("message", self._messages.put_nowait)
-        channel.on("close", self._end)
+        channel.on("close", self.end)
         for message in self._unsent:
             channel.send(message)
         self._unsent.clear()
 
     def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
-            self._end()
+            self.end()
 
     def _end_unless_connected(self) -> None:
         if self.pc.connectionState != "connected":
             log.info("call %s: the peer did not connect", self.id)
-            self._end()
-
-    def _end(self) -> None:
-        self._messages.put_nowait(None)
+            self.end()

@@ -233,3 +233,36 @@ async def test_settings_changed_elsewhere_survive_a_client_update(server) -> Non
         updated = json.loads(await ws.recv())
     assert updated["session"]["instructions"] == "Speak like a pirate."
     assert session.config.instructions == "Speak like a pirate." and session.config.temperature == 0.5
+
+
+async def test_a_session_without_client_events_is_closed_while_pings_flow() -> None:
+    """The idle timeout counts client events, not pongs (aiohttp restarts a receive timeout on each one). The client
+    sends one event, then nothing but pongs to the server's pings: 25 s after that event the session is told why and
+    closed with code 1000, ``idle timeout``."""
+    from aiohttp import ClientSession, WSMsgType
+
+    from tests.fakes import fake_models
+
+    server = await RealtimeServer(fake_models()[0], ServerOptions(port=0, idle_timeout_s=25.0, web_root=None)).start()
+    pings, events = [], []
+    try:
+        async with ClientSession() as http, http.ws_connect(f"ws://127.0.0.1:{server.port}/v1/realtime", autoping=False) as ws:
+            await asyncio.sleep(3.0)
+            await ws.send_str(json.dumps({"type": "session.update", "session": {"instructions": "Be brief."}}))
+            last_event = time.monotonic()
+            async with asyncio.timeout(60):
+                while (message := await ws.receive()).type not in (WSMsgType.CLOSE, WSMsgType.CLOSED):
+                    if message.type == WSMsgType.PING:
+                        pings.append(time.monotonic())
+                        await ws.pong(message.data)
+                    elif message.type == WSMsgType.TEXT:
+                        events.append(json.loads(message.data))
+            closed = time.monotonic()
+        await drained(server)
+    finally:
+        await server.stop()
+    assert (message.type, message.data, message.extra) == (WSMsgType.CLOSE, 1000, "idle timeout")
+    assert 24.5 < closed - last_event < 29.0, closed - last_event
+    assert any(last_event < ping < closed for ping in pings), "pings and pongs flowed while the client was idle"
+    assert [e["type"] for e in events] == ["session.created", "session.updated", "error"]
+    assert events[-1]["error"]["code"] == "idle_timeout"

@@ -1,10 +1,12 @@
 """The WebRTC transport without a browser: frame conversion, pacing and flushing of the reply track, ICE
-helpers; then the HTTP routes and a whole call from an aiortc peer, on loopback only."""
+helpers; then the HTTP routes (CORS, hang-up) and whole calls from aiortc peers (offers sent before gathering,
+listen-only offers, playback events) on fake models, and a whole spoken call on the real models, on loopback only."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -13,26 +15,34 @@ from fractions import Fraction
 import aioice.ice
 import av
 import numpy as np
+import pydantic
 import pytest
 from aiohttp import ClientSession, FormData
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from openai.types.realtime import RealtimeServerEvent
 from websockets.asyncio.client import connect
 
 from audio.samples import resample, rms_dbfs
 from realtime.conversation import DEFAULT_INSTRUCTIONS
 from realtime.events import AudioOut
+from realtime.models import Models
 from realtime.server import RealtimeServer, ServerOptions
 from realtime.webrtc import (
     FRAME_SAMPLES,
+    MAX_LAG_S,
     RATE,
     InboundAudio,
     ReplyTrack,
+    audio_direction,
+    awaiting_candidates,
+    candidate_addresses,
     gather_with_loopback,
     offers_loopback,
     parse_ice_server,
 )
 from tests.conftest import silence
+from tests.fakes import fake_models
 
 
 def stereo_frame(left: np.ndarray, right: np.ndarray, pts: int) -> av.AudioFrame:
@@ -108,6 +118,45 @@ async def test_clear_flushes_at_once_and_stale_audio_is_never_sent() -> None:
     assert "turn_b" in track.first_packets
 
 
+async def test_the_track_tells_when_a_reply_starts_and_stops_playing() -> None:
+    track, told = ReplyTrack(), []
+    track.on_playback = lambda kind, turn_id: told.append((kind, turn_id))
+    await track.play(AudioOut("turn_a", 1, np.full(1500, 0.5, np.float32)))
+    await track.recv()
+    assert told == [("started", "turn_a")], "the first frame of its audio starts a reply"
+    await track.recv()
+    await track.recv()
+    assert told == [("started", "turn_a")], "a gap while the synthesis catches up stops nothing"
+    await track.play(AudioOut("turn_a", 1, np.full(1500, 0.5, np.float32)))
+    track.finish("turn_a")  # its response is done while its audio is still queued
+    await track.recv()
+    assert told == [("started", "turn_a")]
+    await track.recv()
+    assert told[-1] == ("stopped", "turn_a"), "stopped with its last frame"
+
+    await track.play(AudioOut("turn_b", 2, np.full(960, 0.5, np.float32)))
+    await track.recv()
+    track.finish("turn_b")  # done after its audio had all left
+    assert told[-2:] == [("started", "turn_b"), ("stopped", "turn_b")]
+    track.finish("turn_z")  # a response that had no audio
+    await track.play(AudioOut("turn_c", 3, np.full(RATE, 0.5, np.float32)))
+    await track.recv()
+    track.clear()  # barge-in: the protocol tells the client output_audio_buffer.cleared, not stopped
+    track.finish("turn_c")
+    await track.play(AudioOut("turn_d", 4, np.full(100, 0.5, np.float32)))
+    await track.recv()
+    assert told[4:] == [("started", "turn_c"), ("started", "turn_d")]
+
+
+async def test_a_new_reply_stops_the_one_before() -> None:
+    track, told = ReplyTrack(), []
+    track.on_playback = lambda kind, turn_id: told.append((kind, turn_id))
+    await track.play(AudioOut("turn_a", 1, np.full(500, 0.5, np.float32)))
+    await track.play(AudioOut("turn_b", 2, np.full(500, 0.5, np.float32)))
+    await track.recv()
+    assert told == [("started", "turn_a"), ("stopped", "turn_a"), ("started", "turn_b")]
+
+
 def test_ice_servers_and_loopback_offers() -> None:
     assert parse_ice_server("stun:stun.example.org:3478").urls == "stun:stun.example.org:3478"
     turn = parse_ice_server("turn:alice:s%40cret@turn.example.org:3478?transport=udp")
@@ -119,6 +168,19 @@ def test_ice_servers_and_loopback_offers() -> None:
     loop = "a=candidate:3 1 udp 2122260223 127.0.0.1 50550 typ host"
     assert not offers_loopback(f"v=0\r\n{lan}\r\n{mdns}\r\n")
     assert offers_loopback(f"v=0\r\n{lan}\r\n{loop}\r\n")
+    assert candidate_addresses(f"v=0\r\n\r\n{lan}\r\n{mdns}\r\n") == ["192.0.2.7", "0c0ffee0-1234.local"]
+    assert candidate_addresses("v=0\r\na=ice-ufrag:x\r\n") == []
+    ended = f"v=0\r\n{lan}\r\na=end-of-candidates\r\n"
+    assert awaiting_candidates(ended) == ended
+    assert awaiting_candidates("v=0\r\na=end-of-candidates\r\na=mid:0\r\n") == "v=0\r\na=mid:0\r\n", "none yet: more to come"
+
+
+def test_the_direction_of_an_offers_audio() -> None:
+    section = "m={kind} 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
+    head = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+    assert audio_direction(head + section.format(kind="audio")) == "sendrecv"
+    assert audio_direction(head + section.format(kind="audio") + "a=recvonly\r\n") == "recvonly"
+    assert audio_direction(head + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n") is None
 
 
 # ---- the HTTP routes and whole calls, on the real models ------------------------------------------------
@@ -144,22 +206,52 @@ async def server(models, loopback_only):
 
 
 class Peer:
-    """An aiortc client: a microphone track it can speak into, the reply it hears, the events it gets."""
+    """An aiortc client: a microphone track it can speak into, the reply it hears, the events it gets (each with the
+    time it came). ``audio``: the direction of its audio (``sendrecv``: a microphone in a quiet room), None for none."""
 
-    def __init__(self) -> None:
+    def __init__(self, audio: str | None = "sendrecv") -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.microphone = ReplyTrack()  # paced 48 kHz frames, silence when idle: a microphone in a quiet room
-        self.pc.addTrack(self.microphone)
+        if audio == "sendrecv":
+            self.pc.addTrack(self.microphone)
+        elif audio is not None:
+            self.pc.addTransceiver("audio", direction=audio)
         self.channel = self.pc.createDataChannel("oai-events")
         self.events: list[dict] = []
+        self.times: list[float] = []
         self.heard: list[np.ndarray] = []
-        self.channel.on("message", lambda message: self.events.append(json.loads(message)))
+        self.channel.on("message", self._event)
         self.pc.on("track", lambda track: asyncio.ensure_future(self._listen(track)))
+        self._unsent_offer: RTCSessionDescription | None = None
 
-    async def offer(self) -> str:
+    def _event(self, message: str) -> None:
+        self.events.append(json.loads(message))
+        self.times.append(time.monotonic())
+
+    async def offer(self, *, gathered: bool = True) -> str:
+        """The offer, with every candidate; or as OpenAI's browser examples send it, before gathering (none)."""
+        offer = await self.pc.createOffer()
+        if not gathered:
+            self._unsent_offer = offer
+            return offer.sdp
         await gather_with_loopback(self.pc)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self.pc.setLocalDescription(offer)
         return self.pc.localDescription.sdp
+
+    async def accept(self, answer: str) -> None:
+        """Take the answer (gathering now if the offer went out before)."""
+        if self._unsent_offer is not None:
+            await gather_with_loopback(self.pc)
+            await self.pc.setLocalDescription(self._unsent_offer)
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+    def send(self, event: dict) -> None:
+        self.channel.send(json.dumps(event))
+
+    async def connected(self, timeout: float = 20.0) -> None:
+        async with asyncio.timeout(timeout):
+            while self.pc.connectionState != "connected" or self.channel.readyState != "open":
+                await asyncio.sleep(0.05)
 
     async def _listen(self, track) -> None:  # noqa: ANN001 - the remote audio track
         inbound = InboundAudio()
@@ -176,6 +268,10 @@ class Peer:
                 await asyncio.sleep(0.05)
         return next(e for e in self.events if e["type"] == kind)
 
+    def when(self, kind: str) -> float:
+        """When the first event of ``kind`` came (monotonic clock)."""
+        return next(t for e, t in zip(self.events, self.times, strict=True) if e["type"] == kind)
+
 
 def calls_url(server: RealtimeServer) -> str:
     return f"http://127.0.0.1:{server.port}/v1/realtime/calls"
@@ -185,6 +281,149 @@ async def drained(server: RealtimeServer) -> None:
     async with asyncio.timeout(10):
         while server.connections:
             await asyncio.sleep(0.05)
+
+
+# ---- the call routes and whole calls on fake models (a reply is a tone, a word per 0.25 s) -----------------------------
+
+SDP = {"Content-Type": "application/sdp"}
+SERVER_EVENT = pydantic.TypeAdapter(RealtimeServerEvent)
+
+
+class ToneTts:
+    """Speaks each word as 0.25 s of a 440 Hz tone at 24 kHz (Opus drops the fakes' constant level: it is DC)."""
+
+    sample_rate = 24_000
+
+    async def stream(self, text: str, *, trim_lead: bool = True):
+        for _ in text.split():
+            await asyncio.sleep(0)
+            yield sine(0.25, self.sample_rate, 0.3)
+
+
+def quick_models() -> Models:
+    return dataclasses.replace(fake_models()[0], tts=ToneTts())
+
+
+@pytest.fixture
+async def quick_server(loopback_only):
+    options = ServerOptions(port=0, api_key=KEY, allowed_origins=(PAGE_ORIGIN,), web_root=None)
+    running = await RealtimeServer(quick_models(), options).start()
+    yield running
+    await running.stop()
+
+
+async def test_cross_origin_calls_follow_the_allowed_origins(quick_server) -> None:
+    preflight = {"Origin": PAGE_ORIGIN, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
+    url = calls_url(quick_server)
+    peer = Peer()
+    async with ClientSession() as http:
+        for path in (url, f"{url}/sess_any/hangup"):
+            async with http.options(path, headers=preflight) as response:
+                assert response.status == 204
+                assert response.headers["Access-Control-Allow-Origin"] == PAGE_ORIGIN
+                assert "POST" in response.headers["Access-Control-Allow-Methods"]
+                assert response.headers["Access-Control-Allow-Headers"] == "authorization,content-type"
+                assert "Origin" in response.headers.getall("Vary")
+        async with http.options(url, headers={**preflight, "Origin": "http://evil.example"}) as response:
+            assert response.status == 403 and "Access-Control-Allow-Origin" not in response.headers
+        async with http.post(url, data="not an offer", headers={**SDP, **AUTH, "Origin": PAGE_ORIGIN}) as response:
+            assert response.status == 400, "the page can read why"
+            assert response.headers["Access-Control-Allow-Origin"] == PAGE_ORIGIN
+        async with http.post(url, data=await peer.offer(), headers={**SDP, **AUTH, "Origin": PAGE_ORIGIN}) as response:
+            assert response.status == 201
+            assert response.headers["Access-Control-Allow-Origin"] == PAGE_ORIGIN
+            assert response.headers["Access-Control-Expose-Headers"] == "Location", "the page can read the call id"
+            location = response.headers["Location"]
+        async with http.post(f"http://127.0.0.1:{quick_server.port}{location}/hangup", headers={**AUTH, "Origin": PAGE_ORIGIN}) as response:
+            assert response.status == 200 and response.headers["Access-Control-Allow-Origin"] == PAGE_ORIGIN
+        for origins, allowed in (((), None), (("*",), "*")):
+            other = await RealtimeServer(quick_models(), ServerOptions(port=0, allowed_origins=origins, web_root=None)).start()
+            try:
+                async with http.options(calls_url(other), headers=preflight) as response:
+                    assert response.status == (403 if allowed is None else 204)
+                    assert response.headers.get("Access-Control-Allow-Origin") == allowed
+                async with http.post(calls_url(other), data="v=0", headers={**SDP, "Origin": PAGE_ORIGIN}) as response:
+                    assert response.status == 400 and response.headers.get("Access-Control-Allow-Origin") == allowed
+            finally:
+                await other.stop()
+    await peer.pc.close()
+    assert not quick_server.connections
+
+
+def without_candidates(sdp: str) -> str:
+    return "".join(line for line in sdp.splitlines(keepends=True) if not line.startswith("a=candidate:"))
+
+
+@pytest.mark.parametrize("gathered", [False, True], ids=["sent-before-gathering", "candidates-stripped"])
+async def test_an_offer_without_candidates_connects_and_the_call_hangs_up(quick_server, gathered) -> None:
+    """OpenAI's browser examples post the offer at once: it holds no candidate, and the answer must still connect. A
+    client that strips the candidates of a gathered offer leaves its end-of-candidates mark: the same must hold."""
+    peer = Peer()
+    offer = without_candidates(await peer.offer(gathered=gathered))
+    assert not candidate_addresses(offer) and ("a=end-of-candidates" in offer) == gathered
+    async with ClientSession() as http:
+        async with http.post(calls_url(quick_server), data=offer, headers={**SDP, **AUTH}) as response:
+            assert response.status == 201, await response.text()
+            location, answer = response.headers["Location"], await response.text()
+        call_id = location.rsplit("/", 1)[-1]
+        assert location == f"/v1/realtime/calls/{call_id}"
+        assert offers_loopback(answer), "an offer from this machine with no candidate gets a loopback one"
+        await peer.accept(answer)
+        await peer.connected()
+        assert (await peer.until("session.created", 10))["session"]["id"] == call_id
+        hangup = f"{calls_url(quick_server)}/{call_id}/hangup"
+        async with http.post(hangup) as response:
+            assert response.status == 401
+        async with http.post(hangup, headers=AUTH) as response:
+            assert response.status == 200
+        assert not quick_server.connections, "the hang-up answers once the session is freed"
+        async with http.post(hangup, headers=AUTH) as response:
+            assert response.status == 404 and (await response.json())["error"]["code"] == "call_not_found"
+    async with asyncio.timeout(10):
+        while peer.channel.readyState != "closed":  # the browser learns that the call is over
+            await asyncio.sleep(0.05)
+    await peer.pc.close()
+
+
+async def test_a_listen_only_call_hears_the_agent_and_is_told_when_its_audio_plays(quick_server) -> None:
+    peer = Peer("recvonly")
+    async with ClientSession() as http, http.post(calls_url(quick_server), data=await peer.offer(), headers={**SDP, **AUTH}) as response:
+        assert response.status == 201, await response.text()
+        await peer.accept(await response.text())
+    await peer.connected()
+    peer.send({"type": "conversation.item.create",
+               "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello there."}]}})
+    peer.send({"type": "response.create"})
+    stopped = await peer.until("output_audio_buffer.stopped", 20)
+    started = await peer.until("output_audio_buffer.started")
+    for event in (started, stopped):
+        SERVER_EVENT.validate_python(event)  # the reference's shapes
+    response_id = (await peer.until("response.created"))["response"]["id"]
+    assert started["response_id"] == stopped["response_id"] == response_id
+    kinds = [e["type"] for e in peer.events]
+    assert kinds.index("response.content_part.added") < kinds.index("output_audio_buffer.started")
+    assert kinds.index("response.done") < kinds.index("output_audio_buffer.stopped")
+    assert "error" not in kinds
+    playing_s = peer.when("output_audio_buffer.stopped") - peer.when("output_audio_buffer.started")
+    # 'I am not sure.' is 1 s of tone; a sender that fell behind catches up by up to MAX_LAG_S.
+    assert 1.0 - MAX_LAG_S - 0.1 < playing_s < 2.5, "stopped when its last frame left"
+    assert rms_dbfs(np.concatenate(peer.heard)) > -35, "the listener heard the reply"
+    await peer.pc.close()
+    await drained(quick_server)
+
+
+async def test_offers_in_which_the_agent_could_not_be_heard_are_refused(quick_server) -> None:
+    async with ClientSession() as http:
+        for audio, said in (("inactive", "inactive"), ("sendonly", "sendonly"), (None, "no audio")):
+            peer = Peer(audio)
+            async with http.post(calls_url(quick_server), data=await peer.offer(), headers={**SDP, **AUTH}) as response:
+                assert response.status == 400
+                error = (await response.json())["error"]
+            assert error["type"] == "invalid_request_error" and error["code"] == "invalid_offer"
+            assert said in error["message"], error
+            await peer.pc.close()
+    assert not quick_server.connections
 
 
 @pytest.mark.slow
@@ -244,7 +483,10 @@ async def test_a_whole_call_from_an_aiortc_peer(server, models, say) -> None:
     transcript = await peer.until("conversation.item.input_audio_transcription.completed")
     assert "germany" in transcript["transcript"].lower(), transcript
     latency = (await peer.until("response.latency"))["latency"]
-    await asyncio.sleep(2.0)  # the reply plays in real time; response.done came when it was written
+    # The reply plays in real time (response.done came when it was written): the track says when its last frame left.
+    stopped = await peer.until("output_audio_buffer.stopped", 60)
+    assert stopped["response_id"] == (await peer.until("response.done"))["response"]["id"]
+    await asyncio.sleep(0.3)  # the last frames' way to the peer
     kinds = [e["type"] for e in peer.events]
     assert "response.output_audio.delta" not in kinds, "reply audio travels as RTP, not as events"
     assert latency["first_packet_delay_ms"] > 0
