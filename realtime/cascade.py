@@ -24,7 +24,7 @@ from realtime.conversation import STOP_SEQUENCES, Conversation
 from realtime.decoder import TextDecoder
 from realtime.errors import BrainStateError
 from realtime.reasoning import THINK_CLOSE, Piece, ThinkSplitter
-from realtime.tools import ToolCallSplitter
+from realtime.tools import NO_TOOLS, ToolCallSplitter
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,11 @@ class CascadeSession:
         self._replying = True
         self._epoch += 1
         epoch = self._epoch
-        user_text, offered = request.user_text, request.tools.offered
-        conversation = self._conversation.view(
-            instructions=request.instructions, messages=request.context,
-            tools=offered if self._decoder.tools_in_prompt else (),
-        )
+        user_text, tools = request.user_text, request.tools
+        conversation = self._conversation.view(instructions=request.instructions, messages=request.context)
+        if self._decoder.tools_in_prompt and tools.choice == "auto" and conversation.answers_results():
+            tools = NO_TOOLS  # the model here answers a function's result in words (it would call it again)
+        conversation = conversation.view(tools=tools.offered if self._decoder.tools_in_prompt else ())
         prompt = conversation.reply_prompt(user_text)
         if request.reasoning_budget > 0:
             thoughts: list[str] = []
@@ -109,15 +109,18 @@ class CascadeSession:
             prompt = conversation.answer_prompt(user_text, "".join(thoughts))
         splitter, calls = ThinkSplitter(thinking=False), ToolCallSplitter()
         answer = self._decoder.generate(
-            prompt, max_tokens=request.max_tokens, stop=STOP_SEQUENCES, temperature=request.temperature, tools=request.tools
+            prompt, max_tokens=request.max_tokens, stop=STOP_SEQUENCES, temperature=request.temperature, tools=tools
         )
         async with aclosing(answer):
             async for text in answer:
                 if epoch != self._epoch:
                     return
                 for part in calls.push(text):
-                    for piece in splitter.push(part) if isinstance(part, str) else (part,):
-                        yield piece
+                    if isinstance(part, str):
+                        for piece in splitter.push(part):
+                            yield piece
+                    elif tools.offered:  # a call of a tool the model was not offered is dropped
+                        yield part
         for part in calls.flush():
             for piece in splitter.push(part):
                 yield piece

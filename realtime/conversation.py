@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
-from realtime.tools import Tool, render_call, tools_preamble
+from realtime.tools import Tool, tools_preamble
 
 Role = Literal["system", "user", "assistant"]
 Kind = Literal["message", "function_call", "function_call_output"]
@@ -104,6 +104,10 @@ class Conversation:
             messages=self.messages if messages is None else messages,
         )
 
+    def answers_results(self) -> bool:
+        """True when the last item is a function call's output (the next reply answers it)."""
+        return bool(self.messages) and self.messages[-1].kind == "function_call_output"
+
     def find(self, item_id: str) -> Message | None:
         return next((m for m in self.messages if m.id == item_id), None)
 
@@ -163,22 +167,30 @@ def _block(role: str, text: str) -> str:
 
 
 def _render(messages: list[Message]) -> list[str]:
-    """The items as Qwen2.5's template writes them: an assistant message and the calls after it in one assistant turn
-    (each call in ``<tool_call>`` tags), consecutive call outputs in one user turn (each in ``<tool_response>`` tags)."""
-    blocks: list[tuple[str, list[str]]] = []
+    """The items as blocks; a function call and its output become one system note where the output is (a call
+    without one yet, where the call is), as the reasoning note is given (:meth:`Conversation.answer_prompt`).
+
+    Notes, not Qwen2.5's ``<tool_call>`` / ``<tool_response>`` turns: given those, the embedded 0.5B model calls
+    the same function again instead of answering with its result (measured: every time on the weather example),
+    and answers in words from a note: with this wording it kept both facts of the result in 7 of 8 tries (four
+    results, two instructions), against 4 of 8 for "Answer with this result". Served models read the notes as well."""
+    calls = {m.call_id: m for m in messages if m.kind == "function_call"}
+    answered = {m.call_id for m in messages if m.kind == "function_call_output"}
+    blocks = []
     for m in messages:
-        if m.kind == "function_call":
-            text, role = render_call(m.name or "", m.text), "assistant"
+        if m.kind == "function_call" and m.call_id not in answered:
+            blocks.append(_block("system", f"The function {_call(m)} was called; its result has not arrived yet."))
         elif m.kind == "function_call_output":
-            text, role = f"<tool_response>\n{m.text}\n</tool_response>", "tool"
-        else:
-            text, role = m.text, m.role
-        last = blocks[-1] if blocks else None
-        if last is not None and ((role == "tool" and last[0] == "tool") or (m.kind == "function_call" and last[0] == "assistant")):
-            last[1].append(text)
-        else:
-            blocks.append((role, [text]))
-    return [_block("user" if role == "tool" else role, "\n".join(texts)) for role, texts in blocks]
+            call = calls.get(m.call_id)
+            called = f"The function {_call(call)}" if call is not None else "A function"
+            blocks.append(_block("system", f"{called} returned: {m.text}\nTell the user exactly this result in one sentence."))
+        elif m.kind == "message":
+            blocks.append(_block(m.role, m.text))
+    return blocks
+
+
+def _call(call: Message) -> str:
+    return f"{call.name}({call.text})"
 
 
 def chat_messages(prompt: str) -> tuple[list[dict[str, str]], bool]:

@@ -93,6 +93,10 @@ MAX_EVENT_BYTES = 4 * 1024 * 1024
 VOICE = "joe"
 """The one voice of the embedded synthesiser (Piper's en_US joe)."""
 
+REFERENCE_VOICES = frozenset({"alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse"})
+"""The reference's voice names: accepted, and spoken with :data:`VOICE` (clients such as the Agents SDKs send one by
+default)."""
+
 EXTENSIONS = frozenset({"thinking", "latency"})
 """Extension events a client may ask for with ``session.extensions``."""
 
@@ -269,7 +273,7 @@ class RealtimeProtocol:
         return [CreateResponse(ResponseOptions(**options), event_id)]
 
     def _voice(self, voice: object) -> None:
-        if voice is None or voice == VOICE:
+        if voice is None or voice == VOICE or voice in REFERENCE_VOICES:
             return
         if self.spoke:
             raise ProtocolError("cannot_update_voice", "the voice cannot change once the assistant has spoken", "session.voice")

@@ -100,18 +100,15 @@ def tools_preamble(tools: tuple[Tool, ...]) -> str:
     )
 
 
-def render_call(name: str, arguments: str) -> str:
-    """One call as the model writes it (``arguments``: the JSON text of the arguments object)."""
-    return f'{CALL_OPEN}\n{{"name": "{name}", "arguments": {arguments}}}\n{CALL_CLOSE}'
-
-
 def call_grammar(use: ToolUse) -> dict[str, Any]:
     """llama.cpp sampling options that constrain calls to the offered tools' schemas ({} without tools).
 
     The grammar (llguidance's Lark syntax with ``%json`` schema rules, the form llama.cpp's
-    ``json_schema_to_grammar`` itself produces) accepts one or more calls; with ``auto`` it is lazy, applied from the
-    moment the model writes ``<tool_call>``, so the model may answer in words instead. An arguments schema without
-    ``additionalProperties`` gets ``false``: a call carries the declared arguments only.
+    ``json_schema_to_grammar`` itself produces) accepts one call, and then only the end of the reply: the embedded
+    0.5B model follows a call with invented ones (asked the weather in Paris, it also asks for London, every time).
+    With ``auto`` it is lazy, applied from the moment the model writes ``<tool_call>``, so the model may answer in words
+    instead. An arguments schema without ``additionalProperties`` gets ``false``: a call carries the declared arguments
+    only.
     """
     tools = use.offered
     if not tools:
@@ -128,12 +125,13 @@ def call_grammar(use: ToolUse) -> dict[str, Any]:
     schema = calls[0] if len(calls) == 1 else {"anyOf": calls}
     grammar = (
         "%llguidance {}\n"
-        f'start: ("{_lark(CALL_OPEN)}\\n" call "\\n{_lark(CALL_CLOSE)}" "\\n"?)+\n'
+        f'start: "{_lark(CALL_OPEN)}\\n" call "\\n{_lark(CALL_CLOSE)}"\n'
         f"call: %json {json.dumps(schema)}\n"
     )
     options: dict[str, Any] = {"grammar": grammar}
     if not use.forced:
-        options |= {"grammar_lazy": True, "grammar_triggers": [{"type": 1, "value": CALL_OPEN}]}  # 1: a trigger word
+        # 1: a trigger word; llama.cpp wants it kept as a token of its own
+        options |= {"grammar_lazy": True, "grammar_triggers": [{"type": 1, "value": CALL_OPEN}], "preserved_tokens": [CALL_OPEN]}
     return options
 
 

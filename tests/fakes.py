@@ -111,7 +111,8 @@ class FakeDecoder:
     ) -> AsyncGenerator[str, None]:
         self.prompts.append(prompt)
         self.tools.append(tools)
-        question = prompt.rsplit("<|im_start|>user\n", 1)[-1].split("<|im_end|>", 1)[0].strip()
+        last = prompt.removesuffix("<|im_start|>assistant\n").rsplit("<|im_start|>", 1)[-1]  # the turn answered
+        question = last.partition("\n")[2].split("<|im_end|>", 1)[0].strip()
         answer = self.answers.get(question, self.default)
         for index, word in enumerate(answer.split()):
             if self.fail_after is not None and index >= self.fail_after:

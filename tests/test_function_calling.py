@@ -30,7 +30,8 @@ WEATHER = Tool("get_weather", "The weather in a city", {"type": "object", "prope
 CALL = '<tool_call> {"name": "get_weather", "arguments": {"city": "Paris"}} </tool_call>'
 OUTPUT = '{"sky": "sunny", "celsius": 21}'
 ASKED = "what is the weather in paris?"
-ANSWERS = {ASKED: CALL, f"<tool_response>\n{OUTPUT}\n</tool_response>": "It is sunny and 21 degrees in Paris."}
+NOTE = f'The function get_weather({{"city": "Paris"}}) returned: {OUTPUT}\nTell the user exactly this result in one sentence.'
+ANSWERS = {ASKED: CALL, NOTE: "It is sunny and 21 degrees in Paris."}
 
 
 def typed(text: str) -> Message:
@@ -56,7 +57,8 @@ async def test_a_reply_calls_a_tool_and_the_next_one_answers_with_its_output() -
         await h.session.create_response()
         second = (await h.done(2))[1]
     assert second.text == "It is sunny and 21 degrees in Paris." and h.sink.items, "the answer is spoken"
-    assert "<tool_call>" in h.decoder.prompts[1] and "<tool_response>" in h.decoder.prompts[1]
+    assert NOTE in h.decoder.prompts[1], "the call and its result are a note to the model"
+    assert "<tools>" not in h.decoder.prompts[1] and h.decoder.tools[1].offered == (), "a result is answered in words"
     assert [m.kind for m in h.session.conversation.messages] == ["message", "function_call", "function_call_output", "message"]
 
 
@@ -149,3 +151,23 @@ def test_the_splitter_reads_calls_cut_anywhere_and_drops_what_is_not_a_call() ->
     unfinished = ToolCallSplitter()
     assert next(iter(unfinished.push('<tool_call>{"name": "f", "arguments": {'))).name == "f"  # type: ignore[union-attr]
     assert list(unfinished.flush()) == []
+
+
+async def test_an_output_sent_before_the_reply_ends_follows_its_call() -> None:
+    """Clients run a tool as soon as its call is done (the Agents SDKs do), while the reply may still be speaking."""
+    config = SessionConfig(turn_detection=False, tools=ToolUse((WEATHER,)))
+    async with Harness(config, {ASKED: CALL + " One moment please."}) as h:
+        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), len(CALL.split())
+        h.session.history.add(typed(ASKED))
+        await h.session.create_response()
+        await settle(lambda: bool(h.of(ToolCallDone)))
+        [call] = h.of(ToolCallDone)
+        h.session.add_item(Message("user", OUTPUT, kind="function_call_output", call_id=call.call_id))
+        await settle(steps=50)
+        assert [m.kind for m in h.session.conversation.messages] == ["message"], "held until the turn closes"
+        h.decoder.gate.set()
+        await h.done()
+        await settle(lambda: len(h.of(ItemAdded)) >= 2)
+    assert [(m.role, m.kind) for m in h.session.conversation.messages] == [
+        ("user", "message"), ("assistant", "message"), ("assistant", "function_call"), ("user", "function_call_output")]
+    assert h.of(ItemAdded)[-1].previous_item_id == call.item_id

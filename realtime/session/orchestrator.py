@@ -251,6 +251,13 @@ class VoiceSession:
         )
         turn.commit()
 
+    def add_item(self, item: Message, previous_item_id: str | None = None, event_id: str | None = None) -> None:
+        """Add a client's item (``conversation.item.create``); a call's output that arrives before the turn that wrote
+        the call has closed enters the history after the call, when the turn closes."""
+        if item.kind == "function_call_output" and previous_item_id is None and self.turns.hold_output(item, event_id):
+            return
+        self.history.add(item, previous_item_id, event_id)
+
     def retrieve(self, item_id: str, event_id: str | None = None) -> None:
         """Send an item as it stands (``conversation.item.retrieve``): from the history, or from a turn in progress."""
         item = self.conversation.find(item_id) or self.turns.item_in_progress(item_id)

@@ -100,6 +100,8 @@ class Turn:
         """What the client asked of this reply beyond the session's settings."""
         self.context: list[Message] | None = None
         """The items the reply answers instead of the conversation's history (a response's ``input``)."""
+        self.held_outputs: list[tuple[Message, str | None]] = []
+        """Outputs of this turn's calls sent by the client before the turn closed (with their client event ids)."""
         self.calls: list[Message] = []
         """The function calls the reply wrote, in order (``text``: the arguments as written so far)."""
         self.error: BaseException | None = None
