@@ -64,6 +64,8 @@ class BrainSession(Protocol):
 
     hears_audio: bool
     """True when the brain hears the user's audio itself (the transcript then only tells the client)."""
+    calls_tools: bool
+    """True when the brain's replies may call functions (:class:`~realtime.tools.ToolUse`)."""
 
     async def hear(self, samples: np.ndarray) -> None:
         """The next chunk of the user's audio: float32 mono at 16 kHz, any length. A brain that reads text ignores it.

@@ -46,6 +46,7 @@ class CascadeSession:
     """One session's :class:`~realtime.brain.BrainSession` on the cascade's decoder."""
 
     hears_audio = False
+    calls_tools = True
 
     def __init__(self, decoder: TextDecoder, conversation: Conversation) -> None:
         self._decoder = decoder

@@ -46,6 +46,8 @@ class AddItem:
     previous_item_id: str | None
     """None: at the end; ``root``: at the start."""
     event_id: str | None
+    audio: np.ndarray | None = None
+    """A user message's audio (16 kHz float32 mono) to transcribe into its text."""
 
 
 @dataclass(frozen=True)

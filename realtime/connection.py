@@ -114,7 +114,7 @@ class RealtimeConnection:
                 case ClearInput():
                     session.clear_input()
                 case AddItem():
-                    session.add_item(command.item, command.previous_item_id, command.event_id)
+                    session.add_item(command.item, command.previous_item_id, command.event_id, command.audio)
                 case RetrieveItem():
                     session.retrieve(command.item_id, command.event_id)
                 case DeleteMessage():

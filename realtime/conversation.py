@@ -51,6 +51,8 @@ class Message:
     """The call a function call or its output belongs to."""
     name: str | None = None
     """The function a call calls."""
+    audio_ms: int = 0
+    """For a spoken reply: how long its audio is (ms), to cut its words to a client's truncation later."""
 
 
 @dataclass
@@ -118,14 +120,10 @@ class Conversation:
         return message is not None
 
     def truncate(self, item_id: str, heard: str) -> None:
-        """Cut a message to what the user heard (removed if nothing was)."""
+        """Cut a message to what the user heard (it stays, empty, if nothing was: the client may still address it)."""
         message = self.find(item_id)
-        if message is None:
-            return
-        if heard.strip():
+        if message is not None:
             message.text = heard.strip()
-        else:
-            self.messages.remove(message)
 
     def history_prompt(self) -> str:
         """System prompt and every finished turn: the stable part of every next prompt."""
@@ -184,7 +182,7 @@ def _render(messages: list[Message]) -> list[str]:
             call = calls.get(m.call_id)
             called = f"The function {_call(call)}" if call is not None else "A function"
             blocks.append(_block("system", f"{called} returned: {m.text}\nTell the user exactly this result in one sentence."))
-        elif m.kind == "message":
+        elif m.kind == "message" and m.text:
             blocks.append(_block(m.role, m.text))
     return blocks
 

@@ -25,8 +25,10 @@ import json
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import numpy as np
+
 from audio.codecs import AudioFormat, AudioFormatError
-from audio.samples import PIPELINE_RATE, StreamResampler
+from audio.samples import PIPELINE_RATE, StreamResampler, resample
 from realtime.commands import (
     AddItem,
     AppendAudio,
@@ -77,6 +79,7 @@ from realtime.wire_settings import (
     conversation_item,
     extensions,
     field,
+    item_audio,
     known_fields,
     metadata,
     reasoning_budget,
@@ -183,16 +186,19 @@ class RealtimeProtocol:
             return [Send(self.error(exc.code, str(exc), event_id=event_id, param=exc.param))]
 
     def _append(self, event: dict[str, Any], event_id: str | None) -> list[Command]:
-        audio = field(event, "audio", str)
+        samples = self._decode(field(event, "audio", str), "audio")
+        return [AppendAudio(self._resampler.process(samples))] if len(samples) else []
+
+    def _decode(self, audio: str, param: str) -> np.ndarray:
+        """Base64 audio in the session's input format, as float32 samples at the input rate."""
         try:
             data = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise ProtocolError("invalid_audio", f"audio is not valid base64: {exc}", "audio") from exc
+            raise ProtocolError("invalid_audio", f"audio is not valid base64: {exc}", param) from exc
         try:
-            samples = self.input_format.decode(data)
+            return self.input_format.decode(data)
         except AudioFormatError as exc:
-            raise ProtocolError("invalid_audio", str(exc), "audio") from exc
-        return [AppendAudio(self._resampler.process(samples))] if len(samples) else []
+            raise ProtocolError("invalid_audio", str(exc), param) from exc
 
     def _session_update(self, event: dict[str, Any], event_id: str | None) -> list[Command]:
         session = field(event, "session", dict)
@@ -241,7 +247,12 @@ class RealtimeProtocol:
         previous = event.get("previous_item_id")
         if previous is not None and not isinstance(previous, str):
             raise ProtocolError("invalid_value", "previous_item_id must be a string", "previous_item_id")
-        return [AddItem(conversation_item(event.get("item"), "item"), previous, event_id)]
+        item = conversation_item(event.get("item"), "item")
+        parts = item_audio(event["item"])
+        if not parts:
+            return [AddItem(item, previous, event_id)]
+        audio = [self._decode(part, "item.content") for part in parts]
+        return [AddItem(item, previous, event_id, resample(np.concatenate(audio), self.input_format.rate, PIPELINE_RATE))]
 
     def _response_create(self, event: dict[str, Any], event_id: str | None) -> list[Command]:
         """``response.create`` with its per-response options (``response``); every option is checked first."""
@@ -340,10 +351,11 @@ class RealtimeProtocol:
                     *responses.item_done(heard),
                 ]
             case ItemAdded():
-                added = item_object(item.item, beta=self.beta)
+                added = item_object(item.item, beta=self.beta, audio=item.item.audio_ms > 0)
                 return [responses.item_added(added, item.previous_item_id), *responses.item_done(added)]
             case ItemRetrieved():
-                return [self._event("conversation.item.retrieved", item=item_object(item.item, beta=self.beta))]
+                retrieved = item_object(item.item, beta=self.beta, audio=item.item.audio_ms > 0)
+                return [self._event("conversation.item.retrieved", item=retrieved)]
             case ItemDeleted():
                 return [self._event("conversation.item.deleted", item_id=item.item_id)]
             case ReplyStarted():

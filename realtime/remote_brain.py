@@ -116,6 +116,7 @@ class RemoteAudioConversation:
     conversation."""
 
     hears_audio = True
+    calls_tools = False
 
     def __init__(self, brain: RemoteAudioBrain, instructions: str, *, block_seconds: float) -> None:
         self._brain = brain

@@ -160,10 +160,20 @@ def _message_item(value: dict[str, Any], kind: object, where: str) -> Message:
     content = value.get("content")
     if not isinstance(content, list) or not content:
         raise ProtocolError("invalid_value", "item.content must be a non-empty list", f"{where}.content")
-    texts = [part.get("text") or part.get("transcript") for part in content if isinstance(part, dict)]
-    if not texts or not all(isinstance(text, str) for text in texts):
-        raise ProtocolError("invalid_value", "each content part needs text (audio parts need their transcript)", f"{where}.content")
-    return Message(role, " ".join(str(text) for text in texts).strip())
+    texts = [part.get("text") or part.get("transcript") or "" for part in content if isinstance(part, dict)]
+    spoken = [part for part in content if isinstance(part, dict) and isinstance(part.get("audio"), str)]
+    if len(texts) < len(content) or not all(isinstance(text, str) for text in texts) or (not any(texts) and not spoken):
+        raise ProtocolError("invalid_value", "each content part needs text, or audio (base64, the session's input format)",
+                            f"{where}.content")
+    if spoken and role != "user":
+        raise ProtocolError("invalid_value", "only a user message may carry audio", f"{where}.content")
+    return Message(role, " ".join(str(text) for text in texts if text).strip())
+
+
+def item_audio(value: dict[str, Any]) -> list[str]:
+    """The base64 audio of a message item's ``input_audio`` parts (the item has been read with
+    :func:`conversation_item`)."""
+    return [part["audio"] for part in value.get("content") or () if isinstance(part, dict) and isinstance(part.get("audio"), str)]
 
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -23,7 +23,7 @@ from realtime.events import (
 from realtime.session import SessionConfig
 from realtime.session.config import ResponseOptions
 from realtime.tools import Tool, ToolCallSplitter, ToolUse, call_grammar
-from tests.fakes import settle
+from tests.fakes import settle, speak
 from tests.test_session import Harness
 
 WEATHER = Tool("get_weather", "The weather in a city", {"type": "object", "properties": {"city": {"type": "string"}}})
@@ -171,3 +171,44 @@ async def test_an_output_sent_before_the_reply_ends_follows_its_call() -> None:
     assert [(m.role, m.kind) for m in h.session.conversation.messages] == [
         ("user", "message"), ("assistant", "message"), ("assistant", "function_call"), ("user", "function_call_output")]
     assert h.of(ItemAdded)[-1].previous_item_id == call.item_id
+
+
+async def test_an_older_reply_is_cut_to_the_words_that_fit_and_stays_addressable() -> None:
+    story = " ".join(f"word{i}" for i in range(40)) + "."
+    async with Harness(SessionConfig(turn_detection=False), {"tell me a story.": story, "and then?": "The end."}) as h:
+        h.session.history.add(typed("tell me a story."))
+        await h.session.create_response()
+        [told] = await h.done()
+        h.session.history.add(typed("and then?"))
+        await h.session.create_response()
+        await h.done(2)
+        message = h.session.conversation.find(told.item_id)
+        assert message is not None and message.audio_ms == 40 * 250  # the fake voice: 250 ms a word
+        await h.session.turns.truncate(told.item_id, 2_500)
+        assert message.text.split() == [f"word{i}" for i in range(10)]
+        await h.session.turns.truncate(told.item_id, 0)
+        assert message.text == "" and h.session.conversation.find(told.item_id) is message
+        h.session.history.delete(told.item_id, "evt_1")
+        await settle(steps=50)
+    assert not h.of(ErrorEvent)
+    assert "word0" not in h.decoder.prefilled[-1], "the history the model sees has lost the deleted reply"
+
+
+async def test_a_brain_that_cannot_call_tools_says_so() -> None:
+    async with Harness(SessionConfig(turn_detection=False)) as h:
+        h.session.brain.calls_tools = False  # type: ignore[misc]  # as the audio LLM brains are
+        h.session.configure(SessionConfig(turn_detection=False, tools=ToolUse((WEATHER,))))
+        await h.session.create_response(ResponseOptions(tools=ToolUse((WEATHER,), "required")), "evt_2")
+        await settle(steps=50)
+    assert [(e.code, e.event_id) for e in h.of(ErrorEvent)] == [("invalid_value", None), ("invalid_value", "evt_2")]
+
+
+async def test_a_spoken_user_item_is_transcribed_into_the_conversation() -> None:
+    async with Harness(SessionConfig(turn_detection=False)) as h:
+        h.session.add_item(Message("user", ""), None, "evt_1", speak("what is two plus two?"))
+        await settle(lambda: bool(h.of(ItemAdded)))
+        await h.session.create_response()
+        [done] = await h.done()
+    [added] = h.of(ItemAdded)
+    assert added.item.text == "what is two plus two?" and added.item.audio_ms > 0
+    assert done.text == "Four."

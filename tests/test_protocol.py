@@ -223,6 +223,22 @@ def added(event: dict) -> tuple[Message, str | None]:
     return command.item, command.previous_item_id
 
 
+def test_a_spoken_user_item_carries_its_audio() -> None:
+    proto = protocol()
+    pcm = base64.b64encode((np.full(2_400, 0.25) * 32767).astype("<i2").tobytes()).decode()
+    [command] = receive(proto, {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
+        {"type": "input_audio", "audio": pcm}, {"type": "input_text", "text": "and"}]}})
+    assert isinstance(command, AddItem) and command.item.text == "and"
+    assert command.audio is not None and len(command.audio) == 1_600 and abs(float(command.audio[800]) - 0.25) < 0.01
+    spoken = {"role": "assistant", "content": [{"type": "input_audio", "audio": pcm}]}
+    assert error_code(receive(proto, {"type": "conversation.item.create", "item": spoken})) == "invalid_value"
+    broken = {"role": "user", "content": [{"type": "input_audio", "audio": "@@"}]}
+    assert error_code(receive(proto, {"type": "conversation.item.create", "item": broken})) == "invalid_audio"
+    heard = Message("user", "hello", "item_5", audio_ms=500)
+    added, _ = proto.translate(ItemAdded(heard, None))
+    assert added["item"]["content"] == [{"type": "input_audio", "transcript": "hello"}]
+
+
 def test_items_of_every_kind_are_read() -> None:
     user, previous = added({"item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}})
     assert (user.role, user.text, user.kind, previous) == ("user", "Hi", "message", None)

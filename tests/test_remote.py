@@ -33,7 +33,9 @@ from realtime.decoder import DecoderError
 from realtime.errors import BrainStateError
 from realtime.events import ErrorEvent, ReplyDone, UserTranscriptFinal
 from realtime.models import Models
+from realtime.reasoning import Piece
 from realtime.remote_brain import RemoteAudioBrain, RemoteTextDecoder
+from realtime.tools import CallPiece, Tool, ToolUse
 from tests.conftest import silence, write_question
 from tests.fakes import Listened
 
@@ -287,7 +289,16 @@ class ScriptedStepAudioServer:
         self.requests.append(body)
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        if body.get("continue_final_message"):
+        if body.get("tools"):  # two calls in one reply, after a few words, as vLLM's tool parsers stream them
+            deltas = [{"content": "Let me check."}]
+            for index, (city, call_id) in enumerate((("Paris", "chatcmpl-tool-1"), ("Rome", "chatcmpl-tool-2"))):
+                deltas += [
+                    {"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                     "function": {"name": "get_weather", "arguments": ""}}]},
+                    {"tool_calls": [{"index": index, "function": {"arguments": '{"city": '}}]},
+                    {"tool_calls": [{"index": index, "function": {"arguments": f'"{city}"}}'}}]},
+                ]
+        elif body.get("continue_final_message"):
             deltas = [{"content": "It is"}, {"content": " Paris."}]
         elif self.reasoning_field:
             deltas = [{"reasoning_content": t} for t in self.REASONING] + [{"content": "Paris."}]
@@ -364,3 +375,23 @@ async def test_reasoning_from_a_servers_reasoning_parser(step_audio_server) -> N
     pieces = await reply_pieces(url, reasoning_budget=1_000)
     assert joined(pieces, "reasoning") == "The user asks for the capital of France."
     assert joined(pieces, "answer") == "Paris."
+
+
+async def test_a_served_model_streams_several_tool_calls_back(step_audio_server) -> None:
+    """The tools go in the request (the server renders them with the model's template); its ``tool_calls`` come back
+    as call pieces. llama.cpp's server here (``realtime llm-server``) answers tool requests as plain content for this
+    model, so the stand-in speaks vLLM's streaming shape."""
+    scripted, url = await step_audio_server()
+    client = ChatClient(ChatEndpoint(url, "qwen"))
+    weather = Tool("get_weather", "The weather", {"type": "object", "properties": {"city": {"type": "string"}}})
+    brain = CascadeBrain(RemoteTextDecoder(client)).open(Conversation("Be brief."))
+    request = ReplyRequest("Weather in Paris and Rome?", tools=ToolUse((weather,), "required"))
+    pieces = [p async for p in brain.reply(request)]
+    await client.close()
+    body = scripted.requests[-1]
+    assert body["tools"] == [weather.signature()] and body["tool_choice"] == "required"
+    assert "<tools>" not in body["messages"][0]["content"], "the server renders the tools, not the prompt"
+    assert "".join(p.text for p in pieces if isinstance(p, Piece)) == "Let me check."
+    done = [p for p in pieces if isinstance(p, CallPiece) and p.done]
+    assert [(c.name, json.loads(c.arguments)) for c in done] == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
+    assert done[0].call_id != done[1].call_id

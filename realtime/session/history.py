@@ -64,8 +64,9 @@ class History:
             return
         if turn.user_text:
             self._conversation.add("user", turn.user_text, turn.user_item_id)
-        if turn.item_id is not None:
-            self._conversation.add("assistant", heard, turn.item_id)
+        if turn.item_id is not None and turn.spoken:  # the client saw the reply's message begin: it stays addressable
+            audio_ms = turn.produced_samples * 1000 // self._session.config.output_rate
+            self._conversation.insert(Message("assistant", heard.strip(), turn.item_id, audio_ms=audio_ms))
         for call in turn.calls:
             if call.text:  # the call was written whole
                 self._conversation.insert(call)

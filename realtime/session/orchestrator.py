@@ -209,6 +209,8 @@ class VoiceSession:
     def configure(self, config: SessionConfig, *, announce: bool = False) -> None:
         """Apply new settings (a reply in progress finishes under the old ones). ``announce`` tells the clients with a
         :class:`~realtime.events.SettingsChanged` item (for changes that do not come from the wire protocol)."""
+        if config.tools.tools and not self.brain.calls_tools and config.tools != self.config.tools:
+            self.error("invalid_value", "this server's model cannot call functions: its replies ignore the tools")
         self.config = config
         self.conversation.instructions = config.instructions
         self.conversation.tools = config.tools.offered
@@ -235,6 +237,9 @@ class VoiceSession:
     async def create_response(self, options: ResponseOptions | None = None, event_id: str | None = None) -> None:
         """Reply to the conversation as it stands, or to ``options.input`` (``response.create``)."""
         options = options or ResponseOptions()
+        if options.tools is not None and options.tools.offered and not self.brain.calls_tools:
+            self.error("invalid_value", "this server's model cannot call functions", event_id)
+            return
         turn = self.turns.live
         if not options.out_of_band and turn is not None and turn.respond and turn.committed:
             self.error("conversation_already_has_active_response", "a response is already in progress", event_id)
@@ -251,11 +256,23 @@ class VoiceSession:
         )
         turn.commit()
 
-    def add_item(self, item: Message, previous_item_id: str | None = None, event_id: str | None = None) -> None:
+    def add_item(
+        self, item: Message, previous_item_id: str | None = None, event_id: str | None = None, audio: np.ndarray | None = None
+    ) -> None:
         """Add a client's item (``conversation.item.create``); a call's output that arrives before the turn that wrote
-        the call has closed enters the history after the call, when the turn closes."""
+        the call has closed enters the history after the call, when the turn closes. A user message's ``audio``
+        (16 kHz float32) is transcribed first, and its words join the message's text."""
+        if audio is not None:
+            self.spawn(self._add_spoken(item, previous_item_id, event_id, audio), "transcribe item")
+            return
         if item.kind == "function_call_output" and previous_item_id is None and self.turns.hold_output(item, event_id):
             return
+        self.history.add(item, previous_item_id, event_id)
+
+    async def _add_spoken(self, item: Message, previous_item_id: str | None, event_id: str | None, audio: np.ndarray) -> None:
+        transcript = await self.models.asr.transcribe_async(audio)
+        item.text = " ".join(t for t in (item.text, transcript.text if transcript.is_speech else "") if t)
+        item.audio_ms = len(audio) * 1000 // PIPELINE_RATE
         self.history.add(item, previous_item_id, event_id)
 
     def retrieve(self, item_id: str, event_id: str | None = None) -> None:

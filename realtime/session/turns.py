@@ -210,8 +210,13 @@ class TurnKeeper:
         if audio_end_ms < 0:
             session.error("invalid_value", "audio_end_ms must not be negative", event_id)
             return
-        if turn is None:  # an older reply: its audio is gone, keep the proportion of words
-            session.put(ReplyTruncated(item_id, message.text, audio_end_ms))  # type: ignore[union-attr]
+        if turn is None:  # an older reply: its audio is gone, keep the share of its words that fits the audio played
+            assert message is not None
+            words = message.text.split()
+            kept = len(words) if not message.audio_ms else min(len(words), len(words) * audio_end_ms // message.audio_ms)
+            message.text = " ".join(words[:kept])
+            session.put(ReplyTruncated(item_id, message.text, audio_end_ms))
+            self._history.prefill()
             return
         await self.interrupt(turn, heard_samples=audio_end_ms * session.config.output_rate // 1000)
 

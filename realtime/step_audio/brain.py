@@ -87,6 +87,7 @@ class StepAudioConversation:
     """One session's turns on the shared brain, with its own KV cache (see :class:`~realtime.brain.BrainSession`)."""
 
     hears_audio = True
+    calls_tools = False
 
     def __init__(self, brain: StepAudioBrain, instructions: str, *, block_seconds: float) -> None:
         self._brain = brain
