@@ -74,7 +74,8 @@ def test_prompt_format_and_history() -> None:
     assert conversation.messages[-1].text == "Once upon a time"
     assert conversation.reply_prompt(None) == conversation.history_prompt() + "<|im_start|>assistant\n"
     conversation.truncate(reply.id, "")
-    assert [m.role for m in conversation.messages] == ["user"]
+    assert [(m.role, m.text) for m in conversation.messages] == [("user", "Tell me a story."), ("assistant", "")]
+    assert conversation.history_prompt().endswith("Tell me a story.<|im_end|>\n"), "an unheard reply is not in the prompt"
 
 
 @pytest.mark.parametrize(

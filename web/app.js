@@ -244,7 +244,7 @@ function onEvent(event) {
       awaitingReply = false; // the status goes back to "Listening" once its audio has played
       const { id, status, status_details: details, output } = event.response;
       if (status !== "completed") {
-        tag(id, details?.reason ?? status);
+        tag(id, { turn_detected: "interrupted", client_cancelled: "cancelled" }[details?.reason] ?? status);
         heardOnly(id, output[0]?.content[0]?.transcript ?? "");
       }
       break;
