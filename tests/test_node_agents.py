@@ -13,10 +13,7 @@ every server event. Node and the packages come from scripts/setup.sh (``npm ci``
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,10 +30,8 @@ from benchmarks.browser import CHROMIUM, chromium_args, launch
 from realtime.models import Models
 from realtime.server import RealtimeServer, ServerOptions
 from tests.conftest import silence, write_question
+from tests.test_node_clients import KEY, NODE, NODE_DIR, run_node
 
-NODE_DIR = Path(__file__).parent / "node"
-NODE = shutil.which("node")
-KEY = "secret-key"
 QUESTION = "What is the weather like in Paris?"
 WIRE_RATE = 24_000
 
@@ -105,23 +100,12 @@ async def test_the_js_agents_sdk_calls_a_tool_asked_by_voice_over_websocket(serv
     audio.write_bytes(to_pcm16(resample(spoken_question(say), 16_000, WIRE_RATE)))
     url = f"ws://127.0.0.1:{server.port}/v1/realtime?model=embedded"
     started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        NODE, "agents_tools.mjs", url, str(audio), cwd=NODE_DIR, env={**os.environ, "OPENAI_API_KEY": KEY},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout=240)  # the script gives up after 150 s
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert out, f"agents_tools.mjs printed nothing (exit code {process.returncode}): {err.decode()}"
-    result = json.loads(out)
+    code, result = await run_node("agents_tools.mjs", url, str(audio), timeout_s=240)  # the script gives up after 150 s
     print(f"websocket conversation: {time.monotonic() - started:.1f} s, {result['times']}")
     sent = [event["type"] for event in result["sent"]]
     assert sent[0] == "session.update" and "function_call_output" in json.dumps(result["sent"]), sent
     check_conversation(result)
-    assert process.returncode == 0
+    assert code == 0
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")

@@ -71,15 +71,23 @@ async def server(models: Models, certificate: Certificate) -> AsyncIterator[Real
     await running.stop()
 
 
-async def run_node(script: str, *args: str, certificate: Certificate, flags: tuple[str, ...] = ()) -> tuple[int, dict[str, Any]]:
-    """Run a script of tests/node; its exit code and the JSON it printed."""
+def trusting(certificate: Certificate) -> dict[str, str]:
+    """Node's environment to trust ``certificate``."""
+    return {"NODE_EXTRA_CA_CERTS": str(certificate.cert)}
+
+
+async def run_node(
+    script: str, *args: str, env: dict[str, str] | None = None, flags: tuple[str, ...] = (), timeout_s: float = 120.0
+) -> tuple[int, dict[str, Any]]:
+    """Run a script of tests/node (``env`` added to this process's, the API key given); its exit code and the JSON it
+    printed. The scripts give up on their own before ``timeout_s``."""
     assert NODE is not None
-    env = {**os.environ, "NODE_EXTRA_CA_CERTS": str(certificate.cert), "OPENAI_API_KEY": KEY}
     process = await asyncio.create_subprocess_exec(
-        NODE, *flags, script, *args, cwd=NODE_DIR, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        NODE, *flags, script, *args, cwd=NODE_DIR, env={**os.environ, "OPENAI_API_KEY": KEY, **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout=120)  # the scripts give up after 90 s
+        out, err = await asyncio.wait_for(process.communicate(), timeout=timeout_s)
     finally:
         if process.returncode is None:
             process.kill()
@@ -89,12 +97,11 @@ async def run_node(script: str, *args: str, certificate: Certificate, flags: tup
     return process.returncode, json.loads(out)
 
 
-@pytest.mark.skipif(NODE_MAJOR < 20, reason="the openai SDK's realtime client needs a native WebSocket (Node 20 or later)")
 async def test_the_openai_sdk_realtime_client_over_wss(server: RealtimeServer, certificate: Certificate) -> None:
     # Node 20 has the native WebSocket behind a flag; from Node 22 on it is there by default.
     flags = ("--experimental-websocket",) if NODE_MAJOR < 22 else ()
     base_url = f"https://127.0.0.1:{server.port}/v1"
-    code, result = await run_node("openai_realtime.mjs", base_url, QUESTION, certificate=certificate, flags=flags)
+    code, result = await run_node("openai_realtime.mjs", base_url, QUESTION, env=trusting(certificate), flags=flags)
     assert code == 0 and not result["errors"], result
     events = result["events"]
     order = ["session.created", "session.updated", "conversation.item.added", "conversation.item.done", "response.created",
@@ -108,7 +115,7 @@ async def test_the_openai_sdk_realtime_client_over_wss(server: RealtimeServer, c
 
 async def test_the_agents_sdk_over_its_websocket_transport(server: RealtimeServer, certificate: Certificate) -> None:
     url = f"wss://127.0.0.1:{server.port}/v1/realtime?model=embedded"
-    code, result = await run_node("agents_realtime.mjs", url, QUESTION, certificate=certificate)
+    code, result = await run_node("agents_realtime.mjs", url, QUESTION, env=trusting(certificate))
     assert code == 0 and not result["errors"], result
     sent = [event["type"] for event in result["sent"]]
     assert sent[:3] == ["session.update", "conversation.item.create", "response.create"], sent
