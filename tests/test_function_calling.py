@@ -23,7 +23,7 @@ from realtime.events import (
 from realtime.session import SessionConfig
 from realtime.session.config import ResponseOptions
 from realtime.tools import Tool, ToolCallSplitter, ToolUse, call_grammar
-from tests.fakes import settle, speak
+from tests.fakes import settle, silence, speak
 from tests.test_session import Harness
 
 WEATHER = Tool("get_weather", "The weather in a city", {"type": "object", "properties": {"city": {"type": "string"}}})
@@ -168,9 +168,11 @@ async def test_an_output_sent_before_the_reply_ends_follows_its_call() -> None:
         h.decoder.gate.set()
         await h.done()
         await settle(lambda: len(h.of(ItemAdded)) >= 2)
-    assert [(m.role, m.kind) for m in h.session.conversation.messages] == [
-        ("user", "message"), ("assistant", "message"), ("assistant", "function_call"), ("user", "function_call_output")]
-    assert h.of(ItemAdded)[-1].previous_item_id == call.item_id
+    messages = h.session.conversation.messages
+    assert [(m.role, m.kind) for m in messages] == [
+        ("user", "message"), ("assistant", "function_call"), ("assistant", "message"), ("user", "function_call_output")
+    ], "in the order they were announced: the call came before the words"
+    assert messages[1].id == call.item_id and h.of(ItemAdded)[-1].previous_item_id == messages[2].id
 
 
 async def test_an_older_reply_is_cut_to_the_words_that_fit_and_stays_addressable() -> None:
@@ -212,3 +214,16 @@ async def test_a_spoken_user_item_is_transcribed_into_the_conversation() -> None
     [added] = h.of(ItemAdded)
     assert added.item.text == "what is two plus two?" and added.item.audio_ms > 0
     assert done.text == "Four."
+
+
+async def test_a_spoken_user_turn_is_kept_as_audio_with_its_transcript() -> None:
+    async with Harness() as h:
+        await h.push(silence(0.3))
+        await h.push(speak("what is two plus two?"))
+        await h.push(silence(1.0))
+        await h.done()
+        user = h.session.conversation.messages[0]
+        h.session.retrieve(user.id, "evt_1")
+        await settle(lambda: bool(h.of(ItemRetrieved)))
+    assert (user.role, user.text) == ("user", "what is two plus two?") and user.audio_ms > 1_000
+    assert h.of(ItemRetrieved)[0].item.audio_ms == user.audio_ms  # the wire shows it as input_audio

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from realtime.conversation import Message
+from realtime.conversation import Message, new_item_id
 from realtime.events import ItemAdded, ItemDeleted, ReplyTruncated
 from realtime.session.turn import Turn
 
@@ -63,13 +63,14 @@ class History:
         if turn.options.out_of_band:
             return
         if turn.user_text:
-            self._conversation.add("user", turn.user_text, turn.user_item_id)
+            self._conversation.insert(Message("user", turn.user_text, turn.user_item_id or new_item_id(), audio_ms=turn.user_audio_ms))
+        items = [call for call in turn.calls if call.text]  # the calls written whole
         if turn.item_id is not None and turn.spoken:  # the client saw the reply's message begin: it stays addressable
             audio_ms = turn.produced_samples * 1000 // self._session.config.output_rate
-            self._conversation.insert(Message("assistant", heard.strip(), turn.item_id, audio_ms=audio_ms))
-        for call in turn.calls:
-            if call.text:  # the call was written whole
-                self._conversation.insert(call)
+            said = Message("assistant", heard.strip(), turn.item_id, audio_ms=audio_ms)
+            items = [*items, said] if turn.calls_first else [said, *items]
+        for item in items:  # in the order the reply began them
+            self._conversation.insert(item)
 
     def truncated(self, turn: Turn, heard: str, played: int) -> None:
         """A completed reply was cut while its audio was still playing: history keeps ``heard``."""

@@ -260,7 +260,7 @@ class VoiceSession:
         self, item: Message, previous_item_id: str | None = None, event_id: str | None = None, audio: np.ndarray | None = None
     ) -> None:
         """Add a client's item (``conversation.item.create``); a call's output that arrives before the turn that wrote
-        the call has closed enters the history after the call, when the turn closes. A user message's ``audio``
+        the call has closed enters the history after that turn's items, when it closes. A user message's ``audio``
         (16 kHz float32) is transcribed first, and its words join the message's text."""
         if audio is not None:
             self.spawn(self._add_spoken(item, previous_item_id, event_id, audio), "transcribe item")

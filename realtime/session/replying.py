@@ -38,6 +38,7 @@ class Replier:
         transcript = await self._asr.transcribe_async(audio)
         turn.record.mark("final_transcript")
         text = transcript.text if transcript.is_speech else ""
+        turn.user_audio_ms = len(audio) * 1000 // PIPELINE_RATE
         turn.emit(UserTranscriptFinal(turn.id, turn.user_item_id or "", text, len(audio) / PIPELINE_RATE))
         return text
 
@@ -112,6 +113,7 @@ def _call(turn: Turn, piece: CallPiece) -> None:
     call = next((c for c in turn.calls if c.call_id == piece.call_id), None)
     if call is None:
         call = Message("assistant", "", kind="function_call", call_id=piece.call_id, name=piece.name)
+        turn.calls_first = turn.calls_first or turn.record.stamps.get("first_answer_token") is None
         turn.calls.append(call)
         turn.emit(ToolCallStarted(turn.id, turn.generation, call.id, piece.call_id, piece.name))
     elif piece.done:

@@ -102,6 +102,10 @@ class Turn:
         """The items the reply answers instead of the conversation's history (a response's ``input``)."""
         self.held_outputs: list[tuple[Message, str | None]] = []
         """Outputs of this turn's calls sent by the client before the turn closed (with their client event ids)."""
+        self.calls_first = False
+        """The reply began a call before it wrote any words (its items are in that order)."""
+        self.user_audio_ms = 0
+        """How long the user's audio this turn heard was (ms; 0 for a typed or no user message)."""
         self.calls: list[Message] = []
         """The function calls the reply wrote, in order (``text``: the arguments as written so far)."""
         self.error: BaseException | None = None

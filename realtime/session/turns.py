@@ -71,7 +71,7 @@ class TurnKeeper:
 
     def hold_output(self, output: Message, event_id: str | None) -> bool:
         """Keep a function call's output for the live turn that wrote the call (True), to enter the history after the
-        call when the turn closes: a client may send it as soon as the call is done, before the reply has ended."""
+        turn's items when it closes: a client may send it as soon as the call is done, before the reply has ended."""
         for turn in (*self._live, *self._beside):
             if any(c.call_id == output.call_id for c in turn.calls):
                 turn.held_outputs.append((output, event_id))
@@ -253,9 +253,8 @@ class TurnKeeper:
         if turn.item_id is not None:  # the reply started: the client saw it begin
             self._s.records.append(turn.record)
             self._s.put(ReplyDone(turn.id, turn.generation, turn.item_id, outcome.value, heard, turn.record.as_dict()))
-        for output, event_id in turn.held_outputs:  # after their calls, which the turn has just written
-            call = next((c for c in turn.calls if c.call_id == output.call_id), None)
-            self._history.add(output, call.id if call is not None and call.text else None, event_id)
+        for output, event_id in turn.held_outputs:  # after the turn's items, which were announced before them
+            self._history.add(output, None, event_id)
         self._release(turn)
         if turn.respond and not turn.options.out_of_band:
             self._last_reply = turn if outcome is Outcome.COMPLETED else None
