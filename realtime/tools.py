@@ -2,13 +2,13 @@
 
 The embedded model (Qwen2.5) and Qwen-family served models take tools in the format of Qwen2.5's own chat template
 (the "Hermes" format): the function signatures as JSON lines inside ``<tools></tools>`` in the system message, each
-call written as ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>``, each result given back in a user
-turn inside ``<tool_response></tool_response>``. :func:`call_grammar` constrains the embedded model's calls to the
-tools' JSON schemas (a llama.cpp grammar in llguidance's syntax, lazy until ``<tool_call>`` when the model may also
-answer in words), so that every call parses and its arguments validate. :class:`ToolCallSplitter` reads a streamed
-completion back into answer text and tool-call pieces. A served model gets the tools in its request (the server
-applies its own template and parser) and its streamed ``tool_calls`` are written back in the same text form, so one
-splitter reads both.
+call written as ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>``. Results go back to the model as
+notes, not as the template's ``<tool_response>`` turns (see :mod:`realtime.conversation`). :func:`call_grammar`
+constrains the embedded model's calls to the tools' JSON schemas (a llama.cpp grammar in llguidance's syntax, lazy
+until ``<tool_call>`` when the model may also answer in words), so that every call parses and its arguments validate.
+:class:`ToolCallSplitter` reads a streamed completion back into answer text and tool-call pieces. A served model gets
+the tools in its request (the server applies its own template and parser) and its streamed ``tool_calls`` are
+written back in the same text form, so one splitter reads both.
 """
 
 from __future__ import annotations
