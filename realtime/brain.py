@@ -85,6 +85,12 @@ class BrainSession(Protocol):
         :meth:`finish_turn` first) or the session is closed; a model or server failure raises
         :class:`~realtime.decoder.DecoderError`."""
 
+    def add_item(self, message: Message, audio: np.ndarray | None = None) -> None:
+        """A client's item entered the conversation (``conversation.item.create``): a brain with a history of its own
+        (the audio LLMs) adds it there, hearing a user message's ``audio`` (16 kHz float32) when it has some; a brain
+        that reads the session's conversation has nothing to do. Raises
+        :class:`~realtime.errors.BrainStateError` once closed."""
+
     def rewind(self) -> None:
         """Discard the reply in flight (the user went on speaking); nothing happens when none is in flight."""
 

@@ -20,7 +20,7 @@ from contextlib import aclosing
 import numpy as np
 
 from realtime.brain import ReplyPiece, ReplyRequest
-from realtime.conversation import STOP_SEQUENCES, Conversation
+from realtime.conversation import STOP_SEQUENCES, Conversation, Message
 from realtime.decoder import TextDecoder
 from realtime.errors import BrainStateError
 from realtime.reasoning import THINK_CLOSE, Piece, ThinkSplitter
@@ -127,6 +127,9 @@ class CascadeSession:
                 yield piece
         for piece in splitter.flush():
             yield piece
+
+    def add_item(self, message: Message, audio: np.ndarray | None = None) -> None:
+        """Nothing to keep: the prompts are built from the session's conversation, which holds the item."""
 
     def rewind(self) -> None:
         """Discard the reply in flight (its stream ends at its next piece); nothing happens when none is in flight.

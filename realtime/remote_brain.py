@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from audio.samples import PIPELINE_RATE, to_pcm16
-from realtime.audio_blocks import AudioBlocks
+from realtime.audio_blocks import AudioBlocks, split_blocks
 from realtime.brain import ReplyRequest
 from realtime.chat_client import ChatClient
 from realtime.conversation import chat_messages
@@ -36,7 +36,7 @@ from realtime.reasoning import THINK_CLOSE, THINK_OPEN, Piece, ThinkSplitter
 from realtime.tools import NO_TOOLS, ToolCallWriter, ToolUse
 
 if TYPE_CHECKING:
-    from realtime.conversation import Conversation
+    from realtime.conversation import Conversation, Message
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,20 @@ class RemoteAudioConversation:
         if turn:
             self._turns.append(turn)
         self._blocks, self._human = [], []
+
+    def add_item(self, message: Message, audio: np.ndarray | None = None) -> None:
+        """A client's message enters this history as a turn of its own (a human message as its ``audio``, 16 kHz
+        float32, when it has some). Function items are ignored (this brain calls no functions)."""
+        self._check_open()
+        if message.kind != "message":
+            return
+        role = "human" if message.role == "user" else message.role
+        if audio is not None and role == "human":
+            blocks, rest = split_blocks(audio, self._audio.block_seconds)
+            self._turns.append([{"role": role, "content": [audio_part(b) for b in (*blocks, rest) if len(b)]}])
+        elif message.text:
+            content: Any = [{"type": "text", "text": message.text}] if role == "human" else message.text
+            self._turns.append([{"role": role, "content": content}])
 
     def close(self) -> None:
         """Stop any reply (at its next piece). Idempotent."""

@@ -28,7 +28,7 @@ from benchmarks.client import LLM_SERVER, ready
 from realtime.brain import ReplyRequest
 from realtime.cascade import CascadeBrain
 from realtime.chat_client import ChatClient, ChatEndpoint, ServerUnavailable
-from realtime.conversation import Conversation, chat_messages
+from realtime.conversation import Conversation, Message, chat_messages
 from realtime.decoder import DecoderError
 from realtime.errors import BrainStateError
 from realtime.events import ErrorEvent, ReplyDone, UserTranscriptFinal
@@ -397,3 +397,17 @@ async def test_a_served_model_streams_several_tool_calls_back(step_audio_server)
     done = [p for p in pieces if isinstance(p, CallPiece) and p.done]
     assert [(c.name, json.loads(c.arguments)) for c in done] == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
     assert done[0].call_id != done[1].call_id
+
+
+async def test_client_items_enter_the_served_audio_brains_history() -> None:
+    client = ChatClient(ChatEndpoint(f"http://127.0.0.1:{free_port()}/v1", "step-audio-r1"))  # nothing is sent
+    conversation = RemoteAudioBrain(client).open(Conversation("Be brief."), block_seconds=1.0)
+    conversation.add_item(Message("user", "Hi there."))
+    conversation.add_item(Message("assistant", "Hello."))
+    conversation.add_item(Message("user", "", audio_ms=2_500), np.full(40_000, 0.1, np.float32))
+    conversation.add_item(Message("assistant", "{}", kind="function_call", call_id="c1", name="f"))  # no functions here
+    messages = conversation.messages([])
+    assert [m["role"] for m in messages] == ["system", "human", "assistant", "human"]
+    assert messages[1]["content"] == [{"type": "text", "text": "Hi there."}] and messages[2]["content"] == "Hello."
+    assert [wav_seconds(part) for part in messages[3]["content"]] == [1.0, 1.0, 0.5]
+    await client.close()

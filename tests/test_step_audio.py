@@ -22,7 +22,7 @@ import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 from realtime.brain import ReplyRequest  # noqa: E402
-from realtime.conversation import Conversation  # noqa: E402
+from realtime.conversation import Conversation, Message  # noqa: E402
 from realtime.errors import BrainStateError  # noqa: E402
 from realtime.reasoning import Piece  # noqa: E402
 from realtime.step_audio import CheckpointError, StepAudioBrain, audio_token_count  # noqa: E402
@@ -466,3 +466,21 @@ def test_gpu_benchmark_smoke_run(tmp_path: Path):
     assert result.with_suffix(".md").read_text().startswith("# Step-Audio brain latency, tiny")
     if not torch.cuda.is_available():
         assert main(["--device", "cuda", *argv]) == 2
+
+
+async def test_client_items_enter_the_history_before_the_next_turn(brain: StepAudioBrain):
+    """A typed message, an answer and a spoken message added by a client: the model hears them all, in order."""
+    conversation = brain.open(Conversation(INSTRUCTIONS), block_seconds=25.0)
+    conversation.add_item(Message("user", "What is two plus two?"))
+    conversation.add_item(Message("assistant", "Four."))
+    conversation.add_item(Message("user", "", audio_ms=3_000), speech(3.0))
+    conversation.add_item(Message("assistant", "{}", kind="function_call", call_id="c1", name="f"))  # no functions here
+    async for _ in conversation.reply(ReplyRequest(None, max_tokens=0, reasoning_budget=0)):
+        pass
+    rendered = brain.tokenizer.decode(list(conversation.token_ids))
+    assert rendered.startswith(
+        f"<|BOT|>system\n{INSTRUCTIONS}<|EOT|><|BOT|>human\nWhat is two plus two?<|EOT|><|BOT|>assistant\nFour.<|EOT|>"
+        "<|BOT|>human\n<audio_start><audio_patch>"
+    )
+    assert rendered.endswith("<audio_end><|EOT|><|BOT|>assistant\n<think>\n")
+    assert "f(" not in rendered and '"c1"' not in rendered

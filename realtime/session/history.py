@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from realtime.conversation import Message, new_item_id
 from realtime.events import ItemAdded, ItemDeleted, ReplyTruncated
 from realtime.session.turn import Turn
@@ -31,9 +33,12 @@ class History:
         if session.config.listen_while_thinking and not session.closed:
             session.spawn(session.brain.prefill(), "prefill")
 
-    def add(self, item: Message, previous_item_id: str | None = None, event_id: str | None = None) -> None:
+    def add(
+        self, item: Message, previous_item_id: str | None = None, event_id: str | None = None, audio: np.ndarray | None = None
+    ) -> None:
         """Add a client's item (``conversation.item.create``) after ``previous_item_id`` (None: at the end, ``root``:
-        at the start); a bad one gets an ``error`` item."""
+        at the start); a bad one gets an ``error`` item. The brain gets it too, with a user message's ``audio`` (an audio
+        LLM keeps a history of its own, where it goes at the end)."""
         session = self._session
         if self._conversation.find(item.id):
             session.error("invalid_value", f"an item with id {item.id!r} already exists", event_id)
@@ -47,6 +52,7 @@ class History:
             session.error("item_not_found", f"no conversation item {previous_item_id!r} to add the item after", event_id)
             return
         session.put(ItemAdded(dataclasses.replace(item), self._conversation.previous_id(item.id)))
+        session.brain.add_item(item, audio)
         self.prefill()
 
     def delete(self, item_id: str, event_id: str | None = None) -> None:

@@ -273,7 +273,7 @@ class VoiceSession:
         transcript = await self.models.asr.transcribe_async(audio)
         item.text = " ".join(t for t in (item.text, transcript.text if transcript.is_speech else "") if t)
         item.audio_ms = len(audio) * 1000 // PIPELINE_RATE
-        self.history.add(item, previous_item_id, event_id)
+        self.history.add(item, previous_item_id, event_id, audio)
 
     def retrieve(self, item_id: str, event_id: str | None = None) -> None:
         """Send an item as it stands (``conversation.item.retrieve``): from the history, or from a turn in progress."""

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache, PreTrainedTokenizerBase
 
-from realtime.audio_blocks import AudioBlocks
+from realtime.audio_blocks import MAX_BLOCK_SECONDS, AudioBlocks, split_blocks
 from realtime.brain import ReplyRequest
 from realtime.errors import BrainStateError
 from realtime.reasoning import Channel, Piece, ReplyMode, ThinkSplitter
@@ -44,7 +44,7 @@ from realtime.step_audio.paced import NextToken, PacedMode, mind_paced_speaking
 from realtime.step_audio.prompt import PromptFormat
 
 if TYPE_CHECKING:
-    from realtime.conversation import Conversation
+    from realtime.conversation import Conversation, Message
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
@@ -96,7 +96,8 @@ class StepAudioConversation:
         # Owned by the event loop.
         self._audio = AudioBlocks(block_seconds)
         """Audio heard and not yet in the cache as a complete block, and the partial block of the reply in flight."""
-        self._unsent = self._format.turn("system", instructions.strip()) if instructions.strip() else []
+        self._unsent: list[list[int] | np.ndarray] = [self._format.turn("system", instructions.strip())] if instructions.strip() else []
+        """What is still to prefill before the next turn's content: the system turn, then the client's items."""
         self._turn_open = False
         self._epoch = 0
         """Bumped by every rewind, finish and close: a reply's steps run only in their own epoch."""
@@ -197,6 +198,19 @@ class StepAudioConversation:
             self._check_open()
             await self._call(self._finish, self._format.turn("assistant", answer) if answer else [])
 
+    def add_item(self, message: Message, audio: np.ndarray | None = None) -> None:
+        """A client's message enters this history: prefilled before the next turn (a human message as its ``audio``,
+        16 kHz float32, when it has some). Function items are ignored (this brain calls no functions)."""
+        self._check_open()
+        if message.kind != "message":
+            return
+        role = "human" if message.role == "user" else message.role
+        if audio is not None and role == "human":
+            blocks, rest = split_blocks(audio, MAX_BLOCK_SECONDS)
+            self._unsent += [self._format.human_header, *blocks, rest, [self._format.eot]]
+        elif message.text:
+            self._unsent.append(self._format.turn(role, message.text))
+
     def close(self) -> None:
         """Stop any reply and free the cache (once the model call in flight, if any, has ended). Idempotent."""
         self._closed = True
@@ -270,13 +284,13 @@ class StepAudioConversation:
         if self._closed:
             raise BrainStateError("the brain session is closed")
 
-    def _take_opening(self, *, human: bool = True) -> list[int]:
-        """The ids still to prefill before the turn's content: the system turn before the first turn, and (``human``)
-        the header of the human turn of audio, once per turn."""
+    def _take_opening(self, *, human: bool = True) -> list[list[int] | np.ndarray]:
+        """The parts still to prefill before the turn's content: the system turn before the first turn, the client's
+        items since, and (``human``) the header of the human turn of audio, once per turn."""
         opening, self._unsent = self._unsent, []
         if human and not self._turn_open:
             self._turn_open = True
-            opening = opening + self._format.human_header
+            opening = [*opening, self._format.human_header]
         return opening
 
     async def _call(self, call: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
@@ -299,19 +313,21 @@ class StepAudioConversation:
 
     # Model calls (run by StepAudioBrain.run in a worker thread).
 
-    def _absorb(self, opening: list[int], blocks: list[np.ndarray]) -> None:
+    def _absorb(self, opening: list[list[int] | np.ndarray], blocks: list[np.ndarray]) -> None:
         self._apply_rewind()
-        self._prefill([opening, *blocks])
+        self._prefill([*opening, *blocks])
         self._heard = len(self._ids)
 
     def _start_reply(
-        self, opening: list[int], blocks: list[np.ndarray], said: np.ndarray | list[int], close: list[int]
+        self, opening: list[list[int] | np.ndarray], blocks: list[np.ndarray], said: np.ndarray | list[int], close: list[int]
     ) -> None:
         """Prefill the rest of the human turn (``said``: the partial block, or a typed turn) and the generation
         prompt; a rewind goes back to the end of ``blocks``, a finish to the end of ``close``."""
         self._apply_rewind()
-        ends = self._prefill([opening, *blocks, said, close, self._format.generation_prompt])
-        self._heard, self._human_end, self._prompt = ends[-4], ends[-2], ends[-1]
+        start = len(self._ids)
+        ends = self._prefill([*opening, *blocks, said, close, self._format.generation_prompt])
+        self._heard = ends[-4] if len(ends) > 3 else start  # the end of the blocks (of the cache, without any)
+        self._human_end, self._prompt = ends[-2], ends[-1]
         self._prompt_logits = self._logits
 
     def _next_token(self, epoch: int, tail: list[int], temperature: float) -> int | None:
