@@ -65,11 +65,12 @@ class Conversation:
     tools: tuple[Tool, ...] = ()
     """The tools the model is shown in the system message (Qwen2.5's format; empty for a server that renders them)."""
 
-    def add(self, role: Role, text: str, item_id: str | None = None) -> Message | None:
-        """Append a message (empty text is not kept); the oldest messages go beyond ``max_messages``."""
+    def add(self, role: Role, text: str, item_id: str | None = None, *, audio_ms: int = 0) -> Message | None:
+        """Append a message (empty text is not kept; ``audio_ms``: how long it was spoken); the oldest messages go
+        beyond ``max_messages``."""
         if not text.strip():
             return None
-        message = Message(role, text.strip(), item_id or new_item_id())
+        message = Message(role, text.strip(), item_id or new_item_id(), audio_ms=audio_ms)
         self.messages.append(message)
         del self.messages[: max(0, len(self.messages) - self.max_messages)]
         return message

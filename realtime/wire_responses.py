@@ -105,9 +105,9 @@ class ResponseEvents:
         response = self._responses.get(turn_id)
         if response is None:
             return []
-        call = response.output[response.where(item_id)["output_index"]]
-        return [self._event("response.function_call_arguments.delta", **response.where(item_id), call_id=call["call_id"],
-                            delta=delta)]
+        where = response.where(item_id)
+        call = response.output[where["output_index"]]
+        return [self._event("response.function_call_arguments.delta", **where, call_id=call["call_id"], delta=delta)]
 
     def call_done(self, turn_id: str, item_id: str, arguments: str) -> list[dict[str, Any]]:
         response = self._responses.get(turn_id)

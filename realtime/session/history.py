@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from realtime.conversation import Message, new_item_id
+from realtime.conversation import Message
 from realtime.events import ItemAdded, ItemDeleted, ReplyTruncated
 from realtime.session.turn import Turn
 
@@ -69,7 +69,7 @@ class History:
         if turn.options.out_of_band:
             return
         if turn.user_text:
-            self._conversation.insert(Message("user", turn.user_text, turn.user_item_id or new_item_id(), audio_ms=turn.user_audio_ms))
+            self._conversation.add("user", turn.user_text, turn.user_item_id, audio_ms=turn.user_audio_ms)
         items = [call for call in turn.calls if call.text]  # the calls written whole
         if turn.item_id is not None and turn.spoken:  # the client saw the reply's message begin: it stays addressable
             audio_ms = turn.produced_samples * 1000 // self._session.config.output_rate
