@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio.samples import PIPELINE_RATE, frames, read_audio, write_wav
+from audio.samples import PIPELINE_RATE, frames, read_audio, resample, write_wav
 from realtime.events import (
     AssistantTextDelta,
     AudioOut,
@@ -32,28 +32,91 @@ from realtime.models import Models
 from realtime.session import SessionConfig
 from realtime.session.orchestrator import VoiceSession
 from realtime.session.output import Playback, PlayedCounter
+from vad import WINDOW_SAMPLES, VoiceActivityDetector
 
 FRAME_MS = 20
 _FRAME_S = FRAME_MS / 1000
 
 
+_SPEECH_ONSET = 0.5
+"""Silero probability at or above which a 32 ms window starts speech (the session's own threshold)."""
+_SPEECH_HOLD = 0.35
+"""Probability at or above which a window next to speech stays speech (Silero's own hysteresis, onset - 0.15):
+the fading windows of a final fricative or a soft onset are kept."""
+_TRIM_WINDOWS = 3
+"""How many windows (96 ms) a segment's end may be pulled back to where the sound itself stops."""
+_TRIM_MARGIN_DB = 10.0
+"""A 10 ms frame is still sound if its pre-emphasised level is this far above the noise floor."""
+_PRE_EMPHASIS = 0.97
+"""``y[n] = x[n] - 0.97 x[n-1]``: +6 dB an octave, so low-frequency noise weighs less than speech (and fricatives)."""
+
+
 def speech_segments(samples: np.ndarray, rate: int = PIPELINE_RATE, *, merge_gap_s: float = 0.3) -> list[tuple[int, int]]:
-    """Where a clean recording holds sound: 10 ms frames within 35 dB of its loudest, gaps under 0.3 s merged."""
-    hop = rate // 100
-    count = len(samples) // hop
-    if count == 0:
-        return []
-    power = np.square(samples[: count * hop].reshape(count, hop), dtype=np.float64).mean(axis=1)
-    level = 10 * np.log10(np.maximum(power, 1e-12))
-    loud = level > max(level.max() - 35.0, -60.0)
-    segments: list[list[int]] = []
-    for index in np.flatnonzero(loud):
-        start, end = int(index) * hop, (int(index) + 1) * hop
-        if segments and start - segments[-1][1] <= merge_gap_s * rate:
-            segments[-1][1] = end
+    """Where a recording holds speech, as (start, end) in samples at ``rate``, gaps under 0.3 s merged.
+
+    Found offline over the whole file by the project's own detector, :class:`vad.VoiceActivityDetector`
+    (Silero v6 at 16 kHz, on every 32 ms window: the webrtcvad pre-filter only saves time and is off), which
+    tells speech from stationary noise (pink, brown, hum) where an energy threshold cannot. A segment starts
+    at a window scored at least 0.5 and runs on (and back) over neighbours scored at least 0.35, as Silero's
+    own hysteresis does, so a fading final fricative is not cut. Silero's score lags the sound by one to
+    three windows, so a segment's end is then pulled back, by at most 96 ms, over the 10 ms frames whose
+    pre-emphasised level (which favours speech over low-frequency noise) is within 10 dB of the file's
+    noise floor (the median level away from speech). On 22 spoken questions (flite and espeak-ng voices) in
+    silence and under pink and brown noise at 10 and 20 dB SNR, 108 of the 110 ends found are within 100 ms
+    of the true end, a median 0 to 10 ms off (Silero's windows alone end about 80 ms late, up to 230 ms; the
+    two misses end 120 ms early, where a voice's faint tail 40 dB down is under the noise). A second of
+    noise between two utterances keeps them apart; noise alone is no speech."""
+    audio = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if rate != PIPELINE_RATE:
+        audio = resample(audio, rate, PIPELINE_RATE)
+    windows = VoiceActivityDetector(prefilter=False).push(audio)
+    probability = np.array([w.probability for w in windows])
+    spans: list[list[int]] = []
+    index = 0
+    while index < len(probability):
+        if probability[index] < _SPEECH_ONSET:
+            index += 1
+            continue
+        start, end = index, index + 1
+        while start > 0 and probability[start - 1] >= _SPEECH_HOLD:
+            start -= 1
+        while end < len(probability) and probability[end] >= _SPEECH_HOLD:
+            end += 1
+        if spans and (windows[start].start - spans[-1][1]) <= merge_gap_s * PIPELINE_RATE:
+            spans[-1][1] = windows[end - 1].end
         else:
-            segments.append([start, end])
-    return [(s, e) for s, e in segments]
+            spans.append([windows[start].start, windows[end - 1].end])
+        index = end
+    segments = _trim_ends(audio, spans)
+    if rate != PIPELINE_RATE:
+        segments = [(start * rate // PIPELINE_RATE, end * rate // PIPELINE_RATE) for start, end in segments]
+    return segments
+
+
+def _trim_ends(audio: np.ndarray, spans: list[list[int]]) -> list[tuple[int, int]]:
+    """Each span's end pulled back over the 10 ms frames (at most ``_TRIM_WINDOWS`` windows) whose pre-emphasised
+    level is under the noise floor plus ``_TRIM_MARGIN_DB`` (or 50 dB under the loudest frame, in digital silence);
+    spans are left alone where the file has too little non-speech (100 ms) to measure the floor."""
+    hop = PIPELINE_RATE // 100
+    emphasised = np.append(audio[:1], audio[1:] - _PRE_EMPHASIS * audio[:-1])
+    count = len(emphasised) // hop
+    power = np.square(emphasised[: count * hop].reshape(count, hop), dtype=np.float64).mean(axis=1)
+    level = 10 * np.log10(np.maximum(power, 1e-12))
+    away = np.ones(count, dtype=bool)
+    guard = PIPELINE_RATE // 5  # 200 ms either side of speech is not floor
+    for start, end in spans:
+        away[max(0, start - guard) // hop : (end + guard) // hop] = False
+    if away.sum() < 10 or not spans:
+        return [(start, end) for start, end in spans]
+    threshold = max(float(np.median(level[away])) + _TRIM_MARGIN_DB, float(level.max()) - 50.0)
+    trimmed = []
+    for start, end in spans:
+        frame = min(end // hop, count)
+        earliest = max(start // hop, frame - _TRIM_WINDOWS * WINDOW_SAMPLES // hop)
+        while frame > earliest and level[frame - 1] < threshold:
+            frame -= 1
+        trimmed.append((start, max(start + 1, min(end, frame * hop))))
+    return trimmed
 
 
 class VirtualSpeaker:
