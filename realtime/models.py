@@ -22,6 +22,7 @@ from realtime.chat_client import ChatClient, ChatEndpoint
 from realtime.conversation import Conversation
 from realtime.decoder import DecoderError, LlamaCppDecoder
 from tts import PiperSynthesizer, Synthesizer
+from vad.smart_turn import SmartTurn
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,32 @@ BRAINS = ("embedded", "step-audio-r1", "openai-compatible")
 RemoteInput = Literal["text", "audio"]
 
 
+@dataclass(frozen=True)
+class Recognition:
+    """Which Whisper (:data:`~realtime.asr.WHISPER_MODELS`) writes the final transcript of a turn and which the partial
+    transcripts while the user speaks (None: the same model)."""
+
+    final: str = "base"
+    partial: str | None = None
+
+
 @dataclass
 class Models:
-    """The models a session runs on: ``asr`` writes the user's words, ``brain`` the replies, ``tts`` speaks them."""
+    """The models a session runs on: ``asr`` writes the user's words, ``brain`` the replies, ``tts`` speaks them;
+    ``partial_asr``, when given, makes the partial transcripts while the user speaks (a faster model than ``asr``,
+    and not queued behind it)."""
 
     asr: WhisperTranscriber
     brain: Brain
     tts: Synthesizer
+    partial_asr: WhisperTranscriber | None = None
+    turn_detector: SmartTurn | None = None
+    """The audio end-of-turn model of ``semantic_vad`` (None: the wording of the transcript alone judges a pause)."""
+
+    @property
+    def listening_asr(self) -> WhisperTranscriber:
+        """The model of the partial transcripts."""
+        return self.partial_asr or self.asr
 
     @classmethod
     def load(
@@ -47,40 +67,42 @@ class Models:
         endpoint: ChatEndpoint | None = None,
         remote_input: RemoteInput = "text",
         tts: Synthesizer | None = None,
+        asr: Recognition | None = None,
         threads: int = 2,
     ) -> Models:
         """The models of ``brain`` (one of :data:`BRAINS`): ``model_dir`` is the Step-Audio-R1 checkpoint,
         ``endpoint`` the server of ``openai-compatible``, which gets the transcript or the audio itself;
-        ``tts`` the voice (default: Piper)."""
+        ``tts`` the voice (default: Piper); ``asr`` the recognition models (default: :class:`Recognition`'s)."""
         if brain == "embedded":
-            return cls.load_embedded(tts=tts, threads=threads)
+            return cls.load_embedded(tts=tts, asr=asr, threads=threads)
         if brain == "step-audio-r1":
             if model_dir is None:
                 raise ValueError("--brain step-audio-r1 needs --model-dir, a local checkpoint directory")
-            return cls.load_step_audio(model_dir, tts=tts, threads=threads)
+            return cls.load_step_audio(model_dir, tts=tts, asr=asr, threads=threads)
         if brain == "openai-compatible":
             if endpoint is None:
                 raise ValueError("--brain openai-compatible needs --base-url and --model")
-            return cls.load_remote(endpoint, remote_input, tts=tts, threads=threads)
+            return cls.load_remote(endpoint, remote_input, tts=tts, asr=asr, threads=threads)
         raise ValueError(f"unknown brain {brain!r}; choose one of {', '.join(BRAINS)}")
 
     @classmethod
-    def load_embedded(cls, *, tts: Synthesizer | None = None, threads: int = 2) -> Models:
-        """Whisper base, Qwen2.5-Coder-0.5B (llama.cpp) and Piper joe, from their packages."""
-        brain = CascadeBrain(LlamaCppDecoder(threads=threads))
-        return cls(asr=WhisperTranscriber(threads=threads), brain=brain, tts=tts or PiperSynthesizer())
+    def load_embedded(cls, *, tts: Synthesizer | None = None, asr: Recognition | None = None, threads: int = 2) -> Models:
+        """Whisper, Qwen2.5-Coder-0.5B (llama.cpp) and Piper joe, from their packages."""
+        return cls._with(CascadeBrain(LlamaCppDecoder(threads=threads)), tts, asr, threads)
 
     @classmethod
-    def load_step_audio(cls, model_dir: str | Path, *, tts: Synthesizer | None = None, threads: int = 2) -> Models:
+    def load_step_audio(
+        cls, model_dir: str | Path, *, tts: Synthesizer | None = None, asr: Recognition | None = None, threads: int = 2
+    ) -> Models:
         """Step-Audio-R1 (or Step-Audio-2-mini) from ``model_dir`` (bf16 on CUDA), Whisper for transcripts, Piper."""
         from realtime.step_audio import StepAudioBrain  # torch: only where this brain is chosen
 
-        brain = StepAudioBrain.load(model_dir)
-        return cls(asr=WhisperTranscriber(threads=threads), brain=brain, tts=tts or PiperSynthesizer())
+        return cls._with(StepAudioBrain.load(model_dir), tts, asr, threads)
 
     @classmethod
     def load_remote(
-        cls, endpoint: ChatEndpoint, remote_input: RemoteInput = "text", *, tts: Synthesizer | None = None, threads: int = 2
+        cls, endpoint: ChatEndpoint, remote_input: RemoteInput = "text", *, tts: Synthesizer | None = None,
+        asr: Recognition | None = None, threads: int = 2,
     ) -> Models:
         """A model on an OpenAI-compatible server, given the local transcript (``text``) or the audio itself."""
         from realtime.remote_brain import RemoteAudioBrain, RemoteTextDecoder
@@ -89,12 +111,26 @@ class Models:
             raise ValueError(f"remote input must be 'text' or 'audio', not {remote_input!r}")
         client = ChatClient(endpoint)
         brain: Brain = RemoteAudioBrain(client) if remote_input == "audio" else CascadeBrain(RemoteTextDecoder(client))
-        return cls(asr=WhisperTranscriber(threads=threads), brain=brain, tts=tts or PiperSynthesizer())
+        return cls._with(brain, tts, asr, threads)
+
+    @classmethod
+    def _with(cls, brain: Brain, tts: Synthesizer | None, asr: Recognition | None, threads: int) -> Models:
+        """``brain`` with the recognition models of ``asr`` and the voice ``tts`` (default: Piper)."""
+        asr = asr or Recognition()
+        final = WhisperTranscriber(model=asr.final, threads=threads)
+        partial = None if asr.partial in (None, asr.final) else WhisperTranscriber(model=asr.partial, threads=threads)
+        from realtime.assets import SMART_TURN
+
+        detector = SmartTurn(SMART_TURN.path("smart-turn-v3.2-cpu.onnx"), threads=threads)
+        return cls(asr=final, brain=brain, tts=tts or PiperSynthesizer(), partial_asr=partial, turn_detector=detector)
 
     async def warm_up(self) -> None:
         """Run each model once so the first user turn does not pay for lazy initialisation: the brain answers a
         typed "Hello" with two tokens on a session of its own (a server that is not answering yet is only logged)."""
-        await self.asr.transcribe_async(np.zeros(16_000, dtype=np.float32))
+        for asr in dict.fromkeys((self.asr, self.listening_asr)):
+            await asr.transcribe_async(np.zeros(16_000, dtype=np.float32))
+        if self.turn_detector is not None:
+            await self.turn_detector.probability_async(np.zeros(16_000, dtype=np.float32))
         session = self.brain.open(Conversation())
         try:
             async for _ in session.reply(ReplyRequest("Hello", max_tokens=2)):

@@ -4,11 +4,16 @@ It decides when the user started speaking (long enough not to be a click or a co
 may end the turn (start the reply speculatively), when the pause is long enough to end it (commit),
 when speech resumed (discard the speculation), and when speech over the agent's playback is a
 barge-in. No I/O, no clocks: the same input always gives the same decisions.
+
+With semantic end of turn (OpenAI's ``semantic_vad``), how long a pause must be depends on a judgment of the turn
+made during the pause (:meth:`TurnPolicy.judge`: the speech sounds and reads finished): a turn judged complete ends
+after ``complete_silence_ms``, any other waits ``end_of_turn_silence_ms``. The eagerness presets
+(:data:`EAGERNESS`) are this project's, chosen by the false cut-off and latency measurements of ``realtime bench``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 RATE = 16_000
@@ -33,6 +38,22 @@ class PolicyConfig:
     """Speech this long while the agent is replying interrupts it."""
     max_gap_ms: int = 96
     """Silence that resets a speech onset that has not yet reached ``min_speech_ms``."""
+    complete_silence_ms: int | None = None
+    """Semantic end of turn: the silence that ends a turn judged complete. None: every turn waits
+    ``end_of_turn_silence_ms`` (``server_vad``)."""
+    eagerness: str | None = None
+    """The ``semantic_vad`` eagerness these pause lengths came from (:meth:`semantic`), reported back to clients."""
+
+    def semantic(self, eagerness: str) -> PolicyConfig:
+        """These knobs with the pause lengths of ``eagerness`` (a key of :data:`EAGERNESS`, or ``auto``: medium).
+        Raises ``ValueError`` for another eagerness."""
+        if eagerness not in (*EAGERNESS, "auto"):
+            raise ValueError(f"eagerness must be one of low, medium, high, auto, not {eagerness!r}")
+        complete, incomplete = EAGERNESS["medium" if eagerness == "auto" else eagerness]
+        speculate = min(self.speculate_silence_ms, complete)
+        return replace(
+            self, complete_silence_ms=complete, end_of_turn_silence_ms=incomplete, speculate_silence_ms=speculate, eagerness=eagerness
+        )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -42,6 +63,13 @@ class PolicyConfig:
             raise ValueError("durations must not be negative")
         if self.speculate_silence_ms > self.end_of_turn_silence_ms:
             raise ValueError("speculate_silence_ms must not exceed end_of_turn_silence_ms")
+        complete = self.complete_silence_ms
+        if complete is not None and not self.speculate_silence_ms <= complete <= self.end_of_turn_silence_ms:
+            raise ValueError("complete_silence_ms must lie between speculate_silence_ms and end_of_turn_silence_ms")
+
+
+EAGERNESS: dict[str, tuple[int, int]] = {"high": (160, 600), "medium": (256, 1000), "low": (416, 1600)}
+"""``semantic_vad`` eagerness -> (silence that ends a turn judged complete, silence that ends any other), in ms."""
 
 
 class Decision(Enum):
@@ -85,11 +113,18 @@ class TurnPolicy:
         self._gap = 0
         self._speech_end = 0
         self._paused = False
+        self._complete = False
+        """The current pause was judged to end a complete turn (semantic end of turn)."""
 
     @property
     def user_speaking(self) -> bool:
         """True from SPEECH_STARTED until END_OF_TURN."""
         return self._state in (_State.SPEAKING, _State.PAUSE)
+
+    @property
+    def in_silence(self) -> bool:
+        """True while the user's turn is open but the last window was silence (from the first silent window on)."""
+        return self._state is _State.PAUSE
 
     @property
     def paused(self) -> bool:
@@ -117,6 +152,7 @@ class TurnPolicy:
         if self._state is _State.SPEAKING:
             if not speech:
                 self._state, self._speech_end, self._gap, self._speech_run, self._paused = _State.PAUSE, start, size, 0, False
+                self._complete = False
                 return self._check_pause()
             return []
         # PAUSE
@@ -134,6 +170,15 @@ class TurnPolicy:
         self._gap = end - self._speech_end
         return self._check_pause()
 
+    def judge(self, complete: bool) -> list[Event]:
+        """The turn paused on was judged to be complete (or not): with semantic end of turn, a complete one ends once
+        its silence reaches ``complete_silence_ms`` (at once, if it already has). Ignored outside a pause (PAUSED to
+        RESUMED or END_OF_TURN) and without semantic end of turn."""
+        if self.config.complete_silence_ms is None or not self.paused:
+            return []
+        self._complete = complete
+        return self._check_pause()
+
     def _confirm_onset(self, agent_active: bool) -> list[Event]:
         needed = self.config.barge_in_ms if agent_active else self.config.min_speech_ms
         if self._speech_run < _samples(needed):
@@ -147,7 +192,8 @@ class TurnPolicy:
         if not self._paused and self._gap >= _samples(self.config.speculate_silence_ms):
             self._paused = True
             events.append(Event(Decision.PAUSED, self._speech_end))
-        if self._gap >= _samples(self.config.end_of_turn_silence_ms):
+        needed = self.config.complete_silence_ms if self._complete else None
+        if self._gap >= _samples(self.config.end_of_turn_silence_ms if needed is None else needed):
             self._state = _State.IDLE
             events.append(Event(Decision.END_OF_TURN, self._speech_end))
         return events

@@ -395,7 +395,12 @@ class RealtimeProtocol:
         """The session's settings, in the shape this client's protocol version uses."""
         config = self.config
         detection = None
-        if config.turn_detection:
+        if config.turn_detection and config.policy.eagerness is not None:
+            detection = {
+                "type": "semantic_vad", "eagerness": config.policy.eagerness,
+                "create_response": config.auto_respond, "interrupt_response": config.interrupt_response,
+            }
+        elif config.turn_detection:
             detection = {
                 "type": "server_vad",
                 "threshold": config.policy.threshold,

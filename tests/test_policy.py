@@ -98,3 +98,48 @@ def test_user_speaking_and_paused_flags() -> None:
 def test_invalid_config(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         PolicyConfig(**kwargs)
+
+
+SEMANTIC = PolicyConfig(speculate_silence_ms=64).semantic("medium")
+
+
+def semantic_policy(windows: str) -> tuple[TurnPolicy, list[tuple[Decision, int]]]:
+    policy = TurnPolicy(SEMANTIC)
+    decisions = []
+    for index, char in enumerate(windows):
+        for event in policy.window(index * W, (index + 1) * W, 0.9 if char == "S" else 0.1):
+            decisions.append((event.decision, event.sample // W))
+    return policy, decisions
+
+
+def test_a_turn_judged_complete_ends_after_the_short_silence() -> None:
+    policy, decisions = semantic_policy(".SSSSSS...")  # 3 silent windows: paused, judged
+    assert decisions == [(D.SPEECH_STARTED, 1), (D.PAUSED, 7)] and policy.in_silence
+    assert policy.judge(True) == []  # 96 ms of silence: not yet 256
+    ended = [e.decision for i in range(10, 16) for e in policy.window(i * W, (i + 1) * W, 0.1)]
+    assert ended == [D.END_OF_TURN]  # at 256 ms, not the 1000 ms of an unjudged pause
+
+
+def test_a_late_judgment_ends_the_turn_at_once() -> None:
+    policy, _ = semantic_policy(".SSSSSS" + "." * 12)
+    assert [(e.decision, e.sample // W) for e in policy.judge(True)] == [(D.END_OF_TURN, 7)]
+    assert not policy.user_speaking and policy.judge(True) == []  # no pause any more: ignored
+
+
+def test_a_turn_judged_incomplete_waits_the_long_silence_and_a_new_pause_starts_unjudged() -> None:
+    policy, _ = semantic_policy(".SSSSSS" + "." * 12)
+    assert policy.judge(False) == []
+    decisions = [e.decision for i in range(19, 40) for e in policy.window(i * W, (i + 1) * W, 0.9 if i < 23 else 0.1)]
+    assert decisions == [D.RESUMED, D.PAUSED]  # the judgment was for the earlier pause
+    assert [e.decision for i in range(40, 70) for e in policy.window(i * W, (i + 1) * W, 0.1)] == [D.END_OF_TURN]
+
+
+def test_server_vad_ignores_judgments_and_eagerness_is_checked() -> None:
+    policy = TurnPolicy(TABLE_CONFIG)
+    for i in range(10):
+        policy.window(i * W, (i + 1) * W, 0.9 if 0 < i < 7 else 0.1)
+    assert policy.paused and policy.judge(True) == []
+    with pytest.raises(ValueError, match="eagerness"):
+        PolicyConfig().semantic("eager")
+    with pytest.raises(ValueError, match="complete_silence_ms"):
+        PolicyConfig(complete_silence_ms=1000)

@@ -47,6 +47,7 @@ from realtime.events import (
     UserTranscriptFinal,
     UserTranscriptPartial,
 )
+from realtime.policy import EAGERNESS
 from realtime.protocol import RealtimeProtocol
 from realtime.session.config import ResponseOptions
 from realtime.tools import Tool, ToolUse
@@ -192,6 +193,24 @@ def test_session_update_in_both_shapes() -> None:
     )
     session = updated.event["session"]
     assert session["output_audio_format"] == "g711_ulaw" and session["turn_detection"] is None
+
+
+def test_semantic_vad_sets_the_eagerness_pauses_and_back() -> None:
+    proto = protocol()
+    configure, updated = receive(proto, {"type": "session.update", "session": {"audio": {"input": {"turn_detection": {
+        "type": "semantic_vad", "eagerness": "high", "silence_duration_ms": 5000}}}}})
+    policy = configure.config.policy
+    assert (policy.eagerness, policy.complete_silence_ms, policy.end_of_turn_silence_ms) == ("high", *EAGERNESS["high"])
+    detection = updated.event["session"]["audio"]["input"]["turn_detection"]
+    assert detection["type"] == "semantic_vad" and detection["eagerness"] == "high"
+    configure, _ = receive(proto, {"type": "session.update", "session": {"turn_detection": {"type": "semantic_vad"}}})
+    assert configure.config.policy.eagerness == "auto"
+    configure, updated = receive(proto, {"type": "session.update", "session": {"turn_detection": {"type": "server_vad"}}})
+    policy = configure.config.policy
+    assert (policy.eagerness, policy.complete_silence_ms, policy.end_of_turn_silence_ms) == (None, None, 480)
+    assert updated.event["session"]["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+    bad = {"type": "session.update", "session": {"turn_detection": {"type": "semantic_vad", "eagerness": "eager"}}}
+    assert error_code(receive(proto, bad)) == "invalid_value"
 
 
 def test_short_end_of_turn_caps_speculation() -> None:

@@ -61,7 +61,7 @@ class Listener:
 
     async def _hear_partial(self, audio: np.ndarray, item_id: str) -> None:
         session = self._session
-        transcript = await session.models.asr.transcribe_async(audio)
+        transcript = await session.models.listening_asr.transcribe_async(audio)
         if not transcript.is_speech or not session.user_speaking or item_id != session.user_item_id:
             return
         self._partials = (self._partials[1], transcript.text)

@@ -40,6 +40,7 @@ from realtime.latency import LatencyRecord, now
 from realtime.models import Models
 from realtime.policy import Decision, Event, TurnPolicy
 from realtime.session.config import ResponseOptions, SessionConfig
+from realtime.session.endpointing import Endpointer
 from realtime.session.history import History
 from realtime.session.listening import Listener
 from realtime.session.output import AudioSink, OutputQueue, route
@@ -88,6 +89,7 @@ class VoiceSession:
         self.history = History(self)
         self.turns = TurnKeeper(self, self.history)
         self._listener = Listener(self, self.turns)
+        self._endpointer = Endpointer(self, self._end_of_turn_judged)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.history.prefill()
@@ -155,8 +157,8 @@ class VoiceSession:
             active = self.agent_active and self.config.interrupt_response
             for event in self._policy.window(window.start, window.end, window.probability, agent_active=active):
                 await self._decide(event)
-        if self._policy.user_speaking and self.config.listen_while_thinking:
-            self._listener.maybe_partial()
+        if self._policy.user_speaking and not self._policy.in_silence and self.config.listen_while_thinking:
+            self._listener.maybe_partial()  # not in a silence: the final transcript may be about to start
 
     def _hear(self, samples: np.ndarray) -> None:
         """An audio brain hears the utterance's audio as it arrives (tasks start in order: the audio stays in order)."""
@@ -176,12 +178,22 @@ class VoiceSession:
             if turn is not None and turn.early and turn.verification is None and turn.speculative:
                 self._listener.start_verification(turn, event.sample)
             elif self.config.speculate and turn is None:
-                await self.turns.begin(event.sample, respond=self.config.auto_respond)
+                turn = await self.turns.begin(event.sample, respond=self.config.auto_respond)
+            self._endpointer.paused(turn if turn is not None and turn.speculative else None)
         elif decision is Decision.RESUMED:
+            self._endpointer.resumed()
             if turn is not None and turn.speculative:
                 await self.turns.discard(turn)
         elif decision is Decision.END_OF_TURN and self.utterance.open:
             await self._end_of_turn(event.sample)
+
+    async def _end_of_turn_judged(self, turn: Turn | None, probability: float | None, complete: bool) -> None:
+        """The pause was judged (semantic end of turn): recorded on the speculating ``turn``, handed to the policy."""
+        if turn is not None:
+            turn.record.mark("end_of_turn_signal")
+            turn.record.end_of_turn_probability, turn.record.end_of_turn_complete = probability, complete
+        for event in self._policy.judge(complete):
+            await self._decide(event)
 
     async def _end_of_turn(self, sample: int) -> None:
         turn = self.turns.live

@@ -39,6 +39,8 @@ class Replier:
         turn.record.mark("final_transcript")
         text = transcript.text if transcript.is_speech else ""
         turn.user_audio_ms = len(audio) * 1000 // PIPELINE_RATE
+        turn.user_text = text
+        turn.transcribed.set()
         turn.emit(UserTranscriptFinal(turn.id, turn.user_item_id or "", text, len(audio) / PIPELINE_RATE))
         return text
 

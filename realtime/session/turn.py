@@ -111,6 +111,8 @@ class Turn:
         self.error: BaseException | None = None
         """The first failure of any of this turn's tasks, kept for inspection and logged once (never swallowed); a
         failure of the reply itself also ends the turn ``failed`` and tells the client."""
+        self.transcribed = asyncio.Event()
+        """Set once the final transcript of the user's audio is in ``user_text``."""
         self.decided = asyncio.Event()
         """Set once the turn is committed or over."""
         self.finished = asyncio.Event()
