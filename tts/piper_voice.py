@@ -17,38 +17,75 @@ _LEAD_THRESHOLD = 0.01
 _LEAD_MARGIN_S = 0.01
 
 
-class PiperSynthesizer:
-    """Piper synthesis in a worker thread; one instance can be shared by every session."""
+class LeadTrimmer:
+    """Drops the silence a VITS voice puts before the first phoneme (it only delays the first packet).
 
-    def __init__(self, model_dir: Path | None = None, *, length_scale: float | None = None) -> None:
+    Audio is pushed chunk by chunk (a whole sentence from Piper, a few frames from a chunked decoder): chunks
+    before the first sample louder than the threshold are held back, and from the first loud sample on, the audio
+    passes with :data:`_LEAD_MARGIN_S` of what preceded it. If nothing loud ever comes, :meth:`flush` gives the
+    held audio back unchanged.
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self._margin = int(_LEAD_MARGIN_S * sample_rate)
+        self._held: list[np.ndarray] = []
+        self.done = False
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        if self.done:
+            return audio
+        loud = np.flatnonzero(np.abs(audio) > _LEAD_THRESHOLD)
+        if not len(loud):
+            self._held.append(audio)
+            return audio[:0]
+        self.done = True
+        before = np.concatenate([*self._held, audio[: loud[0]]])
+        self._held = []
+        return np.concatenate([before[max(0, len(before) - self._margin) :], audio[loud[0] :]])
+
+    def flush(self) -> np.ndarray:
+        """What is still held back: all the audio pushed, when none of it was loud."""
+        held, self._held = self._held, []
+        return np.concatenate(held) if held else np.zeros(0, dtype=np.float32)
+
+
+class PiperSynthesizer:
+    """Piper synthesis in a worker thread; one instance can be shared by every session.
+
+    ``noise_scale`` and ``noise_w_scale`` default to the voice's own (0 for both makes synthesis deterministic).
+    """
+
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        *,
+        length_scale: float | None = None,
+        noise_scale: float | None = None,
+        noise_w_scale: float | None = None,
+    ) -> None:
         from piper import PiperVoice, SynthesisConfig
 
         from realtime.assets import PIPER_JOE
 
         directory = Path(model_dir) if model_dir else PIPER_JOE.path()
         self._voice = PiperVoice.load(directory / "voice.onnx", directory / "voice.onnx.json")
-        self._config = SynthesisConfig(length_scale=length_scale)
+        self._config = SynthesisConfig(length_scale=length_scale, noise_scale=noise_scale, noise_w_scale=noise_w_scale)
         self.sample_rate: int = self._voice.config.sample_rate
         # espeak-ng phonemisation inside Piper keeps global state: one synthesis step at a time.
         self._lock = threading.Lock()
 
     async def stream(self, text: str, *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
         chunks = iter(self._voice.synthesize(text, self._config))
-        first = trim_lead
+        trimmer = LeadTrimmer(self.sample_rate) if trim_lead else None
         while (audio := await asyncio.to_thread(self._next, chunks)) is not None:
-            if first:
-                audio, first = self._trim_lead(audio), False
+            if trimmer:
+                audio = trimmer.push(audio)
             if len(audio):
                 yield audio
+        if trimmer and len(rest := trimmer.flush()):
+            yield rest
 
     def _next(self, chunks: Iterator[AudioChunk]) -> np.ndarray | None:
         with self._lock:
             chunk = next(chunks, None)
         return None if chunk is None else np.asarray(chunk.audio_float_array, dtype=np.float32).reshape(-1)
-
-    def _trim_lead(self, audio: np.ndarray) -> np.ndarray:
-        """Drop the silence Piper puts before the first phoneme (it only delays the first packet)."""
-        loud = np.flatnonzero(np.abs(audio) > _LEAD_THRESHOLD)
-        if not len(loud):
-            return audio
-        return audio[max(0, loud[0] - int(_LEAD_MARGIN_S * self.sample_rate)) :]
