@@ -35,6 +35,7 @@ from realtime.policy import EAGERNESS, PolicyConfig
 
 if TYPE_CHECKING:
     from realtime.session import SessionConfig
+    from tts import Synthesizer
 
 COMMANDS_GROUP = "realtime.commands"
 """The entry point group of sub-commands that other packages provide: ``name = "module:register"``."""
@@ -99,8 +100,12 @@ def _load_models(args: argparse.Namespace) -> Models:
             args.base_url, args.model, api_key=args.llm_api_key or os.environ.get("REALTIME_LLM_API_KEY") or None,
             read_timeout_s=args.llm_timeout,
         )
-    voice = None
-    if args.tts == "cosyvoice2":
+    voice: Synthesizer | None = None
+    if args.tts == "piper-streaming":
+        from tts import StreamingPiperSynthesizer
+
+        voice = StreamingPiperSynthesizer()
+    elif args.tts == "cosyvoice2":
         from tts import CosyVoice2Synthesizer
 
         voice = CosyVoice2Synthesizer.load(
@@ -327,8 +332,9 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reasoning-mode", choices=("budget", "think-first", "paced", "speak-first"), default="budget",
                         help="for step-audio-r1: plain decoding within the budget, or a Mind-Paced Speaking schedule")
     voice = parser.add_argument_group("speech synthesis")
-    voice.add_argument("--tts", choices=("piper", "cosyvoice2"), default="piper",
-                       help="the voice: Piper (embedded) or CosyVoice2 (installed from its repository)")
+    voice.add_argument("--tts", choices=("piper", "piper-streaming", "cosyvoice2"), default="piper",
+                       help="the voice: Piper (embedded), the same voice through streaming-vits' chunked decoder (first "
+                            "audio before a clause is synthesised), or CosyVoice2 (installed from its repository)")
     voice.add_argument("--tts-model-dir", help="for cosyvoice2: the model directory (e.g. CosyVoice2-0.5B)")
     voice.add_argument("--tts-prompt-wav", help="for cosyvoice2: a short recording of the voice to speak with")
     voice.add_argument("--tts-prompt-text", help="for cosyvoice2: exactly what the prompt recording says")
