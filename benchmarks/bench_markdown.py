@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import cutoffs, end_of_turn_real
 from realtime.latency import STAGES
 
 
@@ -79,6 +80,12 @@ def render(result: dict[str, Any]) -> str:
                   "`done`: the reply's `response.done` (cut while being written). `silence`: when a client that flushes "
                   "its buffer on `output_audio_buffer.cleared` stops playing; "
                   "`last_audio`: the last reply audio received (negative: all of it had arrived before the onset)."]
+    if result.get("cutoffs"):
+        lines += ["", f"## False cut-offs per turn detection ({result['cutoffs']['questions']} questions)", "",
+                  *cutoffs.table(result["cutoffs"]), "", cutoffs.NOTE]
+    if result.get("end_of_turn_real"):
+        lines += ["", "## End of turn on real recorded speech", "", *end_of_turn_real.tables(result["end_of_turn_real"]), "",
+                  end_of_turn_real.NOTE]
     lines += ["", "## Resources (server processes, one session at a time)", "",
               "| server | CPU s per turn | idle RSS MB | peak RSS MB | peak over idle MB per session |",
               "|---|---|---|---|---|"]

@@ -25,9 +25,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                                 help="measure latency, accuracy, concurrency and barge-in against a `realtime serve` process")
     preset = bench.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_true",
-                        help="a few minutes: 8 questions, 1 and 2 sessions, one barge-in, one budget (default)")
+                        help="a few minutes: 8 questions, 1 and 2 sessions, one barge-in, one budget, "
+                             "2 paused questions per turn detection (default)")
     preset.add_argument("--full", action="store_true",
-                        help="every question and every measurement: 1-8 sessions, budgets 0/32/96")
+                        help="every question and every measurement: 1-8 sessions, budgets 0/32/96, 24 paused "
+                             "questions per turn detection, end of turn on real recordings")
     bench.add_argument("--label", default="cpu", help="names the result files: <date>-<label>.json/.md/-*.png")
     bench.add_argument("--transports", default="websocket",
                        help="comma-separated: websocket, webrtc (headless Chromium; root)")
@@ -39,6 +41,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench.add_argument("--budgets", metavar="N,N",
                        help="override the preset: reasoning budgets, e.g. 0,32,96 (the first is the headline)")
     bench.add_argument("--barge-ins", type=int, help="override the preset: barge-in trials")
+    bench.add_argument("--cutoffs", type=int, metavar="N",
+                       help="override the preset: questions spoken with a mid-sentence pause per turn-detection setting "
+                            "(quick 2, full 24; 0: none)")
+    bench.add_argument("--real-speech", action=argparse.BooleanOptionalAction, default=None,
+                       help="end of turn on real recorded conversations (on with --full; fetched on demand)")
     bench.add_argument("--serve-args", default="", metavar="ARGS",
                        help="options for both measured servers, "
                             'e.g. --serve-args="--brain openai-compatible --base-url URL --model NAME"')
@@ -71,7 +78,9 @@ def bench_options(args: argparse.Namespace) -> BenchOptions:
     }
     if args.questions is not None:
         overrides["questions"] = args.questions or None  # 0: all
-    for name in ("barge_ins", "concurrent_turns"):
+    if args.cutoffs is not None and args.cutoffs < 0:
+        raise UsageError(f"--cutoffs takes a whole number from 0 (got {args.cutoffs})")
+    for name in ("barge_ins", "concurrent_turns", "cutoffs", "real_speech"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     for name, least in (("concurrency", 1), ("budgets", 0)):

@@ -96,6 +96,24 @@ class BargeIn:
     after_s: float = 0.5
 
 
+Stamped = tuple[float, str, dict[str, Any]]
+"""(arrival on the client's clock, event type, the event's placing fields: :data:`KEPT`)."""
+KEPT = ("audio_start_ms", "audio_end_ms", "item_id", "response_id", "transcript", "status", "message")
+"""What a timeline keeps of an event (``status``: a ``response.done``'s; ``message``: an ``error``'s)."""
+FINISHES = ("reply", "reply_after_end", "listen")
+
+
+def _stamp(arrived: float, event: dict[str, Any]) -> Stamped:
+    kept = {k: event[k] for k in KEPT if k in event}
+    if isinstance(event.get("response"), dict):
+        kept.setdefault("response_id", event["response"].get("id"))
+        if "status" in event["response"]:
+            kept["status"] = event["response"]["status"]
+    if isinstance(event.get("error"), dict):
+        kept["message"] = event["error"].get("message")
+    return arrived, event["type"], kept
+
+
 @dataclass
 class Exchange:
     """One spoken turn as the client saw it; times in seconds on the client's clock."""
@@ -110,6 +128,12 @@ class Exchange:
     barge_onset: float | None = None
     arrivals: dict[str, float] = field(default_factory=dict)
     """First arrival of each server event type (with a barge-in: once it is scheduled)."""
+    timeline: list[Stamped] = field(default_factory=list)
+    """Every server event but deltas (only a reply's first audio delta), in arrival order, with the fields that place it."""
+    session: dict[str, Any] = field(default_factory=dict)
+    """The settings the server answered ``session.update`` with."""
+    refused: str | None = None
+    """The server's error message when it refused the settings (nothing was streamed then)."""
 
     @property
     def first_packet_delay_ms(self) -> float | None:
@@ -172,15 +196,21 @@ class _Feed:
         self.wire, self.offset = resample(audio16k, PIPELINE_RATE, WIRE_RATE), index
 
 
-async def _configure(ws: ClientConnection, reasoning_budget: int | None) -> None:
-    """Ask for the latency and reasoning events (an extension) and set the reasoning budget."""
+async def _configure(
+    ws: ClientConnection, reasoning_budget: int | None, turn_detection: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Ask for the latency and reasoning events (an extension), set the reasoning budget and the turn detection;
+    return the server's answer: ``session.updated``, or the ``error`` that refused the settings."""
     await ws.recv()  # session.created
     session: dict[str, object] = {"extensions": ["thinking", "latency"]}
     if reasoning_budget is not None:
         session["reasoning"] = {"budget_tokens": reasoning_budget}
+    if turn_detection is not None:
+        session["turn_detection"] = turn_detection
     await ws.send(json.dumps({"type": "session.update", "session": session}))
-    while json.loads(await ws.recv())["type"] != "session.updated":
+    while (answer := json.loads(await ws.recv()))["type"] not in ("session.updated", "error"):
         pass
+    return answer
 
 
 async def exchange(
@@ -192,15 +222,29 @@ async def exchange(
     barge_in: BargeIn | None = None,
     timeout_s: float = 45.0,
     grace_s: float = 0.5,
+    turn_detection: dict[str, Any] | None = None,
+    finish: str = "reply",
 ) -> Exchange:
     """Stream one spoken question (16 kHz float32, true end of speech at ``speech_end_s``) and collect
     the first reply: until ``response.latency``, or with ``barge_in``, until ``grace_s`` after the
-    server cleared the reply's audio (or 8 s after the onset if it never does)."""
+    server cleared the reply's audio (or 8 s after the onset if it never does).
+
+    ``turn_detection`` goes into the ``session.update`` as it is; a server that refuses it answers an ``error``, and
+    the exchange ends at once with :attr:`Exchange.refused` set. ``finish`` (without a barge-in): ``"reply"`` ends at
+    the first ``response.latency``; ``"reply_after_end"`` at the first one of a reply not cancelled that arrives after
+    the true end (a turn cut at a pause goes on to the reply to the rest of it); ``"listen"`` streams for
+    ``timeout_s`` whatever comes (a long recording)."""
+    if finish not in FINISHES:
+        raise ValueError(f"finish is one of {FINISHES}, not {finish!r}")
     feed = _Feed(audio16k)
     async with connect(url, max_size=None) as ws:
-        await _configure(ws, reasoning_budget)
+        answer = await _configure(ws, reasoning_budget, turn_detection)
         start = time.monotonic()
         result = Exchange(speech_end=start + speech_end_s)
+        if answer["type"] == "error":
+            result.refused = str(answer.get("error", {}).get("message", answer))
+            return result
+        result.session = answer.get("session", {})
 
         async def send() -> None:
             while True:
@@ -211,6 +255,7 @@ async def exchange(
 
         sender = asyncio.create_task(send())
         deadline, response_id = start + timeout_s, None
+        voiced: set[str | None] = set()  # the replies whose first audio the timeline holds
         try:
             while (left := deadline - time.monotonic()) > 0:
                 try:
@@ -220,6 +265,9 @@ async def exchange(
                 arrived, kind = time.monotonic(), event["type"]
                 if barge_in is None or result.barge_onset is not None:
                     result.arrivals.setdefault(kind, arrived)
+                if not kind.endswith(".delta") or (kind == "response.output_audio.delta" and event.get("response_id") not in voiced):
+                    result.timeline.append(_stamp(arrived, event))
+                    voiced.add(event.get("response_id") if kind == "response.output_audio.delta" else None)
                 if kind == "response.output_audio.delta":
                     response_id = response_id or event.get("response_id")  # the first reply's audio only
                 if kind == "response.output_audio.delta" and event.get("response_id") == response_id:
@@ -235,7 +283,12 @@ async def exchange(
                             deadline = min(deadline, result.barge_onset + 8.0)
                 elif kind == "response.done" and result.status is None:
                     result.status = event["response"]["status"]
-                elif kind == "response.latency" and not result.latency:
+                elif kind == "response.latency" and finish == "reply_after_end" and barge_in is None:
+                    statuses = {i.get("response_id"): i.get("status") for _, k, i in result.timeline if k == "response.done"}
+                    if arrived >= result.speech_end and statuses.get(event.get("response_id")) != "cancelled":
+                        result.latency = event["latency"]
+                        break
+                elif kind == "response.latency" and not result.latency and finish == "reply":
                     result.latency = event["latency"]
                     if barge_in is None:
                         break

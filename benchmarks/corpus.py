@@ -4,7 +4,9 @@ with coloured noise (:mod:`benchmarks.noise`). No audio is ever written into the
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -115,16 +117,73 @@ def rendition(index: int) -> Rendition:
 def render(question: Question, how: Rendition, *, lead_s: float = 0.5, tail_s: float = 0.2, seed: int = 0) -> SpokenSample:
     """Voice ``question``; the true speech bounds are found in the clean clip (as ``realtime respond``
     finds them), before any noise is mixed in."""
+    return _placed(question, how, speak(question.text, how.voice, speed=how.speed), lead_s, tail_s, seed)
+
+
+def _placed(question: Question, how: Rendition, speech: np.ndarray, lead_s: float, tail_s: float, seed: int) -> SpokenSample:
+    """``speech`` padded with silence, its true bounds found in the clean clip, then any noise mixed in."""
     from benchmarks.noise import background, mix_at_snr
     from realtime.respond import speech_segments
 
-    speech = speak(question.text, how.voice, speed=how.speed)
     lead, tail = np.zeros(int(lead_s * PIPELINE_RATE), np.float32), np.zeros(int(tail_s * PIPELINE_RATE), np.float32)
     clean = np.concatenate([lead, speech, tail])
     segments = speech_segments(clean)
     start, end = (segments[0][0], segments[-1][1]) if segments else (0, len(clean))
     audio = clean if how.snr_db is None else mix_at_snr(clean, background(len(clean), seed), how.snr_db, slice(start, end))
     return SpokenSample(question, how, audio, start / PIPELINE_RATE, end / PIPELINE_RATE)
+
+
+PAUSE_S = (0.3, 0.7)
+"""The range of a natural mid-sentence pause ("What is the capital of ... France?")."""
+FUNCTION_WORDS = frozenset(
+    "a an the of in on at to for from by with and or is are was do does did you your my me i it what which who how "
+    "when where there this that than we have has can".split()
+)
+
+
+def pausable(question: Question) -> bool:
+    """Whether the question has words enough to pause inside (at least three)."""
+    return len(question.text.split()) >= 3
+
+
+def split_text(text: str, rng: random.Random) -> tuple[str, str]:
+    """Cut ``text`` at a word boundary before its last content word or two (the rest of the question is what the
+    speaker is still looking for); the first part keeps at least two words."""
+    words = text.split()
+    if len(words) < 3:
+        raise ValueError(f"too short to pause inside: {text!r}")
+    content = [i for i, w in enumerate(words) if i >= 2 and w.strip("?,.!").lower() not in FUNCTION_WORDS]
+    last = content[-1] if content else len(words) - 1
+    at = content[-2] if len(content) > 1 and content[-2] == last - 1 and rng.random() < 0.5 else last
+    at = max(2, min(at, len(words) - 1))
+    return " ".join(words[:at]), " ".join(words[at:])
+
+
+@dataclass
+class PausedSample(SpokenSample):
+    """A question spoken in two parts with a pause between them; ``speech_end_s`` is the end of the second part."""
+
+    first: str = ""
+    second: str = ""
+    pause_s: float = 0.0
+    """The silence put between the two voiced parts (each part keeps 30 ms of its own faint edges)."""
+    second_start_s: float = 0.0
+    """Where the second voiced part begins in ``audio``."""
+
+
+def render_paused(
+    question: Question, how: Rendition, rng: random.Random, *, lead_s: float = 0.5, tail_s: float = 0.2, seed: int = 0
+) -> PausedSample:
+    """Voice ``question`` with a pause drawn from :data:`PAUSE_S` at a word boundary (:func:`split_text`), both
+    parts in the same voice at the same speed."""
+    first, second = split_text(question.text, rng)
+    pause_s = round(rng.uniform(*PAUSE_S), 3)
+    head, rest = (speak(part, how.voice, speed=how.speed) for part in (first, second))
+    gap = np.zeros(round(pause_s * PIPELINE_RATE), np.float32)
+    whole = _placed(question, how, np.concatenate([head, gap, rest]), lead_s, tail_s, seed)
+    second_start = (int(lead_s * PIPELINE_RATE) + len(head) + len(gap)) / PIPELINE_RATE
+    return PausedSample(**{f.name: getattr(whole, f.name) for f in dataclasses.fields(SpokenSample)},
+                        first=first, second=second, pause_s=pause_s, second_start_s=second_start)
 
 
 def pick(questions: list[Question], count: int | None) -> list[Question]:

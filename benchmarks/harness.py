@@ -10,6 +10,9 @@
 3. Concurrency: 2, 4, 8 simultaneous sessions (starts staggered up to 0.5 s): delays and playout underruns.
 4. Barge-in: new speech while a reply plays; onset to ``output_audio_buffer.cleared``, truncation,
    the last reply audio and the silence of a client that flushes on ``cleared``.
+   False cut-offs: questions with a 300-700 ms pause inside, per turn-detection setting (``server_vad``,
+   ``semantic_vad`` at each eagerness), beside the delay of the same questions unpaused (:mod:`benchmarks.cutoffs`);
+   with ``--full``, end of turn on real recorded conversations (:mod:`benchmarks.end_of_turn_real`).
 5. CPU time and peak memory of each server process, per session (``/proc``).
 6. Accuracy: every reply transcribed by Whisper once the servers are gone, checked against the answers.
 
@@ -32,9 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_markdown, plots
+from benchmarks import bench_markdown, end_of_turn_real, plots
 from benchmarks.client import AGENT, NAIVE, BargeIn, Exchange, Server, exchange, running
 from benchmarks.corpus import Question, Rendition, SpokenSample, load_questions, pick, render, rendition
+from benchmarks.cutoffs import measure as cutoff_measure
 from benchmarks.procstat import reset_peak, usage
 from benchmarks.report import EMBEDDED_MODELS, RESULTS, cdf, distribution, machine, now_iso, summarise
 from realtime.latency import STAGES
@@ -60,6 +64,10 @@ class BenchOptions:
     """Options for both measured servers (``realtime serve``), e.g. another brain."""
     seed: int = 0
     preset: str = "quick"
+    cutoffs: int = 2
+    """Questions spoken with a mid-sentence pause (and plainly) per turn-detection setting; 0: no cut-off phase."""
+    real_speech: bool = False
+    """End of turn on real recorded conversations (:mod:`benchmarks.end_of_turn_real`; fetches them on demand)."""
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchOptions:  # noqa: ANN401 - any of the fields
@@ -68,7 +76,8 @@ class BenchOptions:
     @classmethod
     def full(cls, **overrides: Any) -> BenchOptions:  # noqa: ANN401 - any of the fields
         preset = {
-            "questions": None, "concurrency": (1, 2, 4, 8), "concurrent_turns": 16, "barge_ins": 6, "budgets": (0, 32, 96)
+            "questions": None, "concurrency": (1, 2, 4, 8), "concurrent_turns": 16, "barge_ins": 6, "budgets": (0, 32, 96),
+            "cutoffs": 24, "real_speech": True,
         }
         return cls(**{**preset, "preset": "full", **overrides})
 
@@ -272,6 +281,8 @@ async def measure(options: BenchOptions) -> dict[str, Any]:
         single = [t for t in turns if t.mode == "agent"]
         concurrency = await concurrency_phase(samples, agent, options, single, resources["agent"]["peak_mb_per_session"])
         barge = await barge_in_phase(agent, options) if options.barge_ins else None
+        cutoffs = await cutoff_measure(agent.url, options.cutoffs, seed=options.seed) if options.cutoffs else None
+        real = await end_of_turn_real.measure(agent.url) if options.real_speech else None
     webrtc = webrtc_phase(questions, every) if "webrtc" in options.transports else None
     grade(turns)
     return {
@@ -294,6 +305,8 @@ async def measure(options: BenchOptions) -> dict[str, Any]:
         **latency_results(turns, options, webrtc),
         "concurrency": concurrency,
         "barge_in": barge,
+        "cutoffs": cutoffs,
+        "end_of_turn_real": real,
         "resources": resources,
         "turns": [t.row() for t in turns],
     }
