@@ -1,5 +1,6 @@
 """Semantic end of turn (``semantic_vad``) on fakes and a virtual clock: a turn that sounds and reads finished ends
-after a short silence, an unfinished one waits and is answered whole, and the judgment is recorded."""
+after a short silence, an unfinished one waits and is answered whole, and the judgment is recorded; and what the
+end of speech means for the partial transcripts (none starts in the silence before the final one)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,16 @@ async def test_server_vad_does_not_judge() -> None:
         await ask(h)
         await settle()
     assert detector.calls == 0 and h.session.records[0].end_of_turn_complete is None
+
+
+async def test_partials_come_from_their_own_model_and_none_starts_in_a_silence() -> None:
+    from tests.fakes import FakeAsr
+
+    async with Harness() as h:
+        h.models.partial_asr = partial = FakeAsr()
+        await h.push(speak("tell me about the weather in paris today please"))
+        during_speech = partial.calls
+        await h.push(silence(1.0))
+        await h.done()
+    assert during_speech >= 3 and partial.calls == during_speech
+    assert h.asr.calls == 1  # the final transcript

@@ -157,8 +157,9 @@ class VoiceSession:
             active = self.agent_active and self.config.interrupt_response
             for event in self._policy.window(window.start, window.end, window.probability, agent_active=active):
                 await self._decide(event)
-        if self._policy.user_speaking and not self._policy.in_silence and self.config.listen_while_thinking:
-            self._listener.maybe_partial()  # not in a silence: the final transcript may be about to start
+        # Not in a silence (the final transcript may be about to start), unless a partial may still answer early.
+        if self._policy.user_speaking and (not self._policy.in_silence or self.config.answer_early) and self.config.listen_while_thinking:
+            self._listener.maybe_partial()
 
     def _hear(self, samples: np.ndarray) -> None:
         """An audio brain hears the utterance's audio as it arrives (tasks start in order: the audio stays in order)."""
