@@ -50,7 +50,7 @@ def render(result: dict[str, Any]) -> str:
     lines += ["", "## Server stages (ms after the server's end of speech, websocket)", ""]
     for mode, s in result["latency"]["websocket"].items():
         lines += [f"**{mode}**", "", "| stage " + DIST_HEADER, "|---" * 9 + "|"]
-        lines += [_dist_row(stage, s["stages_ms"][stage]) for stage in STAGES]
+        lines += [_dist_row(stage, s["stages_ms"][stage]) for stage in STAGES if stage in s["stages_ms"]]  # older results lack new stages
         lines.append("")
     lines += ["## Accuracy against delay (round-trip Whisper transcript of the reply against the known answers)", "",
               "| mode | reasoning budget | accuracy | p50 ms | p90 ms | CPU s per turn | by kind |",

@@ -120,15 +120,27 @@ def render(question: Question, how: Rendition, *, lead_s: float = 0.5, tail_s: f
     return _placed(question, how, speak(question.text, how.voice, speed=how.speed), lead_s, tail_s, seed)
 
 
+def clean_bounds(clean: np.ndarray, *, within_db: float = 40.0) -> tuple[int, int]:
+    """Where speech starts and ends (samples at 16 kHz) in a synthetic clip padded with digital silence: the first and
+    last 10 ms frames within ``within_db`` of the loudest. Exact for such clips, unlike a voice activity detector (which
+    may end ~100 ms late), so the benchmark's first-packet delays run from the true end; (0, len) for a silent clip."""
+    hop = PIPELINE_RATE // 100
+    count = len(clean) // hop
+    power = np.square(clean[: count * hop].reshape(count, hop), dtype=np.float64).mean(axis=1)
+    level = 10 * np.log10(np.maximum(power, 1e-20))
+    loud = np.flatnonzero(level > level.max() - within_db) if count else np.zeros(0, int)
+    if not len(loud) or level.max() < -100:
+        return 0, len(clean)
+    return int(loud[0]) * hop, (int(loud[-1]) + 1) * hop
+
+
 def _placed(question: Question, how: Rendition, speech: np.ndarray, lead_s: float, tail_s: float, seed: int) -> SpokenSample:
     """``speech`` padded with silence, its true bounds found in the clean clip, then any noise mixed in."""
     from benchmarks.noise import background, mix_at_snr
-    from realtime.respond import speech_segments
 
     lead, tail = np.zeros(int(lead_s * PIPELINE_RATE), np.float32), np.zeros(int(tail_s * PIPELINE_RATE), np.float32)
     clean = np.concatenate([lead, speech, tail])
-    segments = speech_segments(clean)
-    start, end = (segments[0][0], segments[-1][1]) if segments else (0, len(clean))
+    start, end = clean_bounds(clean)
     audio = clean if how.snr_db is None else mix_at_snr(clean, background(len(clean), seed), how.snr_db, slice(start, end))
     return SpokenSample(question, how, audio, start / PIPELINE_RATE, end / PIPELINE_RATE)
 

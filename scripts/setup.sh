@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # flite/espeak-ng: test voices; portaudio: sounddevice; chromium, iproute2, fonts: the real-browser tests;
-# mosquitto: the MQTT tests' broker; pulseaudio: virtual microphone and speaker for the `realtime mic` tests.
-APT_PACKAGES=(flite espeak-ng sox libportaudio2 libsndfile1 chromium iproute2 fonts-dejavu-core mosquitto pulseaudio pulseaudio-utils)
+# mosquitto: the MQTT tests' broker; pulseaudio: virtual microphone and speaker for the `realtime mic` tests;
+# codec2-examples: real radio speech with real background noise (the end-of-turn benchmark on real recordings).
+APT_PACKAGES=(flite espeak-ng sox libportaudio2 libsndfile1 chromium iproute2 fonts-dejavu-core mosquitto pulseaudio pulseaudio-utils
+  codec2-examples)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -33,6 +35,8 @@ fi
 # Assemble and verify the chunked model files once (sha256-checked; prints a progress bar the first time); --fetch first
 # downloads the one wheel a model file is taken from (Smart Turn, from pipecat-ai's wheel, without installing it).
 .venv/bin/realtime models --fetch --prepare
+# Real recorded speech for the end-of-turn benchmark (pyannote's sample conversation, from its wheel; sha256-checked).
+.venv/bin/python -m benchmarks.end_of_turn_real --fetch
 # The JavaScript clients, exactly as tests/node/package-lock.json pins them; again only when the lock changes.
 npm_stamp=tests/node/node_modules/.installed-$(sha256sum tests/node/package-lock.json | cut -c1-16)
 if [ ! -f "$npm_stamp" ]; then

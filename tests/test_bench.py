@@ -171,7 +171,7 @@ def test_realtime_bench_end_to_end(tmp_path, capsys) -> None:
     from realtime.cli import main
 
     code = main(["bench", "--quick", "--label", "test", "--output-dir", str(tmp_path), "--questions", "2",
-                 "--concurrency", "1,2", "--concurrent-turns", "2", "--barge-ins", "1"])
+                 "--concurrency", "1,2", "--concurrent-turns", "2", "--barge-ins", "1", "--cutoffs", "1"])
     assert code == 0
     [path] = tmp_path.glob("*-test.json")
     result = json.loads(path.read_text())
