@@ -68,7 +68,7 @@ class PolicyConfig:
             raise ValueError("complete_silence_ms must lie between speculate_silence_ms and end_of_turn_silence_ms")
 
 
-EAGERNESS: dict[str, tuple[int, int]] = {"high": (160, 600), "medium": (256, 1000), "low": (416, 1600)}
+EAGERNESS: dict[str, tuple[int, int]] = {"high": (160, 800), "medium": (256, 1400), "low": (416, 2000)}
 """``semantic_vad`` eagerness -> (silence that ends a turn judged complete, silence that ends any other), in ms."""
 
 
