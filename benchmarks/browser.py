@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 from playwright.async_api import Browser, Page, Playwright, ViewportSize, async_playwright
 
@@ -54,7 +55,7 @@ PROBE = """() => new Promise((resolve) => {
     agent.speaker.connect(merger, 0, 1);
     merger.connect(recorder);
     recorder.connect(context.destination);
-    const probe = (window.probe = { rate: context.sampleRate, blocks: [[], []], times: [] });
+    const probe = (window.probe = { rate: context.sampleRate, blocks: [[], []], times: [], origin: performance.timeOrigin });
     recorder.onaudioprocess = (event) => {
       probe.times.push(performance.now());
       for (const c of [0, 1]) probe.blocks[c].push(new Float32Array(event.inputBuffer.getChannelData(c)));
@@ -65,8 +66,14 @@ PROBE = """() => new Promise((resolve) => {
   attach();
 })"""
 
-COLLECT = """() => {
+COLLECT = """async () => {
   const probe = window.probe;
+  const stats = [];
+  if (window.voiceAgent.pc && window.voiceAgent.pc.connectionState !== "closed") {
+    (await window.voiceAgent.pc.getStats()).forEach((s) => {
+      if (["inbound-rtp", "outbound-rtp", "media-playout", "media-source"].includes(s.type)) stats.push(s);
+    });
+  }
   const pcm = (blocks) => {
     const total = blocks.reduce((n, b) => n + b.length, 0), out = new Int16Array(total);
     let offset = 0;
@@ -77,7 +84,7 @@ COLLECT = """() => {
     return btoa(text);
   };
   return {
-    rate: probe.rate, block: probe.blocks[0][0]?.length ?? 0, times: probe.times,
+    rate: probe.rate, block: probe.blocks[0][0]?.length ?? 0, times: probe.times, origin: probe.origin, stats,
     microphone: pcm(probe.blocks[0]), speaker: pcm(probe.blocks[1]),
     events: window.voiceAgent.events,
     status: document.getElementById("status-text").textContent,
@@ -131,11 +138,34 @@ class PageCall:
     turns: list[dict[str, str]]
     """The conversation as the page shows it."""
     status: str
+    clock: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+    """(seconds into the recording, wall-clock seconds): when the page's probe got each block, to place the
+    recording on this machine's clock (``time.time``; the page and the server share it)."""
+    stats: list[dict[str, Any]] = field(default_factory=list)
+    """The page's RTP and playout statistics (``RTCPeerConnection.getStats``) at the end of the call."""
 
     def first_reply_delay_ms(self) -> float | None:
         """End of the first thing the microphone heard to the first sound the page played after it."""
         _, replies, end = self._reply_segments()
         return None if not replies or end is None else round((replies[0][0] - end) * 1000 / PIPELINE_RATE, 1)
+
+    def speech_end_and_first_reply(self) -> tuple[float | None, float | None]:
+        """When (wall clock, s) the page's probe got the end of the first speech its microphone heard, and the
+        first reply sound the page played after it (the probe's own buffering is in both, so the difference is
+        exact, each time late by the same few tens of ms)."""
+        _, replies, end = self._reply_segments()
+        positions, walls = self.clock
+        if end is None or not len(positions):
+            return None, None
+        at = lambda sample: float(np.interp(sample / PIPELINE_RATE, positions, walls))  # noqa: E731
+        return at(end), (at(replies[0][0]) if replies else None)
+
+    def stat(self, type_: str, name: str, **match: str) -> float | None:
+        """A number from the page's statistics of type ``type_`` (and these fields), the first that has it."""
+        for entry in self.stats:
+            if entry.get("type") == type_ and all(entry.get(k) == v for k, v in match.items()) and name in entry:
+                return float(entry[name])
+        return None
 
     def reply_audio(self) -> np.ndarray:
         """What the page played after that (16 kHz), cut to where it holds sound (long silence makes Whisper
@@ -180,6 +210,102 @@ class TappedSession:
             delay = None if first is None or reference is None else round((first - reference) * 1000, 1)
             records.append({**record.as_dict(), "first_rtp_packet_ms": delay})
         return records
+
+    def wall_clock_stamps(self, encodes: EncoderTrace | None = None) -> list[dict[str, float]]:
+        """Each reply's stages on the wall clock (``time.time``, s), after :meth:`first_packet_delays` found
+        the true end of speech: ``true_speech_end`` (it reached the session), the session's stages,
+        ``first_frame`` (the track handed the reply's first frame to aiortc's sender) and, from ``encodes``,
+        ``first_packet`` (the sender's Opus encoder returned that frame's packet, sent at once)."""
+        to_wall = time.time() - time.monotonic()
+        sink = self.connection.audio_sink
+        sent = sink.first_packets if isinstance(sink, ReplyTrack) else {}
+        traces = []
+        for record in self.connection.session.records:
+            stamps = dict(record.stamps)
+            if record.true_speech_end is not None:
+                stamps["true_speech_end"] = record.true_speech_end
+            if record.turn_id in sent:
+                stamps["first_frame"] = sent[record.turn_id]
+                if encodes is not None and (packet := encodes.first_audible_after(sent[record.turn_id])) is not None:
+                    stamps["first_packet"] = packet
+            traces.append({stage: at + to_wall for stage, at in stamps.items()})
+        return traces
+
+
+class EncoderTrace:
+    """While entered, times every call of aiortc's Opus encoder (it runs in the event loop's default executor)
+    and whether its frame held any sound: when a reply's first packet really left, and how long frames
+    waited for the executor."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float, float, bool]] = []
+        """(handed to the executor, encoding began, encoding ended, audible), monotonic seconds."""
+        self.departures: list[float] = []
+        """When each encoded frame went to the RTP packetiser (monotonic)."""
+        self._original: Any = None
+
+    def __enter__(self) -> EncoderTrace:
+        from aiortc.codecs import opus
+        from aiortc.rtcrtpsender import RTCRtpSender
+
+        self._original = (opus.OpusEncoder.encode, RTCRtpSender._next_encoded_frame)  # noqa: SLF001
+        encode, next_frame = self._original
+        handed: list[float] = []
+        calls, departures = self.calls, self.departures
+
+        def timed(encoder: Any, frame: Any, force_keyframe: bool = False) -> Any:
+            began = time.monotonic()
+            result = encode(encoder, frame, force_keyframe)
+            audible = bool(np.any(frame.to_ndarray()))
+            calls.append((handed.pop(0) if handed else began, began, time.monotonic(), audible))
+            return result
+
+        async def next_timed(sender: Any, codec: Any) -> Any:
+            # the track's recv() ends, then the frame waits for the executor: note when it was handed over
+            original_recv = sender.track.recv if sender.track is not None else None
+            if original_recv is None:
+                return await next_frame(sender, codec)
+
+            async def recv() -> Any:
+                frame = await original_recv()
+                if isinstance(frame, av.AudioFrame):  # (a packet was encoded in the track)
+                    handed.append(time.monotonic())
+                return frame
+
+            sender.track.recv = recv
+            try:
+                encoded = await next_frame(sender, codec)
+                departures.append(time.monotonic())
+                return encoded
+            finally:
+                del sender.track.recv
+
+        opus.OpusEncoder.encode = timed  # type: ignore[method-assign,assignment]
+        RTCRtpSender._next_encoded_frame = next_timed  # type: ignore[method-assign,assignment]  # noqa: SLF001
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from aiortc.codecs import opus
+        from aiortc.rtcrtpsender import RTCRtpSender
+
+        opus.OpusEncoder.encode, RTCRtpSender._next_encoded_frame = self._original  # type: ignore[method-assign]  # noqa: SLF001
+
+    def first_audible_after(self, at: float) -> float | None:
+        """When the encoder finished the first audible frame handed over at or after ``at`` (monotonic)."""
+        return next((end for handed, _, end, audible in self.calls if audible and handed >= at - 1e-6), None)
+
+    def gaps_ms(self) -> dict[str, float]:
+        """The gaps between frames leaving for the packetiser (20 ms when steady): their p50, p99 and the longest,
+        the jitter the browser's jitter buffer must absorb."""
+        if len(self.departures) < 2:
+            return {}
+        gaps = np.diff(np.asarray(self.departures)) * 1000
+        return {"p50": round(float(np.percentile(gaps, 50)), 1), "p99": round(float(np.percentile(gaps, 99)), 1),
+                "max": round(float(gaps.max()), 1)}
+
+    def executor_waits_ms(self) -> list[float]:
+        """How long each frame waited for a free executor thread."""
+        return [round((began - handed) * 1000, 2) for handed, began, _, _ in self.calls]
 
 
 @contextlib.asynccontextmanager
@@ -278,7 +404,9 @@ def _page_call(result: dict[str, Any]) -> PageCall:
     for entry in result["events"]:
         at_s = float(np.interp(entry["at"], times, positions)) if len(times) else 0.0
         events.append({**entry["event"], "at_s": round(at_s, 3)})
-    return PageCall(rate, pcm(result["microphone"]), pcm(result["speaker"]), events, result["turns"], result["status"])
+    clock = (positions, (result["origin"] + times) / 1000) if len(times) else (np.zeros(0), np.zeros(0))
+    return PageCall(rate, pcm(result["microphone"]), pcm(result["speaker"]), events, result["turns"], result["status"],
+                    clock, result.get("stats", []))
 
 
 def seen(*kinds: str) -> Callable[[list[dict[str, Any]]], bool]:

@@ -1,10 +1,16 @@
 """WebRTC transport (aiortc): a browser talks to a session over one peer connection.
 
 - Microphone: the remote audio track (aiortc decodes Opus to stereo 48 kHz s16 frames) is down-mixed,
-  resampled once to 16 kHz (:class:`InboundAudio`) and pushed into the session.
+  resampled once to 16 kHz (:class:`InboundAudio`) and pushed into the session. aiortc's audio jitter
+  buffer holds each packet until four more have come (80 ms of 20 ms packets, every one of them, the end of
+  speech included); a call's buffer releases a packet as soon as the next one has come (:func:`prompt_audio`).
 - Speaker: :class:`ReplyTrack` sends the reply as 20 ms 48 kHz frames paced in real time (silence when
-  idle). The session speaks at 48 kHz, so speech is resampled once, from the synthesiser's rate; an
-  interruption flushes queued audio at once, and audio of an interrupted reply is never sent.
+  idle). When the call sends Opus (as browsers choose), each frame is encoded by aiortc's own Opus encoder
+  as it leaves (:class:`OpusTrack`): aiortc's sender would encode it in the event loop's default executor,
+  behind the models' work, and frames that leave late make the browser's jitter buffer grow (it then holds
+  every reply longer). The session speaks at 48 kHz, so
+  speech is resampled once, from the synthesiser's rate; an interruption flushes queued audio at once, and
+  audio of an interrupted reply is never sent.
 - Events: the ``oai-events`` data channel (OpenAI's name; the browser opens it) carries the protocol
   events both ways through :class:`~realtime.connection.RealtimeConnection`, except audio deltas. The
   track itself adds what only it knows (as OpenAI does on WebRTC): ``output_audio_buffer.started`` when
@@ -39,7 +45,17 @@ from urllib.parse import unquote
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCDataChannel, RTCIceGatherer, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceGatherer,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+from aiortc.codecs.opus import OpusEncoder
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
@@ -66,6 +82,10 @@ MAX_UNSENT = 256
 """Server events kept for a data channel that has not opened yet (a client may never open one)."""
 RESPONSE_PREFIX = "resp_"
 """A reply's response id is its turn id behind this prefix (as the protocol names responses)."""
+AUDIO_PREFETCH = 0
+"""Packets aiortc's audio jitter buffer waits for beyond the one it releases (aiortc's own default: 4, i.e. 80 ms):
+0 releases a packet once the next has come (20 ms). Reordering is rare on a browser's path and one packet late is
+no worse to the VAD than one lost."""
 HEARD_DIRECTIONS = ("sendrecv", "recvonly")
 """Directions of the offer's audio (the browser's view) in which the browser hears the agent."""
 
@@ -238,6 +258,47 @@ class ReplyTrack(MediaStreamTrack):
         self.on_playback("stopped", turn_id)
 
 
+def prompt_audio(receiver: RTCRtpReceiver, prefetch: int = AUDIO_PREFETCH) -> bool:
+    """Make ``receiver``'s audio jitter buffer (aiortc's :class:`JitterBuffer`, of the same capacity) release each
+    packet after ``prefetch`` more have come, before any has; False where this aiortc keeps its buffer elsewhere
+    (it is set when the receiver is made, with no setting to change it: hence its private name)."""
+    name = "_RTCRtpReceiver__jitter_buffer"
+    buffer = getattr(receiver, name, None)
+    if not isinstance(buffer, JitterBuffer) or getattr(buffer, "_is_video", True):
+        return False
+    setattr(receiver, name, JitterBuffer(capacity=buffer.capacity, prefetch=prefetch))
+    return True
+
+
+class OpusTrack(MediaStreamTrack):
+    """``source``'s audio frames as Opus packets, encoded by aiortc's own encoder (its settings) the moment each
+    frame is due. aiortc's sender packs such packets as they are; given frames, it would encode them in the
+    event loop's default executor, shared with the models, where a frame can wait tens of ms (the jitter that
+    makes a browser's jitter buffer grow). One encode of 20 ms takes well under a millisecond."""
+
+    kind = "audio"
+
+    def __init__(self, source: ReplyTrack) -> None:
+        super().__init__()
+        self.source = source
+        self._encoder = OpusEncoder()
+        self._packets: deque[av.Packet] = deque()
+
+    async def recv(self) -> av.Packet:
+        while not self._packets:
+            payloads, timestamp = self._encoder.encode(await self.source.recv())
+            for index, payload in enumerate(payloads):
+                packet = av.Packet(payload)
+                packet.pts = timestamp + index * FRAME_SAMPLES
+                packet.time_base = Fraction(1, RATE)
+                self._packets.append(packet)
+        return self._packets.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()
+
+
 def _ice_gatherers(pc: RTCPeerConnection) -> list[RTCIceGatherer]:
     transports = [t.sender.transport for t in pc.getTransceivers()] + ([pc.sctp.transport] if pc.sctp else [])
     unique = {id(t.transport.iceGatherer): t.transport.iceGatherer for t in transports}
@@ -282,6 +343,12 @@ def audio_direction(sdp: str) -> str | None:
     """The direction of a session description's first audio section, from its sender's view (None: no audio)."""
     audio = next((media for media in SessionDescription.parse(sdp).media if media.kind == "audio"), None)
     return None if audio is None else audio.direction or "sendrecv"
+
+
+def audio_codec(sdp: str) -> str | None:
+    """The MIME type (lower case) of the codec a session description's first audio section sends with."""
+    audio = next((media for media in SessionDescription.parse(sdp).media if media.kind == "audio"), None)
+    return None if audio is None or not audio.rtp.codecs else audio.rtp.codecs[0].mimeType.lower()
 
 
 class WebRtcCall:
@@ -329,10 +396,14 @@ class WebRtcCall:
             raise SignallingError(f"the offer's audio is {direction}, so the agent could not be heard: "
                                   "offer sendrecv to talk, or recvonly to listen")
         self._remote = audio.receiver.track
-        self.pc.addTrack(self.track)
+        if not prompt_audio(audio.receiver):
+            log.warning("call %s: aiortc's audio jitter buffer not found; the microphone lags 80 ms", self.id)
+        sender = self.pc.addTrack(self.track)
         if offers_loopback(offer) or (local_peer and not candidate_addresses(offer)):
             await gather_with_loopback(self.pc)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
+        if audio_codec(self.pc.localDescription.sdp) == "audio/opus":  # (another codec: aiortc encodes it)
+            sender.replaceTrack(OpusTrack(self.track))
         return self.pc.localDescription.sdp
 
     async def serve(self, session: dict[str, Any] | None = None, connect_timeout_s: float = 30.0) -> None:

@@ -19,7 +19,10 @@ import pydantic
 import pytest
 from aiohttp import ClientSession, FormData
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.codecs.opus import OpusDecoder
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 from openai.types.realtime import RealtimeServerEvent
 from websockets.asyncio.client import connect
 
@@ -33,13 +36,17 @@ from realtime.webrtc import (
     MAX_LAG_S,
     RATE,
     InboundAudio,
+    OpusTrack,
     ReplyTrack,
+    WebRtcCall,
+    audio_codec,
     audio_direction,
     awaiting_candidates,
     candidate_addresses,
     gather_with_loopback,
     offers_loopback,
     parse_ice_server,
+    prompt_audio,
 )
 from tests.conftest import silence
 from tests.fakes import fake_models
@@ -155,6 +162,52 @@ async def test_a_new_reply_stops_the_one_before() -> None:
     await track.play(AudioOut("turn_b", 2, np.full(500, 0.5, np.float32)))
     await track.recv()
     assert told == [("started", "turn_a"), ("stopped", "turn_a"), ("started", "turn_b")]
+
+
+async def test_the_reply_leaves_as_opus_packets_one_per_frame_as_each_is_due() -> None:
+    source = ReplyTrack()
+    track = OpusTrack(source)
+    await source.play(AudioOut("turn_a", 1, sine(0.2)))
+    started = time.monotonic()
+    packets = [await track.recv() for _ in range(15)]
+    assert 0.25 < time.monotonic() - started < 0.5  # paced by the reply track, not bunched: 14 x 20 ms
+    assert [p.pts for p in packets] == [i * FRAME_SAMPLES for i in range(15)]
+    assert all(p.time_base == Fraction(1, RATE) for p in packets)
+    decoder = OpusDecoder()
+    heard = np.concatenate([f.to_ndarray().reshape(-1, 2)[:, 0] for p in packets
+                            for f in decoder.decode(JitterFrame(bytes(p), p.pts))]).astype(np.float32) / 32767
+    assert rms_dbfs(heard[1_000:9_000]) > -15 and rms_dbfs(heard[11_000:]) < -60  # the tone, then silence
+    track.stop()
+    assert source.readyState == "ended"
+    with pytest.raises(MediaStreamError):
+        await source.recv()
+
+
+def released(buffer, sequence_numbers: list[int]) -> list[bytes | None]:
+    """What the jitter buffer releases as each 20 ms packet (payload: its number) comes."""
+    out = []
+    for number in sequence_numbers:
+        packet = RtpPacket(sequence_number=number, timestamp=FRAME_SAMPLES * number)
+        vars(packet)["_data"] = bytes([number])  # as aiortc's receiver sets the depayloaded frame
+        frame = buffer.add(packet)[1]
+        out.append(None if frame is None else frame.data)
+    return out
+
+
+async def test_the_microphone_leaves_the_jitter_buffer_one_packet_later_not_four(loopback_only) -> None:
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver("audio").receiver
+    assert released(vars(receiver)["_RTCRtpReceiver__jitter_buffer"], [0, 1, 2, 3, 4, 5]) == [None] * 4 + [b"\x00", b"\x01"]
+    assert prompt_audio(receiver)
+    assert released(vars(receiver)["_RTCRtpReceiver__jitter_buffer"], [0, 1, 2, 3]) == [None, b"\x00", b"\x01", b"\x02"]
+    assert not prompt_audio(pc.addTransceiver("video").receiver)  # video keeps aiortc's own buffer
+    await pc.close()
+    call = WebRtcCall(quick_models())
+    answer = await call.answer(await Peer().offer())
+    audio = next(t for t in call.pc.getTransceivers() if t.kind == "audio")
+    assert released(vars(audio.receiver)["_RTCRtpReceiver__jitter_buffer"], [7, 8]) == [None, b"\x07"]
+    assert audio_codec(answer) == "audio/opus" and isinstance(audio.sender.track, OpusTrack)  # encoded as it leaves
+    await call.close()
 
 
 def test_ice_servers_and_loopback_offers() -> None:
