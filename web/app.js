@@ -13,7 +13,7 @@ const ui = {
 };
 
 const STAGE_NAMES = {
-  end_of_turn: "end of turn", speculation_start: "reply started", final_transcript: "transcript",
+  end_of_turn_signal: "turn judged", end_of_turn: "end of turn", speculation_start: "reply started", final_transcript: "transcript",
   first_token: "first token", first_answer_token: "first word", first_tts_audio: "first speech",
   first_audio_out: "first packet",
 };
@@ -312,6 +312,13 @@ function heardOnly(responseId, heard) {
   text.replaceChildren(heard, Object.assign(document.createElement("s"), { className: "unheard", textContent: unheard }));
 }
 
+// The semantic end-of-turn judgment names its verdict and the audio model's probability that the turn was finished.
+function stageName(name, judgment) {
+  if (name !== "end_of_turn_signal" || !judgment || judgment.complete == null) return STAGE_NAMES[name];
+  const sound = judgment.probability == null ? "" : `, sounded ${Math.round(100 * judgment.probability)}% finished`;
+  return `turn judged ${judgment.complete ? "finished" : "unfinished"}${sound}`;
+}
+
 function showLatency(turn, latency) {
   turn.classList.remove("live");
   if (latency.first_packet_delay_ms == null) return;
@@ -325,7 +332,7 @@ function showLatency(turn, latency) {
     const track = span("track");
     track.append(span("fill"));
     track.firstChild.style.width = `${Math.max(0, (100 * ms) / end)}%`;
-    item.append(span("name", STAGE_NAMES[name]), track, span("ms", `${Math.round(ms)} ms`));
+    item.append(span("name", stageName(name, latency.end_of_turn)), track, span("ms", `${Math.round(ms)} ms`));
     return item;
   }));
   box.hidden = false;
