@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 SEGMENTS = (
     ("final_transcript", "transcribe"),
     ("first_answer_token", "think"),
+    ("first_clause", "write first clause"),
     ("first_tts_audio", "synthesise"),
     ("first_audio_out", "send"),
 )
@@ -27,7 +28,7 @@ def stage_segments(summary: dict[str, Any]) -> list[tuple[str, float]]:
     """Median time in each segment, then the client's share (network, VAD lag, client), never negative."""
     segments, reached = [], 0.0
     for stage, name in SEGMENTS:
-        at = summary["stages_ms"][stage]["p50"]
+        at = summary["stages_ms"].get(stage, {}).get("p50")  # older results lack the newer stages
         if at is None:
             continue
         segments.append((name, max(0.0, at - reached)))

@@ -17,11 +17,13 @@ STAGES = (
     "final_transcript",
     "first_token",
     "first_answer_token",
+    "first_clause",
     "first_tts_audio",
     "first_audio_out",
 )
 """Stages in pipeline order. ``speech_end`` is when the last speech sample reached the agent; ``end_of_turn_signal``
-when the pause was judged (semantic end of turn), ``end_of_turn`` when the turn was committed."""
+when the pause was judged (semantic end of turn), ``end_of_turn`` when the turn was committed; ``first_clause`` when
+the first clause of the answer was written whole and handed to the synthesiser."""
 
 
 @dataclass

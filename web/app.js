@@ -14,7 +14,7 @@ const ui = {
 
 const STAGE_NAMES = {
   end_of_turn_signal: "turn judged", end_of_turn: "end of turn", speculation_start: "reply started", final_transcript: "transcript",
-  first_token: "first token", first_answer_token: "first word", first_tts_audio: "first speech",
+  first_token: "first token", first_answer_token: "first word", first_clause: "first clause", first_tts_audio: "first speech",
   first_audio_out: "first packet",
 };
 

@@ -67,6 +67,7 @@ class Replier:
                 if guard.repeats(clause):
                     return False
                 if config.stream_speech:
+                    turn.record.mark("first_clause")
                     await clauses.put(clause)
                 else:
                     held.append(clause)
@@ -90,6 +91,7 @@ class Replier:
             else:
                 await say(segmenter.flush())
         if held:
+            turn.record.mark("first_clause")
             await clauses.put(" ".join(held))
         await clauses.put(None)
         await speaking
