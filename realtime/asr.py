@@ -139,11 +139,17 @@ def _words(text: str | None) -> list[str]:
     return "".join(c if c.isalnum() or c.isspace() else " " for c in (text or "").lower()).split()
 
 
+def ends_open(text: str | None) -> bool:
+    """Whether a transcript stops where a sentence cannot (on "of", "the", "and", ...), or holds no word at all."""
+    words = _words(text)
+    return not words or words[-1] in _OPEN_ENDINGS
+
+
 def looks_complete(text: str) -> bool:
     """Whether a partial transcript reads as a finished utterance: three or more words, closing punctuation,
-    and not ending on a word that needs a continuation."""
-    words = _words(text)
-    return len(words) >= 3 and text.rstrip()[-1:] in ".?!" and words[-1] not in _OPEN_ENDINGS
+    and not ending on a word that needs a continuation (a stricter test than :func:`ends_open`: a partial is cut
+    wherever the audio was)."""
+    return len(_words(text)) >= 3 and text.rstrip()[-1:] in ".?!" and not ends_open(text)
 
 
 def same_words(a: str | None, b: str | None) -> bool:

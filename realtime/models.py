@@ -121,7 +121,7 @@ class Models:
         partial = None if asr.partial in (None, asr.final) else WhisperTranscriber(model=asr.partial, threads=threads)
         from realtime.assets import SMART_TURN
 
-        detector = SmartTurn(SMART_TURN.path("smart-turn-v3.2-cpu.onnx"), threads=threads)
+        detector = SmartTurn(SMART_TURN.path("smart-turn-v3.2-cpu.onnx"), threads=1)  # the other core: the reply
         return cls(asr=final, brain=brain, tts=tts or PiperSynthesizer(), partial_asr=partial, turn_detector=detector)
 
     async def warm_up(self) -> None:

@@ -96,3 +96,11 @@ async def test_partials_come_from_their_own_model_and_none_starts_in_a_silence()
         await h.done()
     assert during_speech >= 3 and partial.calls == during_speech
     assert h.asr.calls == 1  # the final transcript
+
+
+def test_the_wording_rule() -> None:
+    from realtime.asr import ends_open, looks_complete
+
+    assert ends_open("What is the capital of?") and ends_open("How many legs does a") and ends_open("")
+    assert not ends_open("what is the capital of england") and not ends_open("Yes.")
+    assert looks_complete("What is the capital of England?") and not looks_complete("what is the capital of england")

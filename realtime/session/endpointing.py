@@ -4,8 +4,9 @@ Under ``semantic_vad`` (:meth:`realtime.policy.PolicyConfig.semantic`) a pause i
 turn. Two signals, because neither is enough alone (measured on synthetic speech: Smart Turn judged 17/20 complete
 turns complete but only 7/20 cut-off ones incomplete; the wording rule 18/20 and 11/20): how the speech *sounds*
 (Smart Turn v3.2 on the utterance's audio, :mod:`vad.smart_turn`; complete at a probability of 0.5 or more, the
-model's own decision boundary) and how it *reads* (:func:`~realtime.asr.looks_complete` on the final transcript
-that the speculative reply makes anyway: "What is the capital of" does not end a question). The turn is complete
+model's own decision boundary) and how it *reads* (:func:`~realtime.asr.ends_open` on the final transcript that
+the speculative reply makes anyway: "What is the capital of" does not end a question; punctuation is not required,
+Whisper leaves it out of some finished questions). The turn is complete
 when both say so; the policy then ends it after a short silence, any other waits the long one. A session without
 the audio model (tests, a failed load) judges on the wording alone.
 """
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from realtime.asr import looks_complete
+from realtime.asr import ends_open
 
 if TYPE_CHECKING:
     from realtime.session.context import SessionContext
@@ -27,8 +28,8 @@ COMPLETE_PROBABILITY = 0.5
 """Smart Turn's probability from which a turn sounds complete (pipecat's own decision boundary)."""
 
 Judged = Callable[["Turn | None", "float | None", bool], Awaitable[None]]
-"""Called with the paused turn (None when no reply speculates), Smart Turn's probability (None without the model)
-and the judgment."""
+"""Called with the paused turn (None when no reply speculates), Smart Turn's probability (None without the model, or
+when the wording already said unfinished) and the judgment."""
 
 
 class Endpointer:
@@ -56,12 +57,17 @@ class Endpointer:
         self._pause += 1
 
     async def _judge(self, pause: int, turn: Turn | None, audio: np.ndarray) -> None:
-        detector = self._session.models.turn_detector
-        probability = None if detector is None else await detector.probability_async(audio)
-        complete = probability is None or probability >= COMPLETE_PROBABILITY
-        if complete and turn is not None:
+        """The wording first (the transcript is being made for the reply anyway), then, only for a turn that reads
+        finished, the audio model: on two cores it would otherwise slow the transcript on the reply's path."""
+        complete = True
+        if turn is not None:
             if turn.user_text is None:  # an early reply already has its words
                 await turn.transcribed.wait()
-            complete = looks_complete(turn.user_text or "")
+            complete = not ends_open(turn.user_text)
+        detector = self._session.models.turn_detector
+        probability = None
+        if complete and detector is not None:
+            probability = await detector.probability_async(audio)
+            complete = probability >= COMPLETE_PROBABILITY
         if pause == self._pause:
             await self._judged(turn, probability, complete)
