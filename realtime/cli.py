@@ -60,7 +60,7 @@ def _session_config(args: argparse.Namespace) -> SessionConfig:
         end_of_turn_silence_ms=args.end_of_turn_ms,
         speculate_silence_ms=min(args.speculate_ms, args.end_of_turn_ms),
     )
-    if args.eagerness != "none":
+    if args.eagerness != "none" and args.pipeline == "agent":
         policy = policy.semantic(args.eagerness)
     make = SessionConfig.naive if args.pipeline == "naive" else SessionConfig
     config = make(
@@ -112,7 +112,10 @@ def _load_models(args: argparse.Namespace) -> Models:
             args.tts_model_dir, prompt_wav=args.tts_prompt_wav, prompt_text=args.tts_prompt_text
         )
     asr = Recognition(args.asr, args.partial_asr)
-    return Models.load(args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input, tts=voice, asr=asr)
+    models = Models.load(args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input, tts=voice, asr=asr)
+    if args.smart_turn:
+        models.hear_turn_ends()
+    return models
 
 
 def _respond(args: argparse.Namespace) -> int:
@@ -308,9 +311,13 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
                         help="think before answering (default 0)")
     parser.add_argument("--end-of-turn-ms", type=_non_negative, default=PolicyConfig.end_of_turn_silence_ms,
                         help="silence that ends a user turn (server_vad)")
-    parser.add_argument("--eagerness", choices=("none", *EAGERNESS, "auto"), default="none",
-                        help="semantic end of turn (semantic_vad): a turn that sounds and reads finished ends sooner, "
-                             "an unfinished one waits longer (none: server_vad, --end-of-turn-ms for every turn)")
+    parser.add_argument("--eagerness", choices=("none", *EAGERNESS, "auto"), default="auto",
+                        help="semantic end of turn (semantic_vad, the default: auto): a turn that reads finished ends "
+                             "sooner, an unfinished one waits longer; none: server_vad, --end-of-turn-ms for every "
+                             "turn (the naive pipeline always waits --end-of-turn-ms)")
+    parser.add_argument("--smart-turn", action="store_true",
+                        help="semantic_vad also asks an audio end-of-turn model (Smart Turn v3.2) whether a pause "
+                             "sounds finished (default: the transcript's wording alone)")
     parser.add_argument("--asr", choices=WHISPER_MODELS, default=Recognition.final,
                         help="the Whisper that writes each turn's final transcript")
     parser.add_argument("--partial-asr", choices=WHISPER_MODELS,

@@ -119,10 +119,16 @@ class Models:
         asr = asr or Recognition()
         final = WhisperTranscriber(model=asr.final, threads=threads)
         partial = None if asr.partial in (None, asr.final) else WhisperTranscriber(model=asr.partial, threads=threads)
+        return cls(asr=final, brain=brain, tts=tts or PiperSynthesizer(), partial_asr=partial)
+
+    def hear_turn_ends(self) -> None:
+        """Load the audio end-of-turn model (Smart Turn v3.2, sha256-checked; one thread, the other core is the
+        reply's) for ``semantic_vad``. Without it a pause is judged on the transcript's wording alone: on the
+        benchmark's synthetic voices the model judged a third of finished questions unfinished (each then waits the
+        long silence) and caught few cut-off ones, so it is opt-in (``realtime serve --smart-turn``)."""
         from realtime.assets import SMART_TURN
 
-        detector = SmartTurn(SMART_TURN.path("smart-turn-v3.2-cpu.onnx"), threads=1)  # the other core: the reply
-        return cls(asr=final, brain=brain, tts=tts or PiperSynthesizer(), partial_asr=partial, turn_detector=detector)
+        self.turn_detector = SmartTurn(SMART_TURN.path("smart-turn-v3.2-cpu.onnx"), threads=1)
 
     async def warm_up(self) -> None:
         """Run each model once so the first user turn does not pay for lazy initialisation: the brain answers a

@@ -1,14 +1,15 @@
 """Semantic end of turn (endpointing): during a pause, is the user's turn finished?
 
 Under ``semantic_vad`` (:meth:`realtime.policy.PolicyConfig.semantic`) a pause is judged as soon as it may end the
-turn. Two signals, because neither is enough alone (measured on synthetic speech: Smart Turn judged 17/20 complete
-turns complete but only 7/20 cut-off ones incomplete; the wording rule 18/20 and 11/20): how the speech *sounds*
-(Smart Turn v3.2 on the utterance's audio, :mod:`vad.smart_turn`; complete at a probability of 0.5 or more, the
-model's own decision boundary) and how it *reads* (:func:`~realtime.asr.ends_open` on the final transcript that
-the speculative reply makes anyway: "What is the capital of" does not end a question; punctuation is not required,
-Whisper leaves it out of some finished questions). The turn is complete
-when both say so; the policy then ends it after a short silence, any other waits the long one. A session without
-the audio model (tests, a failed load) judges on the wording alone.
+turn, on how the user's words *read*: :func:`~realtime.asr.ends_open` on the final transcript that the speculative
+reply makes anyway ("What is the capital of" does not end a question; no punctuation is required, Whisper leaves it
+out of some finished questions). Optionally also on how they *sound*: Smart Turn v3.2 on the utterance's audio
+(:mod:`vad.smart_turn`; finished at a probability of 0.5 or more, the model's own decision boundary), asked only when
+the wording reads finished. It is opt-in (:meth:`~realtime.models.Models.hear_turn_ends`): on the benchmark's
+synthetic voices it judged 10 of 30 finished questions unfinished (each then waits the long silence) and 22 of 30
+cut-off ones finished. A turn judged finished ends after the eagerness's short silence, any other waits the long
+one. Without a speculating reply (no transcript) and without the audio model, a pause is not judged: it waits the
+long silence.
 """
 
 from __future__ import annotations
@@ -59,12 +60,14 @@ class Endpointer:
     async def _judge(self, pause: int, turn: Turn | None, audio: np.ndarray) -> None:
         """The wording first (the transcript is being made for the reply anyway), then, only for a turn that reads
         finished, the audio model: on two cores it would otherwise slow the transcript on the reply's path."""
+        detector = self._session.models.turn_detector
+        if turn is None and detector is None:
+            return  # nothing to judge by (no reply speculates, so no transcript): the pause waits the long silence
         complete = True
         if turn is not None:
             if turn.user_text is None:  # an early reply already has its words
                 await turn.transcribed.wait()
             complete = not ends_open(turn.user_text)
-        detector = self._session.models.turn_detector
         probability = None
         if complete and detector is not None:
             probability = await detector.probability_async(audio)
