@@ -320,8 +320,8 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
                              "sounds finished (default: the transcript's wording alone)")
     parser.add_argument("--asr", choices=WHISPER_MODELS, default=Recognition.final,
                         help="the Whisper that writes each turn's final transcript")
-    parser.add_argument("--partial-asr", choices=WHISPER_MODELS,
-                        help="the Whisper of the partial transcripts while the user speaks (default: --asr's)")
+    parser.add_argument("--partial-asr", choices=WHISPER_MODELS, default=Recognition.partial,
+                        help="the Whisper of the partial transcripts while the user speaks")
     parser.add_argument("--speculate-ms", type=_non_negative, default=PolicyConfig.speculate_silence_ms,
                         help="silence that starts a speculative reply")
     parser.add_argument("--output-rate", type=_positive, default=24_000, help="sample rate of the reply audio")
