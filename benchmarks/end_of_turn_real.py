@@ -1,6 +1,6 @@
 """End of turn on real recorded speech: a real noise floor, real pauses, real turn switches (no synthetic voice).
 
-Recordings (fetched on demand into ``<model cache>/bench-speech``, sha256-checked, never committed):
+Recordings (fetched on demand into the model cache, sha256-checked, never committed):
 
 - ``pyannote``: the ``pyannote-audio==4.0.7`` wheel's ``pyannote/audio/sample/``: a 30 s real two-speaker phone
   conversation (16 kHz, telephone band) with its speaker turns (``sample.rttm``); ``pip download --no-deps``, only
@@ -27,9 +27,6 @@ import argparse
 import asyncio
 import hashlib
 import subprocess
-import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,13 +37,23 @@ from audio.samples import PIPELINE_RATE, read_audio
 from benchmarks.client import AGENT, Exchange, Stamped, exchange, running
 from benchmarks.cutoffs import SETTINGS, unsupported
 from benchmarks.report import EMBEDDED_MODELS, distribution, machine, now_iso, write_results
+from realtime.assets import ModelAsset, ModelFile, WheelPart, fetch_wheels
 
-PYANNOTE = "pyannote-audio==4.0.7"
-PYANNOTE_WHEEL_SHA256 = "852ea15c4d85bc34773e618267603ffca6a521669a74d33742692cc67fc700d6"
-PYANNOTE_FILES = {
-    "sample.wav": "c319b4abca767b124e41432d364fd7df006cb26bb79d09326c487d606a134e6e",
-    "sample.rttm": "d78fe62c69d8e6dcbb42c26adfce83faccb374c5a1e6d987fe37f85f1c173c87",
-}
+_PYANNOTE_WHEEL = (
+    "pyannote-audio==4.0.7", "pyannote_audio-4.0.7-py3-none-any.whl",
+    "852ea15c4d85bc34773e618267603ffca6a521669a74d33742692cc67fc700d6",
+)
+PYANNOTE_SAMPLE = ModelAsset(
+    name="pyannote-sample",
+    description="a real two-speaker phone conversation and its speaker turns, from the pyannote-audio 4.0.7 wheel",
+    files=tuple(
+        ModelFile(name, digest, (WheelPart(*_PYANNOTE_WHEEL, f"pyannote/audio/sample/{name}"),))
+        for name, digest in (
+            ("sample.wav", "c319b4abca767b124e41432d364fd7df006cb26bb79d09326c487d606a134e6e"),
+            ("sample.rttm", "d78fe62c69d8e6dcbb42c26adfce83faccb374c5a1e6d987fe37f85f1c173c87"),
+        )
+    ),
+)
 CODEC2_DIR = Path("/usr/share/codec2/wav")
 CODEC2_FILES = {
     "vk5qi.wav": "4ce2a31b4165a4becfa0bfa50cb256f6a80e54dbfb51c3bfb3e97e365056888b",
@@ -64,31 +71,11 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def cache() -> Path:
-    from realtime.assets import cache_dir
-
-    return cache_dir() / "bench-speech"
-
-
 def pyannote_sample() -> Path:
-    """The folder with ``sample.wav`` and ``sample.rttm``: from the cache, or downloaded (the wheel, sha256-checked,
-    with pip) and unzipped there."""
-    folder = cache() / "pyannote-sample"
-    if all((folder / name).is_file() and sha256(folder / name) == digest for name, digest in PYANNOTE_FILES.items()):
-        return folder
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", PYANNOTE, "-d", tmp], check=True)
-        (wheel,) = Path(tmp).glob("*.whl")
-        if (digest := sha256(wheel)) != PYANNOTE_WHEEL_SHA256:
-            raise RuntimeError(f"{wheel.name}: sha256 {digest}, expected {PYANNOTE_WHEEL_SHA256}")
-        folder.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheel) as archive:
-            for name in PYANNOTE_FILES:
-                (folder / name).write_bytes(archive.read(f"pyannote/audio/sample/{name}"))
-    for name, digest in PYANNOTE_FILES.items():
-        if sha256(folder / name) != digest:
-            raise RuntimeError(f"{folder / name}: not the file pinned")
-    return folder
+    """The folder with ``sample.wav`` and ``sample.rttm``: from the model cache, or taken from the wheel (downloaded
+    with pip, sha256-checked) like the models' own wheel files (:func:`realtime.assets.fetch_wheels`)."""
+    fetch_wheels((PYANNOTE_SAMPLE,))
+    return PYANNOTE_SAMPLE.path()
 
 
 @dataclass(frozen=True)
@@ -197,8 +184,8 @@ def recordings(names: tuple[str, ...] = RECORDINGS) -> tuple[list[Recording], di
         if name == "pyannote":
             try:
                 folder = pyannote_sample()
-            except (OSError, RuntimeError, subprocess.CalledProcessError, ValueError) as exc:
-                missing[name] = f"could not fetch {PYANNOTE}: {exc}"
+            except (OSError, RuntimeError, subprocess.CalledProcessError, ValueError) as exc:  # ModelIntegrityError too
+                missing[name] = f"could not fetch {_PYANNOTE_WHEEL[0]}: {exc}"
                 continue
             turns = true_turns(read_rttm((folder / "sample.rttm").read_text()))
             found.append(Recording(name, read_audio(folder / "sample.wav", PIPELINE_RATE), turns))

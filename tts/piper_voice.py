@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +49,21 @@ class LeadTrimmer:
         return np.concatenate(held) if held else np.zeros(0, dtype=np.float32)
 
 
+async def stream_chunks(
+    next_chunk: Callable[[], np.ndarray | None], rate: int, *, trim_lead: bool
+) -> AsyncGenerator[np.ndarray, None]:
+    """Audio chunks (float32 at ``rate`` Hz) pulled with the blocking ``next_chunk`` in a worker thread until it
+    returns None; with ``trim_lead``, without the silence before the first sound (:class:`LeadTrimmer`)."""
+    trimmer = LeadTrimmer(rate) if trim_lead else None
+    while (audio := await asyncio.to_thread(next_chunk)) is not None:
+        if trimmer:
+            audio = trimmer.push(audio)
+        if len(audio):
+            yield audio
+    if trimmer and len(rest := trimmer.flush()):
+        yield rest
+
+
 class PiperSynthesizer:
     """Piper synthesis in a worker thread; one instance can be shared by every session.
 
@@ -74,16 +89,9 @@ class PiperSynthesizer:
         # espeak-ng phonemisation inside Piper keeps global state: one synthesis step at a time.
         self._lock = threading.Lock()
 
-    async def stream(self, text: str, *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
+    def stream(self, text: str, *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
         chunks = iter(self._voice.synthesize(text, self._config))
-        trimmer = LeadTrimmer(self.sample_rate) if trim_lead else None
-        while (audio := await asyncio.to_thread(self._next, chunks)) is not None:
-            if trimmer:
-                audio = trimmer.push(audio)
-            if len(audio):
-                yield audio
-        if trimmer and len(rest := trimmer.flush()):
-            yield rest
+        return stream_chunks(lambda: self._next(chunks), self.sample_rate, trim_lead=trim_lead)
 
     def _next(self, chunks: Iterator[AudioChunk]) -> np.ndarray | None:
         with self._lock:

@@ -41,7 +41,6 @@ whose raw peak is low, so Piper raises them most.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import threading
@@ -51,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tts.piper_voice import LeadTrimmer
+from tts.piper_voice import stream_chunks
 
 if TYPE_CHECKING:
     from piper import PiperVoice
@@ -109,16 +108,9 @@ class StreamingPiperSynthesizer:
         # As in PiperSynthesizer: one synthesis step (up to the next chunk) at a time.
         self._lock = threading.Lock()
 
-    async def stream(self, text: str, *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
+    def stream(self, text: str, *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
         chunks = self._chunks(text)
-        trimmer = LeadTrimmer(self.sample_rate) if trim_lead else None
-        while (audio := await asyncio.to_thread(self._next, chunks)) is not None:
-            if trimmer:
-                audio = trimmer.push(audio)
-            if len(audio):
-                yield audio
-        if trimmer and len(rest := trimmer.flush()):
-            yield rest
+        return stream_chunks(lambda: self._next(chunks), self.sample_rate, trim_lead=trim_lead)
 
     def _next(self, chunks: Iterator[np.ndarray]) -> np.ndarray | None:
         with self._lock:
