@@ -21,7 +21,6 @@ The calling contract (the session keeps it; breaking it raises :class:`~realtime
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -58,10 +57,6 @@ class ReplyRequest:
     """The tools this reply may call, and the choice among them."""
     context: list[Message] | None = None
     """The items this reply answers instead of the conversation's history (an out-of-band reply's ``input``)."""
-    pace: asyncio.Event | None = None
-    """Set while the reply may be written; cleared while its first words are being synthesised, so that a brain
-    decoding on this machine's CPU stops (at its next piece) and goes on from what it wrote once it is set again:
-    on two cores the first audio must not share them with the rest of the answer."""
 
 
 class BrainSession(Protocol):

@@ -109,33 +109,19 @@ class CascadeSession:
                     yield Piece("reasoning", text)
             prompt = conversation.answer_prompt(user_text, "".join(thoughts))
         splitter, calls = ThinkSplitter(thinking=False), ToolCallSplitter()
-        pace = request.pace if self._decoder.runs_here and not tools.offered else None
-        written, budget = "", request.max_tokens
-        while budget > 0:
-            paused = False
-            answer = self._decoder.generate(
-                prompt + written, max_tokens=budget, stop=STOP_SEQUENCES, temperature=request.temperature, tools=tools
-            )
-            async with aclosing(answer):
-                async for text in answer:
-                    if epoch != self._epoch:
-                        return
-                    written, budget = written + text, budget - 1  # llama.cpp streams a token a piece
-                    for part in calls.push(text):
-                        if isinstance(part, str):
-                            for piece in splitter.push(part):
-                                yield piece
-                        elif tools.offered:  # a call of a tool the model was not offered is dropped
-                            yield part
-                    if pace is not None and not pace.is_set():
-                        paused = True  # the first words are being synthesised: stop decoding until they sound
-                        break
-            if not paused:
-                break
-            assert pace is not None
-            await pace.wait()
-            if epoch != self._epoch:
-                return
+        answer = self._decoder.generate(
+            prompt, max_tokens=request.max_tokens, stop=STOP_SEQUENCES, temperature=request.temperature, tools=tools
+        )
+        async with aclosing(answer):
+            async for text in answer:
+                if epoch != self._epoch:
+                    return
+                for part in calls.push(text):
+                    if isinstance(part, str):
+                        for piece in splitter.push(part):
+                            yield piece
+                    elif tools.offered:  # a call of a tool the model was not offered is dropped
+                        yield part
         for part in calls.flush():
             for piece in splitter.push(part):
                 yield piece

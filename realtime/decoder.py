@@ -29,8 +29,6 @@ class DecoderError(AgentError, RuntimeError):
 class TextDecoder(Protocol):
     """A causal language model that streams text and keeps a reusable prefix cache."""
 
-    runs_here: bool
-    """True when the model decodes in this process, on the CPU the speech synthesiser needs too."""
     tools_in_prompt: bool
     """True when the prompt must list the tools (the model is run here); False when the request carries them and the
     server renders them with the model's own template."""
@@ -83,7 +81,6 @@ class LlamaCppDecoder:
     """llama.cpp running in this process, shared by every session (one cache slot per concurrent request). Tool
     calls are constrained to the tools' schemas by a grammar (:func:`~realtime.tools.call_grammar`)."""
 
-    runs_here = True
     tools_in_prompt = True
 
     def __init__(

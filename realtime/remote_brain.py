@@ -53,7 +53,6 @@ class RemoteTextDecoder:
     """A :class:`~realtime.decoder.TextDecoder` on a remote chat model (prompts are sent as messages). Tools go in the
     request, and the server's streamed ``tool_calls`` come back written as the embedded model writes its calls."""
 
-    runs_here = False
     tools_in_prompt = False
 
     def __init__(self, client: ChatClient) -> None:

@@ -84,7 +84,6 @@ class FakeDecoder:
     """A text decoder that answers from ``answers`` (the user's last words -> the answer), a word per step. An answer
     may hold tool calls as the embedded model writes them (``<tool_call> {...} </tool_call>``)."""
 
-    runs_here = True
     tools_in_prompt = True
 
     def __init__(self, answers: dict[str, str] | None = None, default: str = "I am not sure.") -> None:
@@ -112,11 +111,10 @@ class FakeDecoder:
     ) -> AsyncGenerator[str, None]:
         self.prompts.append(prompt)
         self.tools.append(tools)
-        asked, _, written = prompt.rpartition("<|im_start|>assistant\n")  # a paced reply goes on from its words
-        last = asked.rsplit("<|im_start|>", 1)[-1]  # the turn answered
+        last = prompt.removesuffix("<|im_start|>assistant\n").rsplit("<|im_start|>", 1)[-1]  # the turn answered
         question = last.partition("\n")[2].split("<|im_end|>", 1)[0].strip()
         answer = self.answers.get(question, self.default)
-        for index, word in enumerate(answer.split()[len(written.split()) :], start=len(written.split())):
+        for index, word in enumerate(answer.split()):
             if self.fail_after is not None and index >= self.fail_after:
                 raise RuntimeError("the decoder broke")
             if self.gate is not None and index >= self.hold_after:

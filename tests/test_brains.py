@@ -101,7 +101,6 @@ class ScriptedDecoder:
     """A :class:`~realtime.decoder.TextDecoder` that records its prompts: the reasoning prompt (it ends with the
     primer) gets ``reasoning``, any other prompt ``answer``."""
 
-    runs_here = False
     tools_in_prompt = True
 
     def __init__(self, answer: Sequence[str] = ("Paris", " is the capital."), reasoning: Sequence[str] = ()) -> None:

@@ -159,7 +159,6 @@ class KillsTheServer:
     """A decoder that kills the server once, in the middle of the first generation that streams ``after`` pieces
     (the rest of a long answer is then still to come, whatever the machine's speed)."""
 
-    runs_here = False
     tools_in_prompt = False
 
     def __init__(self, decoder: RemoteTextDecoder, server: LlmServer, after: int = 6) -> None:

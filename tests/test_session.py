@@ -358,16 +358,3 @@ async def test_a_failing_verification_drops_the_early_reply_and_the_session_goes
         await h.push(silence(1.0))
         [done] = await h.done()
     assert done.text == "Four."
-
-
-async def test_the_decoder_waits_while_the_first_clause_is_synthesised() -> None:
-    answer = "The capital of France is Paris. It is a large city on the Seine river, and many people live there."
-    async with Harness(answers={QUESTION: answer}) as h:
-        await h.push(speak(QUESTION))
-        await h.push(silence(1.0))
-        [done] = await h.done()
-    assert done.text == answer, "the answer goes on from where the decoder stopped, nothing lost or repeated"
-    first, *rest = [p for p in h.decoder.prompts if p.startswith(h.decoder.prompts[0].split("<|im_start|>assistant")[0])]
-    resumed_on = rest[0].rpartition("<|im_start|>assistant\n")[2] if rest else ""
-    assert resumed_on.startswith("The capital of France is Paris."), "stopped after the first clause, resumed on it"
-    assert len(resumed_on.split()) <= 7, "... as soon as it was written"

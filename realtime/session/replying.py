@@ -23,8 +23,6 @@ from tts import ClauseSegmenter, RepetitionGuard
 
 MAX_QUEUED_CLAUSES = 16
 """Answer clauses written ahead of the speech (the decoder waits beyond that)."""
-FIRST_AUDIO_WAIT_S = 1.0
-"""Longest the decoder is held while the first clause is synthesised (a synthesiser that yields no audio for it)."""
 
 
 class Replier:
@@ -62,8 +60,6 @@ class Replier:
         guard = RepetitionGuard()
         held: list[str] = []
         reasoning: list[str] = []
-        pace = asyncio.Event()
-        pace.set()
 
         async def say(new_clauses: list[str]) -> bool:
             """Queue clauses for speech (or hold them, for the naive cascade); False once the model loops."""
@@ -71,16 +67,13 @@ class Replier:
                 if guard.repeats(clause):
                     return False
                 if config.stream_speech:
-                    if spoken and "first_clause" not in turn.record.stamps:  # the decoder waits for its first audio
-                        pace.clear()
-                        turn.spawn(_resume_when_sounding(turn, pace), "pace")
                     turn.record.mark("first_clause")
                     await clauses.put(clause)
                 else:
                     held.append(clause)
             return True
 
-        async with contextlib.aclosing(self._think(turn, config, brain or self._brain, pace)) as pieces:
+        async with contextlib.aclosing(self._think(turn, config, brain or self._brain)) as pieces:
             async for piece in pieces:
                 turn.record.mark("first_token")
                 if isinstance(piece, CallPiece):
@@ -103,10 +96,8 @@ class Replier:
         await clauses.put(None)
         await speaking
 
-    async def _think(
-        self, turn: Turn, config: SessionConfig, brain: BrainSession, pace: asyncio.Event
-    ) -> AsyncGenerator[ReplyPiece, None]:
-        """Reasoning, answer text and tool calls: the turn's script, or the brain's reply (written at ``pace``)."""
+    async def _think(self, turn: Turn, config: SessionConfig, brain: BrainSession) -> AsyncGenerator[ReplyPiece, None]:
+        """Reasoning, answer text and tool calls: the turn's script, or the brain's reply."""
         if turn.script is not None:
             yield Piece("answer", turn.script)
             return
@@ -114,18 +105,11 @@ class Replier:
         request = ReplyRequest(
             turn.user_text, max_tokens=options.max_answer_tokens or config.max_answer_tokens,
             reasoning_budget=config.reasoning_budget, temperature=config.temperature, mode=config.reasoning_mode,
-            instructions=options.instructions, tools=options.tools or config.tools, context=turn.context, pace=pace,
+            instructions=options.instructions, tools=options.tools or config.tools, context=turn.context,
         )
         async with contextlib.aclosing(brain.reply(request)) as pieces:
             async for piece in pieces:
                 yield piece
-
-
-async def _resume_when_sounding(turn: Turn, pace: asyncio.Event) -> None:
-    """Let the decoder go on once the reply's first audio is out (or after :data:`FIRST_AUDIO_WAIT_S`)."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(turn.sounding.wait(), FIRST_AUDIO_WAIT_S)
-    pace.set()
 
 
 def _call(turn: Turn, piece: CallPiece) -> None:

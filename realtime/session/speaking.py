@@ -53,7 +53,6 @@ class Speaker:
 
     async def _emit(self, turn: Turn, samples: np.ndarray) -> None:
         turn.record.mark("first_tts_audio")
-        turn.sounding.set()
         await self._room()
         turn.emit(AudioOut(turn.id, turn.generation, samples))
 

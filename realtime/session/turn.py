@@ -113,8 +113,6 @@ class Turn:
         failure of the reply itself also ends the turn ``failed`` and tells the client."""
         self.transcribed = asyncio.Event()
         """Set once the final transcript of the user's audio is in ``user_text``."""
-        self.sounding = asyncio.Event()
-        """Set once the reply's first audio has been synthesised."""
         self.decided = asyncio.Event()
         """Set once the turn is committed or over."""
         self.finished = asyncio.Event()
