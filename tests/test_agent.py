@@ -83,6 +83,21 @@ async def test_a_speculative_reply_is_discarded_when_the_user_goes_on(models, sa
     assert "berlin" in (await heard(models, tmp_path / "reply.wav")).lower()
 
 
+async def test_semantic_end_of_turn_waits_for_an_unfinished_question(models, say, tmp_path) -> None:
+    # A 0.7 s pause before the last word (flite's soft "G" reaches the VAD ~0.3 s late): server_vad's 480 ms end the
+    # turn in the pause; under semantic_vad the transcript "What is the capital of" reads unfinished, so it waits.
+    question = write_question(
+        tmp_path / "q.wav", silence(0.4), say("What is the capital of"), silence(0.7), say("Germany?"), silence(0.3)
+    )
+    cut = await respond(question, tmp_path / "cut.wav", models)
+    assert len(cut.turns) == 2, "server_vad answers the first half"
+    semantic = SessionConfig(policy=PolicyConfig().semantic("auto"))
+    result = await respond(question, tmp_path / "reply.wav", models, config=semantic)
+    assert len(result.turns) == 1 and "germany" in result.turns[0]["user_text"].lower()
+    assert result.turns[0]["end_of_turn"]["complete"] is True
+    assert "berlin" in (await heard(models, tmp_path / "reply.wav")).lower()
+
+
 async def test_barge_in_stops_the_reply_and_cuts_history(models, say, tmp_path) -> None:
     story = say("Please tell me a long story about a brave little dragon.")
     interjection = say("Wait, wait, hold on a moment please.")
