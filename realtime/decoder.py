@@ -11,7 +11,6 @@ reuses the longest common prefix of a new prompt, which is what incremental pref
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 from collections.abc import AsyncGenerator, Sequence
@@ -132,8 +131,9 @@ class LlamaCppDecoder:
                 yield item
         finally:
             cancelled.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(worker)
+            # Wait for the request to stop (at its next piece); a cancellation of the consumer meanwhile goes on up
+            # (swallowed, it would let a stopped turn's reply run on and fill a queue nobody reads).
+            await asyncio.shield(worker)
 
     def _request(self, body: dict[str, object], on_piece) -> None:  # noqa: ANN001 - callable(str) -> bool
         """Run one completion request (blocking); ``on_piece`` receives streamed text."""
