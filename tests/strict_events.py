@@ -29,7 +29,8 @@ def _models(union: object) -> dict[str, type[pydantic.BaseModel]]:
 
 GA = _models(RealtimeServerEvent)
 BETA = _models(BetaServerEvent)
-EXTENSION_EVENTS = {"response.thinking.delta": "thinking", "response.thinking.done": "thinking", "response.latency": "latency"}
+EXTENSION_EVENTS = {"response.thinking.delta": "thinking", "response.thinking.done": "thinking", "response.latency": "latency",
+                    "output_audio_buffer.paused": "pause", "output_audio_buffer.resumed": "pause"}
 assert set(EXTENSION_EVENTS.values()) == EXTENSIONS
 
 seen: dict[str, int] = {}
