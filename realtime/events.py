@@ -170,6 +170,24 @@ class AudioCleared:
 
 
 @dataclass(frozen=True)
+class AudioPaused:
+    """Speech over the reply paused its audio at the sink (what was not yet heard is kept for :class:`AudioResumed`)."""
+
+    turn_id: str
+    generation: int
+    audio_end_ms: int
+    """How much of the reply had been played when it paused (ms)."""
+
+
+@dataclass(frozen=True)
+class AudioResumed:
+    """The speech over the reply did not interrupt it (a backchannel, noise): it plays on from where it paused."""
+
+    turn_id: str
+    generation: int
+
+
+@dataclass(frozen=True)
 class ReplyDone:
     turn_id: str
     generation: int
@@ -224,6 +242,8 @@ OutputItem = (
     | AssistantTextDelta
     | AudioOut
     | AudioCleared
+    | AudioPaused
+    | AudioResumed
     | ReplyDone
     | ReplyTruncated
     | ErrorEvent

@@ -5,6 +5,12 @@ may end the turn (start the reply speculatively), when the pause is long enough 
 when speech resumed (discard the speculation), and when speech over the agent's playback is a
 barge-in. No I/O, no clocks: the same input always gives the same decisions.
 
+Speech over a reply (with ``min_interruption_ms`` set, the default): its first speech window pauses the reply
+(:attr:`Decision.OVERLAP`); a sound that never becomes speech resumes it (:attr:`Decision.OVERLAP_ENDED`); speech that
+lasts ``min_interruption_ms`` confirms the interruption (:attr:`Decision.BARGE_IN`). Shorter speech is judged by its
+words when its transcript is known (:func:`interrupts`): a backchannel ("mm-hmm", "yeah") or noise (no words) does
+not interrupt. Unset, any ``barge_in_ms`` of speech over a reply interrupts it at once (the behaviour before pauses).
+
 With semantic end of turn (OpenAI's ``semantic_vad``), how long a pause must be depends on a judgment of the turn
 made during the pause (:meth:`TurnPolicy.judge`: the speech sounds and reads finished): a turn judged complete ends
 after ``complete_silence_ms``, any other waits ``end_of_turn_silence_ms``. The eagerness presets
@@ -13,10 +19,19 @@ after ``complete_silence_ms``, any other waits ``end_of_turn_silence_ms``. The e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 RATE = 16_000
+
+BACKCHANNELS: tuple[str, ...] = (
+    "yeah", "yes", "yep", "yup", "ya", "uh-huh", "uh huh", "mm-hmm", "mm hmm", "mhm", "mmhmm", "hmm", "hm", "mm", "mmm",
+    "uh", "um", "ah", "oh", "okay", "ok", "right", "sure", "alright", "all right", "i see", "got it", "cool", "wow",
+    "nice", "great", "true", "exactly", "indeed", "really",
+)
+"""Words and phrases that acknowledge a speaker without taking the turn (the common English backchannels of the
+conversation-analysis literature, plus Whisper's spellings of them: "Mm-hmm.", "Mhm.", "Uh-huh.")."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,14 @@ class PolicyConfig:
     ``end_of_turn_silence_ms`` (``server_vad``)."""
     eagerness: str | None = None
     """The ``semantic_vad`` eagerness these pause lengths came from (:meth:`semantic`), reported back to clients."""
+    min_interruption_ms: int | None = 1000
+    """Speech over a reply first pauses it; this much speech (ms, counted from the onset) confirms the interruption
+    before any words are known. None: speech over a reply interrupts it after ``barge_in_ms``, without a pause."""
+    min_interruption_words: int = 1
+    """Words, besides :attr:`backchannels`, that the overlapping speech must hold to interrupt (0: any words do;
+    speech with no words never does)."""
+    backchannels: tuple[str, ...] = field(default=BACKCHANNELS)
+    """Words and phrases that never count toward :attr:`min_interruption_words` (lower case)."""
 
     def semantic(self, eagerness: str) -> PolicyConfig:
         """These knobs with the pause lengths of ``eagerness`` (a key of :data:`EAGERNESS`, or ``auto``: medium).
@@ -58,7 +81,10 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be between 0 and 1")
-        durations = (self.min_speech_ms, self.speculate_silence_ms, self.end_of_turn_silence_ms, self.resume_ms, self.barge_in_ms, self.max_gap_ms)
+        durations = (
+            self.min_speech_ms, self.speculate_silence_ms, self.end_of_turn_silence_ms, self.resume_ms, self.barge_in_ms,
+            self.max_gap_ms, self.min_interruption_ms or 0, self.min_interruption_words,
+        )
         if min(durations) < 0:
             raise ValueError("durations must not be negative")
         if self.speculate_silence_ms > self.end_of_turn_silence_ms:
@@ -76,7 +102,12 @@ class Decision(Enum):
     SPEECH_STARTED = "speech_started"
     """The user started a turn; ``sample`` is the onset."""
     BARGE_IN = "barge_in"
-    """The user speaks over the agent's reply; stop it (right after SPEECH_STARTED)."""
+    """The user speaks over the agent's reply; stop it (right after SPEECH_STARTED, or, after OVERLAP, once the
+    speech lasted ``min_interruption_ms``)."""
+    OVERLAP = "overlap"
+    """A sound over the agent's reply that may be speech: pause the reply; ``sample`` is its first window."""
+    OVERLAP_ENDED = "overlap_ended"
+    """The sound after OVERLAP was too short to be speech: resume the reply."""
     PAUSED = "paused"
     """A pause that may end the turn; ``sample`` is the end of speech."""
     RESUMED = "resumed"
@@ -115,6 +146,8 @@ class TurnPolicy:
         self._paused = False
         self._complete = False
         """The current pause was judged to end a complete turn (semantic end of turn)."""
+        self._overlap: int | None = None
+        """Speech samples heard of the utterance that began over a reply, until its interruption is confirmed."""
 
     @property
     def user_speaking(self) -> bool:
@@ -138,7 +171,9 @@ class TurnPolicy:
         if self._state is _State.IDLE:
             if speech:
                 self._state, self._onset, self._speech_run, self._gap = _State.ONSET, start, size, 0
-                return self._confirm_onset(agent_active)
+                overlap = agent_active and self.config.min_interruption_ms is not None
+                self._overlap = 0 if overlap else None
+                return [Event(Decision.OVERLAP, start)] * overlap + self._confirm_onset(agent_active)
             return []
         if self._state is _State.ONSET:
             if speech:
@@ -148,24 +183,28 @@ class TurnPolicy:
             self._gap += size
             if self._gap > _samples(self.config.max_gap_ms):
                 self._state = _State.IDLE
+                if self._overlap is not None:
+                    self._overlap = None
+                    return [Event(Decision.OVERLAP_ENDED, self._onset)]
             return []
         if self._state is _State.SPEAKING:
             if not speech:
                 self._state, self._speech_end, self._gap, self._speech_run, self._paused = _State.PAUSE, start, size, 0, False
                 self._complete = False
                 return self._check_pause()
-            return []
+            return self._overlap_heard(size)
         # PAUSE
         if speech:
             if self._speech_run == 0:
                 self._onset = start
             self._speech_run += size
+            confirmed = self._overlap_heard(size)
             if self._speech_run >= _samples(self.config.resume_ms):
                 self._state = _State.SPEAKING
                 resumed = [Event(Decision.RESUMED, self._onset)] if self._paused else []
                 self._paused = False
-                return resumed
-            return []
+                return resumed + confirmed
+            return confirmed
         self._speech_run = 0
         self._gap = end - self._speech_end
         return self._check_pause()
@@ -180,12 +219,29 @@ class TurnPolicy:
         return self._check_pause()
 
     def _confirm_onset(self, agent_active: bool) -> list[Event]:
-        needed = self.config.barge_in_ms if agent_active else self.config.min_speech_ms
+        if self._overlap is not None:  # the reply is paused already: a turn starts as any other, then is judged
+            needed, barge_in = self.config.min_speech_ms, False
+        else:
+            needed, barge_in = (self.config.barge_in_ms if agent_active else self.config.min_speech_ms), agent_active
         if self._speech_run < _samples(needed):
             return []
         self._state = _State.SPEAKING
         started = Event(Decision.SPEECH_STARTED, self._onset)
-        return [started, Event(Decision.BARGE_IN, self._onset)] if agent_active else [started]
+        if self._overlap is not None:
+            self._overlap = 0
+            return [started, *self._overlap_heard(self._speech_run)]
+        return [started, Event(Decision.BARGE_IN, self._onset)] if barge_in else [started]
+
+    def _overlap_heard(self, samples: int) -> list[Event]:
+        """``samples`` more of speech over the reply: BARGE_IN once they add up to ``min_interruption_ms``."""
+        if self._overlap is None:
+            return []
+        self._overlap += samples
+        limit = self.config.min_interruption_ms  # None: switched off during the overlap, which then interrupts at once
+        if limit is not None and self._overlap < _samples(limit):
+            return []
+        self._overlap = None
+        return [Event(Decision.BARGE_IN, self._onset)]
 
     def _check_pause(self) -> list[Event]:
         events = []
@@ -194,6 +250,28 @@ class TurnPolicy:
             events.append(Event(Decision.PAUSED, self._speech_end))
         needed = self.config.complete_silence_ms if self._complete else None
         if self._gap >= _samples(self.config.end_of_turn_silence_ms if needed is None else needed):
-            self._state = _State.IDLE
+            self._state, self._overlap = _State.IDLE, None
             events.append(Event(Decision.END_OF_TURN, self._speech_end))
         return events
+
+
+_WORD = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*")
+
+
+def content_words(text: str, backchannels: tuple[str, ...] = BACKCHANNELS) -> int:
+    """How many words of ``text`` are not backchannels (a phrase of ``backchannels`` is taken whole, longest first;
+    case and punctuation are ignored)."""
+    words = _WORD.findall(text.lower())
+    phrases = sorted((tuple(_WORD.findall(p.lower())) for p in backchannels), key=len, reverse=True)
+    count, index = 0, 0
+    while index < len(words):
+        match = next((len(p) for p in phrases if p and tuple(words[index : index + len(p)]) == p), 0)
+        count += match == 0
+        index += max(match, 1)
+    return count
+
+
+def interrupts(text: str, config: PolicyConfig) -> bool:
+    """Whether speech over a reply whose transcript is ``text`` interrupts it: it has words ("" is noise, a cough,
+    a laugh), and at least ``min_interruption_words`` of them are not backchannels."""
+    return bool(_WORD.search(text.lower())) and content_words(text, config.backchannels) >= config.min_interruption_words

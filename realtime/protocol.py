@@ -9,7 +9,10 @@ spoken: a client that connects with the ``OpenAI-Beta: realtime=v1`` header gets
 
 Extensions, documented in the README: the extension events are sent only to a client that asks for them with
 ``session.extensions`` (a list of names): ``"thinking"`` (``response.thinking.delta`` / ``.done`` stream the
-reasoning) and ``"latency"`` (``response.latency`` carries a reply's stage timestamps after ``response.done``).
+reasoning), ``"latency"`` (``response.latency`` carries a reply's stage timestamps after ``response.done``) and
+``"pause"`` (``output_audio_buffer.paused`` when speech over a reply paused its audio, with ``audio_end_ms`` heard so
+far, and ``output_audio_buffer.resumed`` when that speech was a backchannel or noise and the reply plays on; speech
+that interrupts is told as always: ``output_audio_buffer.cleared``, then ``response.done`` cancelled).
 ``session.reasoning = {"budget_tokens": N}`` sets the reasoning budget. Extra fields in reference events: a
 transcription ``delta`` event also carries ``transcript``, the whole current hypothesis (Whisper may revise earlier
 words, and then ``delta`` holds the whole text); ``conversation.item.truncated`` also carries ``transcript``, the
@@ -48,6 +51,8 @@ from realtime.events import (
     AssistantTextDelta,
     AudioCleared,
     AudioOut,
+    AudioPaused,
+    AudioResumed,
     ErrorEvent,
     InputCleared,
     InputCommitted,
@@ -100,7 +105,7 @@ REFERENCE_VOICES = frozenset({"alloy", "ash", "ballad", "cedar", "coral", "echo"
 """The reference's voice names: accepted, and spoken with :data:`VOICE` (clients such as the Agents SDKs send one by
 default)."""
 
-EXTENSIONS = frozenset({"thinking", "latency"})
+EXTENSIONS = frozenset({"thinking", "latency", "pause"})
 """Extension events a client may ask for with ``session.extensions``."""
 
 _BETA_NAMES = {
@@ -376,6 +381,11 @@ class RealtimeProtocol:
                 return events
             case AudioCleared():
                 return [self._event("output_audio_buffer.cleared", response_id=_response_id(item.turn_id))]
+            case AudioPaused() if "pause" in self.extensions:
+                return [self._event("output_audio_buffer.paused", response_id=_response_id(item.turn_id),
+                                    audio_end_ms=item.audio_end_ms)]
+            case AudioResumed() if "pause" in self.extensions:
+                return [self._event("output_audio_buffer.resumed", response_id=_response_id(item.turn_id))]
             case ReplyTruncated():
                 return [self._event("conversation.item.truncated", item_id=item.item_id, content_index=0,
                                     audio_end_ms=item.audio_end_ms, transcript=item.text)]
@@ -383,7 +393,7 @@ class RealtimeProtocol:
                 return [self.error(item.code, item.message, event_id=item.event_id)]
             case SettingsChanged():  # changed elsewhere (an MQTT control); the connection has set ``config`` already
                 return [self._event("session.updated", session=self.session_object())]
-            case ReasoningDelta() | ReasoningDone():  # an extension this client did not ask for
+            case ReasoningDelta() | ReasoningDone() | AudioPaused() | AudioResumed():  # extensions not asked for
                 return []
         raise TypeError(f"no server event for {type(item).__name__}")
 

@@ -205,8 +205,8 @@ class RecordingSpeaker(VirtualSpeaker):
     """A real-time :class:`~realtime.respond.VirtualSpeaker` that also keeps each piece of reply audio it plays in
     ``heard``, in order with the events a router hands over."""
 
-    def __init__(self, heard: list[object], rate: int = 24_000) -> None:
-        super().__init__(rate, realtime=True)
+    def __init__(self, heard: list[object], rate: int = 24_000, clock: Callable[[], float] = now) -> None:
+        super().__init__(rate, realtime=True, clock=clock)
         self.heard = heard
 
     async def play(self, item: AudioOut) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.policy import Decision, PolicyConfig, TurnPolicy
+from realtime.policy import BACKCHANNELS, Decision, PolicyConfig, TurnPolicy, content_words, interrupts
 
 W = 512  # one 32 ms Silero window
 TABLE_CONFIG = PolicyConfig(speculate_silence_ms=64)
@@ -62,12 +62,62 @@ def test_decisions(name: str, pattern: str, expected: list[tuple[Decision, int]]
     assert run(pattern) == expected
 
 
+IMMEDIATE = PolicyConfig(speculate_silence_ms=64, min_interruption_ms=None)
+"""Speech over a reply interrupts it at once (no pause first): the behaviour before pauses."""
+
+
 def test_barge_in_needs_more_speech_than_a_turn_start() -> None:
     # 192 ms = 6 windows while the agent is active
-    short = run(".SSSSS......", agent_active="A" * 12)
+    short = run(".SSSSS......", IMMEDIATE, agent_active="A" * 12)
     assert short == []
-    long = run(".SSSSSSS", agent_active="A" * 8)
+    long = run(".SSSSSSS", IMMEDIATE, agent_active="A" * 8)
     assert long == [(D.SPEECH_STARTED, 1), (D.BARGE_IN, 1)]
+
+
+OVERLAP = PolicyConfig(speculate_silence_ms=64, min_interruption_ms=320)
+"""Speech over a reply pauses it at once; 10 windows of speech confirm the interruption."""
+
+
+def test_speech_over_a_reply_pauses_it_at_its_first_window() -> None:
+    # a click: paused at once, resumed once the gap shows it was no speech
+    assert run(".S.....", OVERLAP, "A" * 7) == [(D.OVERLAP, 1), (D.OVERLAP_ENDED, 1)]
+    # a backchannel (5 windows): a turn to judge by its words, never confirmed by its length
+    short = run(".SSSSS" + "." * 16, OVERLAP, "A" * 22)
+    assert short == [(D.OVERLAP, 1), (D.SPEECH_STARTED, 1), (D.PAUSED, 6), (D.END_OF_TURN, 6)]
+    # long speech: confirmed at 10 windows of speech, counted across a short pause
+    long = run(".SSSSSS...SSSS" + "." * 16, OVERLAP, "A" * 30)
+    assert long == [(D.OVERLAP, 1), (D.SPEECH_STARTED, 1), (D.PAUSED, 7), (D.RESUMED, 10), (D.BARGE_IN, 10),
+                    (D.PAUSED, 14), (D.END_OF_TURN, 14)]
+    unbroken = run(".SSSSSSSSSSSS....", OVERLAP, "A" * 17)
+    assert unbroken == [(D.OVERLAP, 1), (D.SPEECH_STARTED, 1), (D.BARGE_IN, 1), (D.PAUSED, 13)]
+    assert run(".SSSSS.SSSSSS", OVERLAP, "A" * 13)[-1] == (D.BARGE_IN, 7), "a short gap: speech goes on (from 7)"
+
+
+def test_a_single_window_after_a_pause_counts_toward_the_interruption() -> None:
+    assert (D.BARGE_IN, 13) in run(".SSSSSS...S..SSS" + "." * 3, OVERLAP, "A" * 30)
+
+
+def test_switching_pauses_off_during_an_overlap_interrupts_at_once() -> None:
+    policy = TurnPolicy(OVERLAP)
+    events = [e.decision for i in range(1, 7) for e in policy.window(i * W, (i + 1) * W, 0.9, agent_active=True)]
+    assert events == [D.OVERLAP, D.SPEECH_STARTED]
+    policy.config = IMMEDIATE
+    assert [e.decision for e in policy.window(7 * W, 8 * W, 0.9)] == [D.BARGE_IN]
+    assert policy.window(8 * W, 9 * W, 0.9) == [], "confirmed once"
+
+
+def test_backchannels_and_noise_do_not_interrupt_words_do() -> None:
+    config = PolicyConfig()
+    assert not interrupts("", config) and not interrupts(" ... ", config), "noise: no words"
+    for backchannel in ("Mm-hmm.", "Yeah.", "Okay, right.", "Uh-huh", "I see.", "yeah yeah all right"):
+        assert not interrupts(backchannel, config), backchannel
+    for real in ("Wait, stop, what about Spain?", "Stop.", "No.", "Yeah, but what about Spain?"):
+        assert interrupts(real, config), real
+    assert content_words("Okay I see a problem", BACKCHANNELS) == 2, "a phrase is taken whole"
+    two = PolicyConfig(min_interruption_words=2)
+    assert not interrupts("Stop.", two) and interrupts("Stop, please.", two)
+    assert interrupts("Mm-hmm.", PolicyConfig(min_interruption_words=0)), "0: any words interrupt"
+    assert interrupts("Yeah.", PolicyConfig(backchannels=("okay",)))
 
 
 def test_knobs_change_decisions() -> None:
@@ -92,7 +142,8 @@ def test_user_speaking_and_paused_flags() -> None:
     "kwargs",
     [
         {"threshold": 0.0}, {"threshold": 1.0}, {"min_speech_ms": -1},
-        {"speculate_silence_ms": 600, "end_of_turn_silence_ms": 500},
+        {"speculate_silence_ms": 600, "end_of_turn_silence_ms": 500}, {"min_interruption_ms": -1},
+        {"min_interruption_words": -1},
     ],
 )
 def test_invalid_config(kwargs: dict[str, float]) -> None:

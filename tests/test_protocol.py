@@ -28,6 +28,8 @@ from realtime.events import (
     AssistantTextDelta,
     AudioCleared,
     AudioOut,
+    AudioPaused,
+    AudioResumed,
     ErrorEvent,
     InputCleared,
     InputCommitted,
@@ -393,6 +395,16 @@ def test_extension_events_only_for_clients_that_ask() -> None:
     assert kinds(out) == ["response.created", "response.done"]
     assert out[1]["response"]["output"] == []  # no words, no message
     assert proto.translate(AudioOut("gone", 1, np.zeros(4, np.float32))) == []  # a reply the client never saw begin
+
+
+def test_a_paused_and_resumed_reply_is_told_to_clients_that_ask() -> None:
+    proto = protocol()
+    proto.translate(ReplyStarted("t", 1, "item_a"))
+    assert proto.translate(AudioPaused("t", 1, 1200)) == [] and proto.translate(AudioResumed("t", 1)) == []
+    receive(proto, {"type": "session.update", "session": {"extensions": ["pause"]}})
+    paused, resumed = proto.translate(AudioPaused("t", 1, 1200)) + proto.translate(AudioResumed("t", 1))
+    assert (paused["type"], paused["response_id"], paused["audio_end_ms"]) == ("output_audio_buffer.paused", "resp_t", 1200)
+    assert (resumed["type"], resumed["response_id"]) == ("output_audio_buffer.resumed", "resp_t")
 
 
 def test_beta_names_and_interrupted_replies() -> None:

@@ -26,6 +26,9 @@ from tests.fakes import FakeSink, FakeVad, Listened, VirtualClock, fake_models, 
 CHUNK = 320  # 20 ms at 16 kHz
 
 QUESTION = "what is two plus two?"
+IMMEDIATE = PolicyConfig(min_interruption_ms=None)
+"""Speech over a reply interrupts it at once, without a pause first (the fake sink here does not play in time: the
+pauses are tested in ``test_overlaps`` on a sink that does)."""
 STORY = " ".join(f"word{i}" for i in range(40)) + "."
 
 
@@ -36,7 +39,7 @@ class Harness(Listened):
         self.models, self.asr, self.decoder, self.tts = fake_models(answers or {QUESTION: "Four.", "tell me a story.": STORY})
         self.sink = FakeSink()
         self.clock = VirtualClock()
-        super().__init__(self.models, config, self.sink, vad=FakeVad(), clock=self.clock)
+        super().__init__(self.models, config or SessionConfig(policy=IMMEDIATE), self.sink, vad=FakeVad(), clock=self.clock)
 
     async def push(self, audio: np.ndarray) -> None:
         """Push ``audio`` in 20 ms chunks, the clock advancing with it, letting the session's tasks run."""
@@ -282,7 +285,7 @@ async def test_speech_over_an_uninterruptible_reply_is_answered_after_it() -> No
 
 
 async def test_barge_in_stops_a_reply_and_the_one_waiting_for_it() -> None:
-    async with Harness(SessionConfig(turn_detection=True)) as h:
+    async with Harness(SessionConfig(policy=IMMEDIATE)) as h:
         await h.story_in_progress(10)
         await h.session.say("And that is all.")
         said = h.session.live_turn

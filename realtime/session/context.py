@@ -17,7 +17,7 @@ from realtime.conversation import Conversation
 from realtime.events import OutputItem
 from realtime.latency import LatencyRecord
 from realtime.session.config import SessionConfig
-from realtime.session.output import AudioSink
+from realtime.session.output import AudioSink, Router
 from realtime.session.utterance import UtteranceBuffer
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class SessionContext(Protocol):
     models: Models
     config: SessionConfig
     sink: AudioSink
+    router: Router
     clock: Callable[[], float]
     conversation: Conversation
     brain: BrainSession

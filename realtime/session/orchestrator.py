@@ -3,8 +3,9 @@
 Audio in (16 kHz float32, any chunk size) -> VAD windows -> the turn-taking policy. While the user speaks, the
 listening stage makes partial transcripts and prefills the brain. At the first pause that may end the turn a reply
 begins speculatively, its output held back; when the policy confirms the end of the turn it is committed and
-flows, and if the user goes on instead it is discarded without a sound. Speech over a reply interrupts it: its
-tasks are cancelled, the sink is cleared and reports what was played, and the history keeps only what was heard.
+flows, and if the user goes on instead it is discarded without a sound. Speech over a reply pauses it at the sink and
+is judged (:mod:`~realtime.session.overlaps`): a backchannel or noise resumes it; an interruption cancels its tasks,
+the sink is cleared and reports what was played, and the history keeps only what was heard.
 
 Calling contract: feed audio with :meth:`VoiceSession.push_audio` and run :meth:`VoiceSession.route` (the output
 router) for as long as the session lives; the client's commands are the other public coroutines; :meth:`close` once.
@@ -43,7 +44,8 @@ from realtime.session.config import ResponseOptions, SessionConfig
 from realtime.session.endpointing import Endpointer
 from realtime.session.history import History
 from realtime.session.listening import Listener
-from realtime.session.output import AudioSink, OutputQueue, route
+from realtime.session.output import AudioSink, OutputQueue, Router
+from realtime.session.overlaps import Overlaps
 from realtime.session.replying import Replier
 from realtime.session.speaking import Speaker
 from realtime.session.turn import Outcome, Turn
@@ -73,6 +75,7 @@ class VoiceSession:
         self.sink = sink
         self.clock = clock
         self.output = OutputQueue()
+        self.router = Router(self.output, sink, self.is_stale)
         self.observers: list[Callable[[OutputItem], None]] = []
         """Called with every output item as it is queued (an event bus such as MQTT listens here)."""
         self.conversation = Conversation(instructions=self.config.instructions)
@@ -88,6 +91,7 @@ class VoiceSession:
         self.replier = Replier(models.asr, self.brain, Speaker(models.tts, self.output.room))
         self.history = History(self)
         self.turns = TurnKeeper(self, self.history)
+        self._overlaps = Overlaps(self, self.turns, self.router)
         self._listener = Listener(self, self.turns)
         self._endpointer = Endpointer(self, self._end_of_turn_judged)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -114,8 +118,8 @@ class VoiceSession:
 
     @property
     def playing(self) -> bool:
-        """Reply audio is queued or being heard."""
-        return self.output.audio > 0 or self.sink.playing
+        """Reply audio is queued, being heard, or paused (speech over it)."""
+        return self.output.audio > 0 or self.sink.playing or self.router.holding
 
     @property
     def agent_active(self) -> bool:
@@ -168,9 +172,12 @@ class VoiceSession:
 
     async def _decide(self, event: Event) -> None:
         decision, turn = event.decision, self.turns.live
-        if decision is Decision.BARGE_IN:
-            if (reply := self.turns.current_reply()) is not None:
-                await self.turns.interrupt(reply)
+        if decision is Decision.OVERLAP:
+            self._overlaps.started()
+        elif decision is Decision.OVERLAP_ENDED:
+            self._overlaps.ended()
+        elif decision is Decision.BARGE_IN:
+            await self._overlaps.confirm()
         elif decision is Decision.SPEECH_STARTED:
             self._hear(self.utterance.begin(event.sample))
             self._listener.reset(event.sample)
@@ -178,15 +185,24 @@ class VoiceSession:
         elif decision is Decision.PAUSED:
             if turn is not None and turn.early and turn.verification is None and turn.speculative:
                 self._listener.start_verification(turn, event.sample)
-            elif self.config.speculate and turn is None:
-                turn = await self.turns.begin(event.sample, respond=self.config.auto_respond)
+            elif self.config.speculate and (turn is None or self._overlaps.pending):  # speech over a reply: judge it now
+                turn = await self._begin(event.sample)
             self._endpointer.paused(turn if turn is not None and turn.speculative else None)
         elif decision is Decision.RESUMED:
             self._endpointer.resumed()
             if turn is not None and turn.speculative:
                 await self.turns.discard(turn)
+            self._overlaps.resumed()
         elif decision is Decision.END_OF_TURN and self.utterance.open:
             await self._end_of_turn(event.sample)
+            self._overlaps.finished()
+
+    async def _begin(self, speech_end: int) -> Turn:
+        """A turn on the user's utterance so far; on speech over a reply, its words decide whether it interrupts."""
+        turn = await self.turns.begin(speech_end, respond=self.config.auto_respond)
+        if self._overlaps.pending:
+            turn.judge = self._overlaps.judge
+        return turn
 
     async def _end_of_turn_judged(self, turn: Turn | None, probability: float | None, complete: bool) -> None:
         """The pause was judged (semantic end of turn): recorded on the speculating ``turn``, handed to the policy."""
@@ -199,7 +215,7 @@ class VoiceSession:
     async def _end_of_turn(self, sample: int) -> None:
         turn = self.turns.live
         if turn is None or not turn.speculative or turn.user_item_id != self.user_item_id:
-            turn = await self.turns.begin(sample, respond=self.config.auto_respond)
+            turn = await self._begin(sample)
         turn.record.mark("end_of_turn")
         self.put(SpeechStopped(sample, turn.user_item_id or ""))
         if turn.early and turn.verification is None:  # it began during the pause: verify it on this utterance
@@ -315,7 +331,7 @@ class VoiceSession:
 
     async def route(self, on_event: Callable[[OutputItem], Awaitable[None]]) -> None:
         """Run the output router until cancelled: reply audio to the sink, every other item to ``on_event``."""
-        await route(self.output, self.sink, self.is_stale, on_event)
+        await self.router.run(on_event)
 
     async def close(self) -> None:
         """Stop everything this session runs. Idempotent."""
@@ -340,7 +356,7 @@ class VoiceSession:
                 return
             if turn is not None:
                 waiting: Awaitable[object] = turn.finished.wait()
-            elif self.output.audio:  # audio still queued reaches the sink within a router step
+            elif self.output.audio or self.router.holding:  # queued audio reaches the sink within a router step
                 waiting = asyncio.sleep(0.02)
             else:
                 waiting = self.sink.flush()

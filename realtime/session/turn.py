@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
@@ -102,6 +102,9 @@ class Turn:
         """The items the reply answers instead of the conversation's history (a response's ``input``)."""
         self.held_outputs: list[tuple[Message, str | None]] = []
         """Outputs of this turn's calls sent by the client before the turn closed (with their client event ids)."""
+        self.judge: Callable[[Turn], Awaitable[bool]] | None = None
+        """For a turn begun on speech over a reply: told the final transcript, says whether the speech interrupts the
+        reply (False: a backchannel or noise; the turn then leaves no reply and no message)."""
         self.calls_first = False
         """The reply began a call before it wrote any words (its items are in that order)."""
         self.user_audio_ms = 0

@@ -138,9 +138,13 @@ class TurnKeeper:
         outcome = Outcome.COMPLETED
         try:
             if audio is not None and self._s.brain.hears_audio:  # the audio brain hears the audio itself
-                turn.spawn(self._transcribe_for_client(turn, audio), "transcribe")
+                transcribing = turn.spawn(self._transcribe_for_client(turn, audio), "transcribe")
+                if turn.judge is not None:  # speech over a reply: its words decide whether it is answered
+                    await transcribing
             elif audio is not None:
                 turn.user_text = await self._s.replier.transcribe(turn, audio)
+            if turn.judge is not None and not await turn.judge(turn):
+                turn.user_text = ""  # a backchannel over a reply (which resumes): no reply, no message
             if turn.options.out_of_band:
                 await self._answer_beside(turn)
             elif turn.respond:  # the reply waits for every turn begun before it (a reply, a transcript)
@@ -225,7 +229,7 @@ class TurnKeeper:
         sink is cleared, and the history keeps what the sink played (or ``heard_samples``, the client's count for
         ``turn``). A completed reply whose audio is still playing is truncated instead."""
         self.stale_below = turn.generation + 1
-        playback = self._s.sink.clear()
+        playback = self._s.router.clear()
         stopped = []
         for live in (turn, *[t for t in self._before(turn) if t.respond]):
             if live.live:  # checked just before: one may end on its own while another is being stopped

@@ -1,0 +1,82 @@
+"""Speech over a reply: the reply pauses at once, and the speech is judged before it interrupts.
+
+The turn-taking policy says when a sound begins over a reply (``OVERLAP``: the reply's audio pauses at the sink, within
+one VAD window), when it was too short to be speech (``OVERLAP_ENDED``: it resumes) and when the speech has lasted
+``min_interruption_ms`` (``BARGE_IN``: the interruption is confirmed). Shorter speech is judged by the words of the turn
+it becomes (:meth:`Overlaps.judge`, on the turn's final transcript, at its first pause): a backchannel ("mm-hmm",
+"yeah") or noise (no words) resumes the reply where it paused, nothing lost, and leaves no reply and no message; real
+words confirm the interruption: the reply is cut to what was heard and the turn is answered.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from realtime.policy import interrupts
+from realtime.session.turn import Turn
+
+if TYPE_CHECKING:
+    from realtime.session.context import SessionContext
+    from realtime.session.output import Router
+    from realtime.session.turns import TurnKeeper
+
+
+class Overlaps:
+    """The speech over ``session``'s replies (``turns``), paused and resumed on ``router``."""
+
+    def __init__(self, session: SessionContext, turns: TurnKeeper, router: Router) -> None:
+        self._session = session
+        self._turns = turns
+        self._router = router
+        self._reply: Turn | None = None
+        """The reply the user's speech is over, until the speech is judged or the interruption confirmed."""
+        self._dismissed = False
+        """The speech was judged a backchannel: the reply plays on while the utterance ends."""
+
+    @property
+    def pending(self) -> bool:
+        """Speech over a reply awaits its judgment (a turn begun now is judged: :meth:`judge`)."""
+        return self._reply is not None and not self._dismissed
+
+    def started(self) -> None:
+        """A sound began over the reply (or speech went on after a backchannel): pause the reply now."""
+        reply = self._turns.current_reply()
+        if reply is None:
+            return
+        self._reply, self._dismissed = reply, False
+        self._router.pause(reply.id, reply.generation)
+
+    def ended(self) -> None:
+        """The sound was too short to be speech: the reply plays on."""
+        self._reply = None
+        self._router.resume()
+
+    def resumed(self) -> None:
+        """The user went on speaking after a pause: speech judged a backchannel so far pauses the reply again."""
+        if self._dismissed:
+            self.started()
+
+    def finished(self) -> None:
+        """The user's turn ended; speech judged a backchannel is over (a turn still being judged keeps its reply)."""
+        if self._dismissed:
+            self._reply, self._dismissed = None, False
+
+    async def confirm(self) -> None:
+        """The speech interrupts: stop the reply (and those before it), cut to what the sink played before the pause."""
+        self._reply, self._dismissed = None, False
+        if (reply := self._turns.current_reply()) is not None:
+            await self._turns.interrupt(reply)
+
+    async def judge(self, turn: Turn) -> bool:
+        """Whether ``turn``'s speech, begun over a reply, interrupts it (its final transcript is in ``user_text``):
+        True confirms the interruption (at once, on a task of the session's: the turn waits for the reply to stop);
+        False resumes the reply, and the turn is to leave no reply and no message."""
+        if self._reply is None:  # confirmed already, or the reply is over
+            return True
+        if interrupts(turn.user_text or "", self._session.config.policy):
+            self._session.spawn(self.confirm(), "interrupt")
+            return True
+        self._session.stats["backchannels"] += 1
+        self._dismissed = True
+        self._router.resume()
+        return False
