@@ -13,6 +13,7 @@ it (the user's words, the answer as heard), so :meth:`CascadeSession.finish_turn
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -53,6 +54,12 @@ class CascadeSession:
         self._conversation = conversation
         self._prefilled = ""
         """The partial words last prefilled (a partial that adds nothing is not sent again)."""
+        self._lane = asyncio.Lock()
+        """One prefill at a time: a second one at once would take another of the decoder's cache slots and compute the
+        shared history there again (after the history's start moved, a full prefill each, competing for the CPU)."""
+        self._asked = 0
+        """Prefills and replies asked for so far: a prefill still waiting for the lane when a newer one is asked for is
+        skipped (the newer prompt extends or replaces it)."""
         self._replying = False
         self._epoch = 0
         """Bumped by every rewind, finish and close: a reply streams only in its own epoch."""
@@ -89,6 +96,11 @@ class CascadeSession:
         self._replying = True
         self._epoch += 1
         epoch = self._epoch
+        self._asked += 1
+        async with self._lane:  # the prefill in flight holds most of this prompt: the reply waits for it, not redoes it
+            pass
+        if epoch != self._epoch:
+            return
         user_text, tools = request.user_text, request.tools
         conversation = self._conversation.view(instructions=request.instructions, messages=request.context)
         if self._decoder.tools_in_prompt and tools.choice == "auto" and conversation.answers_results():
@@ -167,7 +179,12 @@ class CascadeSession:
             raise BrainStateError("the brain session is closed")
 
     async def _prefill(self, prompt: str) -> None:
-        try:
-            await self._decoder.prefill(prompt)
-        except Exception:  # noqa: BLE001 - a failed prefill only costs latency
-            log.exception("prefill failed")
+        self._asked += 1
+        asked = self._asked
+        async with self._lane:
+            if asked != self._asked or self._closed:
+                return
+            try:
+                await self._decoder.prefill(prompt)
+            except Exception:  # noqa: BLE001 - a failed prefill only costs latency
+                log.exception("prefill failed")

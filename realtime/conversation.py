@@ -12,6 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
+from realtime.decoder import SLOT_CONTEXT
 from realtime.tools import Tool, tools_preamble
 
 Role = Literal["system", "user", "assistant"]
@@ -30,7 +31,19 @@ REASONING_PRIMER = "Let me think step by step."
 
 STOP_SEQUENCES = ("<|im_end|>", "<|endoftext|>", "<|im_start|>")
 
+HISTORY_TOKENS = SLOT_CONTEXT // 2
+"""Most tokens (as :func:`estimate_tokens` counts them) of the history prompt (instructions, tools and items): half of a
+decoder slot's context (:data:`~realtime.decoder.SLOT_CONTEXT`), leaving the other half to the user's turn, a reasoning
+note and the reply. Past it the oldest turns go (:meth:`Conversation.compact`)."""
+
 _item_ids = itertools.count(1)
+
+
+def estimate_tokens(text: str) -> int:
+    """An upper estimate of the tokens of ``text`` for Qwen2.5's byte-level BPE (the embedded models'): a third of its
+    UTF-8 bytes plus one per digit (Qwen2.5 writes each digit as its own token). Measured with the embedded 0.5B's
+    tokenizer: English chat prompts ~4.6 bytes a token, digits and spaces 1, emoji ~4.4, Japanese ~4.7."""
+    return (len(text.encode()) + 2) // 3 + sum(c.isdigit() for c in text)
 
 
 def new_item_id() -> str:
@@ -61,18 +74,18 @@ class Conversation:
 
     instructions: str = DEFAULT_INSTRUCTIONS
     messages: list[Message] = field(default_factory=list)
-    max_messages: int = 40
+    max_history_tokens: int = HISTORY_TOKENS
+    """Most tokens of :meth:`history_prompt` (:func:`estimate_tokens`); :meth:`compact` keeps to it."""
     tools: tuple[Tool, ...] = ()
     """The tools the model is shown in the system message (Qwen2.5's format; empty for a server that renders them)."""
 
     def add(self, role: Role, text: str, item_id: str | None = None, *, audio_ms: int = 0) -> Message | None:
-        """Append a message (empty text is not kept; ``audio_ms``: how long it was spoken); the oldest messages go
-        beyond ``max_messages``."""
+        """Append a message (empty text is not kept; ``audio_ms``: how long it was spoken). Nothing is dropped here:
+        see :meth:`compact`."""
         if not text.strip():
             return None
         message = Message(role, text.strip(), item_id or new_item_id(), audio_ms=audio_ms)
         self.messages.append(message)
-        del self.messages[: max(0, len(self.messages) - self.max_messages)]
         return message
 
     def insert(self, message: Message, previous_item_id: str | None = None) -> None:
@@ -87,7 +100,28 @@ class Conversation:
             if previous is None:
                 raise KeyError(previous_item_id)
             self.messages.insert(self.messages.index(previous) + 1, message)
-        del self.messages[: max(0, len(self.messages) - self.max_messages)]
+
+    def compact(self, *, quiet: bool) -> list[Message]:
+        """Drop the oldest turns, in one large step, once the history nears :attr:`max_history_tokens`; return them.
+
+        Every drop moves the prompt's start, so the decoder's prefix cache no longer matches and the whole history is
+        prefilled again (measured with the embedded 0.5B: ~900 tokens, 35-44 s on a loaded two-core machine, when the
+        oldest message went on every turn). So drops are rare and large: past 7/8 of the limit at a ``quiet`` moment
+        (nobody speaks, the caller then prefills the new history in the background), past the limit itself at any
+        moment; items go from the start until the history holds at most half the limit (OpenAI's ``retention_ratio``
+        0.5), and on until it starts at a user message, so a turn is kept whole or not at all."""
+        limit = self.max_history_tokens
+        if estimate_tokens(self.history_prompt()) <= (limit * 7 // 8 if quiet else limit):
+            return []
+        cut = 0
+        while cut < len(self.messages) and (
+            estimate_tokens(self.view(messages=self.messages[cut:]).history_prompt()) > limit // 2
+            or (self.messages[cut].kind, self.messages[cut].role) != ("message", "user")
+        ):
+            cut += 1
+        dropped = self.messages[:cut]
+        del self.messages[:cut]
+        return dropped
 
     def previous_id(self, item_id: str) -> str | None:
         """The id of the item before ``item_id`` (None at the start or for an unknown id)."""

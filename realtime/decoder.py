@@ -20,6 +20,14 @@ from typing import Protocol
 from audio.errors import AgentError
 from realtime.tools import NO_TOOLS, ToolUse, call_grammar
 
+CONTEXT = 16384
+"""Context tokens of the embedded llama.cpp server, shared by its slots."""
+SLOTS = 4
+"""Concurrent requests of the embedded llama.cpp server, each with its own prefix cache."""
+SLOT_CONTEXT = CONTEXT // SLOTS
+"""Most tokens one request's prompt and reply may hold (llama.cpp gives each slot ``n_ctx / n_parallel``; a longer
+request fails: "request (4201 tokens) exceeds the available context size (4096 tokens)")."""
+
 
 class DecoderError(AgentError, RuntimeError):
     """The decoder failed to produce text for a request."""
@@ -45,8 +53,8 @@ class TextDecoder(Protocol):
 def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
     model_path: str | Path | None = None,
     *,
-    context: int = 16384,
-    slots: int = 4,
+    context: int = CONTEXT,
+    slots: int = SLOTS,
     threads: int = 2,
     host: str = "127.0.0.1",
     port: int = 0,
@@ -83,7 +91,7 @@ class LlamaCppDecoder:
     tools_in_prompt = True
 
     def __init__(
-        self, model_path: str | Path | None = None, *, context: int = 16384, slots: int = 4, threads: int = 2
+        self, model_path: str | Path | None = None, *, context: int = CONTEXT, slots: int = SLOTS, threads: int = 2
     ) -> None:
         self._server = llama_server(model_path, context=context, slots=slots, threads=threads)
 

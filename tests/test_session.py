@@ -298,8 +298,8 @@ async def test_barge_in_stops_a_reply_and_the_one_waiting_for_it() -> None:
 
 async def test_a_partial_and_its_prefill_end_before_the_next_partial_begins() -> None:
     async with Harness() as h:
+        await settle(steps=50)  # the history's own prefill at the start (prefills run one at a time)
         h.decoder.prefill_gate = asyncio.Event()
-        await settle(steps=50)  # the history's own prefill at the start
         await h.push(speak("one two three four five six seven eight nine ten"))
         assert h.decoder.prefilled[-1].endswith("user\none"), "the stable words were handed to the decoder"
         blocked = h.asr.calls

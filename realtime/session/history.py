@@ -28,8 +28,11 @@ class History:
         return messages[-1].id if messages else None
 
     def prefill(self) -> None:
-        """Let the brain prefill the history as it stands (with ``listen_while_thinking``)."""
+        """After every change: drop the oldest turns when the history nears its limit (in one large step, while the user
+        is silent unless the limit itself is passed: :meth:`~realtime.conversation.Conversation.compact`), then let the
+        brain prefill the history as it stands (with ``listen_while_thinking``), in the background."""
         session = self._session
+        self._conversation.compact(quiet=not session.user_speaking)
         if session.config.listen_while_thinking and not session.closed:
             session.spawn(session.brain.prefill(), "prefill")
 
