@@ -59,6 +59,7 @@ def render(result: dict[str, Any]) -> str:
         kinds = result["latency"]["websocket"][point["mode"]]["accuracy_by_kind"]
         lines.append(f"| {point['mode']} | {point['budget']} | {point['accuracy']} | {point['p50_ms']} | {point['p90_ms']} | "
                      f"{point['cpu_s_per_turn']} | " + ", ".join(f"{k} {v}" for k, v in kinds.items()) + " |")
+    lines += measures_section(result["latency"]["websocket"])
     lines += ["", "## Concurrency (websocket, agent)", "",
               "| sessions | turns | p50 | p90 | p99 | max | underruns (turns) | underrun ms | CPU s per session "
               "| peak MB per session |",
@@ -97,3 +98,29 @@ def render(result: dict[str, Any]) -> str:
               "`clear_refs`); the allocator keeps freed memory, so later phases show only new growth."]
     lines += ["", "Plots: " + ", ".join(f"![{p}]({p})" for p in result.get("plots", []))]
     return "\n".join(lines) + "\n"
+
+
+MEASURES_NOTE = (
+    "Heard: the server's transcript of the question against its text (word error rate, and the share heard word for "
+    "word). Answered right: the reply's text as the agent wrote it holds a known answer (questions with an answer key; "
+    "conversational turns judged on topic and polite, apart). Can be heard: Whisper base's transcript of the reply "
+    "audio against the written reply (word error rate), the share right by that round trip, and of the replies written "
+    "right, the share still right once spoken (what the voice and the grader lose). Texts normalised alike (case, "
+    "punctuation, numerals as words) before any comparison."
+)
+
+
+def measures_section(modes: dict[str, Any]) -> list[str]:
+    """Markdown: the three accuracy measures per mode, overall and per rendition condition (older results: none)."""
+    rows = [(mode, "all", s["measures"]) for mode, s in modes.items() if s.get("measures")]
+    rows += [(mode, c, m) for mode, s in modes.items() if s.get("measures") for c, m in s["measures"]["by_condition"].items()]
+    if not rows:
+        return []
+    lines = ["", "## Accuracy, three measures (websocket)", "",
+             "| mode | voices | turns | heard WER | heard exactly | answered right | conversation judged | audible WER "
+             "| round trip right | kept right when spoken |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for mode, condition, m in sorted(rows, key=lambda r: (list(modes).index(r[0]), r[1] != "all", r[1])):
+        cells = [m[k] for k in ("turns", "heard_wer", "heard_exact", "answered_right", "conversation_judged", "audible_wer",
+                                "round_trip", "kept_right")]
+        lines.append(f"| {mode} | {condition} | " + " | ".join(str(c) for c in cells) + " |")
+    return [*lines, "", MEASURES_NOTE]

@@ -46,6 +46,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                             "(quick 2, full 24; 0: none)")
     bench.add_argument("--real-speech", action=argparse.BooleanOptionalAction, default=None,
                        help="end of turn on real recorded conversations (on with --full; fetched on demand)")
+    bench.add_argument("--profiles", metavar="NAME,NAME",
+                       help="override the preset: other embedded language model profiles (realtime serve --llm) asked "
+                            "the same questions beside the agent (quick: none; full: accurate)")
     bench.add_argument("--serve-args", default="", metavar="ARGS",
                        help="options for both measured servers, "
                             'e.g. --serve-args="--brain openai-compatible --base-url URL --model NAME"')
@@ -76,6 +79,13 @@ def bench_options(args: argparse.Namespace) -> BenchOptions:
     overrides: dict[str, object] = {
         "label": args.label, "transports": transports, "output_dir": Path(args.output_dir), "serve_args": serve_args,
     }
+    if args.profiles is not None:
+        from realtime.models import LLM_PROFILES
+
+        profiles = tuple(p.strip() for p in args.profiles.split(",") if p.strip())
+        if unknown := set(profiles) - set(LLM_PROFILES):
+            raise UsageError(f"unknown profiles: {', '.join(sorted(unknown))} (choose from {', '.join(LLM_PROFILES)})")
+        overrides["profiles"] = profiles
     if args.questions is not None:
         overrides["questions"] = args.questions or None  # 0: all
     if args.cutoffs is not None and args.cutoffs < 0:

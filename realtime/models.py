@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -24,11 +24,29 @@ from realtime.decoder import DecoderError, LlamaCppDecoder
 from tts import PiperSynthesizer, Synthesizer
 from vad.smart_turn import SmartTurn
 
+if TYPE_CHECKING:
+    from realtime.assets import ModelAsset
+
 log = logging.getLogger(__name__)
 
 BRAINS = ("embedded", "step-audio-r1", "openai-compatible")
 
 RemoteInput = Literal["text", "audio"]
+
+LLM_PROFILES = ("fast", "accurate")
+"""The embedded language model: ``fast`` is Qwen2.5-Coder-0.5B-Instruct Q4_K_M (~20 tok/s decode on two cores),
+``accurate`` Qwen2.5-Coder-1.5B-Instruct Q4_K_M (~10 tok/s, first clause ~250 ms later; right far more often: see the
+README's profile table, measured by ``realtime bench --profiles``)."""
+
+
+def llm_asset(profile: str) -> ModelAsset:
+    """The model asset of an :data:`LLM_PROFILES` name; raises ``ValueError`` for another name."""
+    from realtime.assets import QWEN_05B_GGUF, QWEN_15B_GGUF
+
+    assets = {"fast": QWEN_05B_GGUF, "accurate": QWEN_15B_GGUF}
+    if profile not in assets:
+        raise ValueError(f"unknown language model profile {profile!r}; choose one of {', '.join(LLM_PROFILES)}")
+    return assets[profile]
 
 
 @dataclass(frozen=True)
@@ -71,13 +89,15 @@ class Models:
         remote_input: RemoteInput = "text",
         tts: Synthesizer | None = None,
         asr: Recognition | None = None,
+        llm: str = "fast",
         threads: int = 2,
     ) -> Models:
         """The models of ``brain`` (one of :data:`BRAINS`): ``model_dir`` is the Step-Audio-R1 checkpoint,
         ``endpoint`` the server of ``openai-compatible``, which gets the transcript or the audio itself;
-        ``tts`` the voice (default: Piper); ``asr`` the recognition models (default: :class:`Recognition`'s)."""
+        ``tts`` the voice (default: Piper); ``asr`` the recognition models (default: :class:`Recognition`'s);
+        ``llm`` the embedded language model's profile (:data:`LLM_PROFILES`)."""
         if brain == "embedded":
-            return cls.load_embedded(tts=tts, asr=asr, threads=threads)
+            return cls.load_embedded(tts=tts, asr=asr, llm=llm, threads=threads)
         if brain == "step-audio-r1":
             if model_dir is None:
                 raise ValueError("--brain step-audio-r1 needs --model-dir, a local checkpoint directory")
@@ -89,9 +109,13 @@ class Models:
         raise ValueError(f"unknown brain {brain!r}; choose one of {', '.join(BRAINS)}")
 
     @classmethod
-    def load_embedded(cls, *, tts: Synthesizer | None = None, asr: Recognition | None = None, threads: int = 2) -> Models:
-        """Whisper, Qwen2.5-Coder-0.5B (llama.cpp) and Piper joe, from their packages."""
-        return cls._with(CascadeBrain(LlamaCppDecoder(threads=threads)), tts, asr, threads)
+    def load_embedded(
+        cls, *, tts: Synthesizer | None = None, asr: Recognition | None = None, llm: str = "fast", threads: int = 2
+    ) -> Models:
+        """Whisper, Qwen2.5-Coder (0.5B for ``fast``, 1.5B for ``accurate``; llama.cpp) and Piper joe, from their
+        packages. Raises ``ValueError`` for an unknown ``llm`` profile."""
+        decoder = LlamaCppDecoder(llm_asset(llm).path("model.gguf"), threads=threads)
+        return cls._with(CascadeBrain(decoder), tts, asr, threads)
 
     @classmethod
     def load_step_audio(

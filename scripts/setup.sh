@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 # flite/espeak-ng: test voices; portaudio: sounddevice; chromium, iproute2, fonts: the real-browser tests;
 # mosquitto: the MQTT tests' broker; pulseaudio: virtual microphone and speaker for the `realtime mic` tests;
-# codec2-examples: real radio speech with real background noise (the end-of-turn benchmark on real recordings).
+# codec2-examples: real radio speech with real background noise (the end-of-turn benchmark on real recordings);
+# asterisk-core-sounds-en(-g722): real recorded prompts with exact transcripts (the recognition benchmark).
 APT_PACKAGES=(flite espeak-ng sox libportaudio2 libsndfile1 chromium iproute2 fonts-dejavu-core mosquitto pulseaudio pulseaudio-utils
-  codec2-examples)
+  codec2-examples asterisk-core-sounds-en-g722 asterisk-core-sounds-en)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -17,6 +17,7 @@ from benchmarks.plots import stage_segments
 from benchmarks.procstat import usage
 from benchmarks.report import cdf, distribution, percentile
 from realtime.cli import build_parser
+from realtime.errors import UsageError
 from realtime.latency import STAGES
 
 
@@ -114,6 +115,8 @@ def test_corpus_has_every_kind_and_known_answers() -> None:
     questions = load_questions()
     assert len(questions) >= 60 and {q.kind for q in questions} == set(KINDS)
     assert all(bool(q.answers) == (q.kind != "conversation") for q in questions)
+    assert all(sum(q.kind == kind for q in questions) >= 15 for kind in KINDS)
+    assert all(bool(q.topics) == (q.kind == "conversation") for q in questions)
     chosen = pick(questions, 8)
     assert len(chosen) == 8 and len({q.kind for q in chosen}) >= 3 and pick(questions, None) == questions
     renditions = [rendition(i) for i in range(12)]
@@ -152,6 +155,12 @@ def test_bench_command_line() -> None:
         build_parser().parse_args(["bench", "--quick", "--full"])
     served = build_parser().parse_args(["bench", "--serve-args=--brain openai-compatible --model 'a b'"])
     assert served.serve_args == "--brain openai-compatible --model 'a b'"
+    from benchmarks.cli import bench_options
+
+    assert bench_options(build_parser().parse_args(["bench", "--full"])).profiles == ("accurate",)
+    assert bench_options(build_parser().parse_args(["bench", "--profiles", "accurate"])).profiles == ("accurate",)
+    with pytest.raises(UsageError, match="unknown profiles: huge"):
+        bench_options(build_parser().parse_args(["bench", "--profiles", "accurate,huge"]))
 
 
 
@@ -171,7 +180,8 @@ def test_realtime_bench_end_to_end(tmp_path, capsys) -> None:
     from realtime.cli import main
 
     code = main(["bench", "--quick", "--label", "test", "--output-dir", str(tmp_path), "--questions", "2",
-                 "--concurrency", "1,2", "--concurrent-turns", "2", "--barge-ins", "1", "--cutoffs", "1"])
+                 "--concurrency", "1,2", "--concurrent-turns", "2", "--barge-ins", "1", "--cutoffs", "1",
+                 "--profiles", "accurate"])
     assert code == 0
     [path] = tmp_path.glob("*-test.json")
     result = json.loads(path.read_text())
@@ -179,7 +189,7 @@ def test_realtime_bench_end_to_end(tmp_path, capsys) -> None:
     assert result["corpus"]["questions"] == 2 and result["preset"] == "quick"
 
     websocket = result["latency"]["websocket"]
-    assert set(websocket) == {"agent", "naive"}
+    assert set(websocket) == {"agent", "naive", "agent, llm accurate"}
     for mode in websocket.values():
         delay = mode["first_packet_delay_ms"]
         assert mode["replied"] == mode["turns"] == 2
@@ -187,8 +197,14 @@ def test_realtime_bench_end_to_end(tmp_path, capsys) -> None:
         assert set(mode["stages_ms"]) == set(STAGES) and mode["stages_ms"]["first_audio_out"]["p50"] > 0
         assert mode["cdf"][0][1] == 0.0 and mode["cdf"][-1] == [delay["max"], 1.0]
         assert mode["accuracy"] is not None and mode["cpu_s_per_turn"] > 0
+        measures = mode["measures"]  # the three measures, each against its own reference
+        assert measures["turns"] == 2 and 0 <= measures["heard_wer"] < 1 and measures["answered_right"] is not None
+        assert measures["audible_wer"] is not None and set(measures["by_condition"]) <= {"clean", "accented", "noisy"}
     assert result["baseline"]["p50_ratio_naive_over_agent"] > 0
-    assert [p["mode"] for p in result["accuracy"]] == ["agent", "naive"] and result["accuracy"][0]["budget"] == 0
+    assert [p["mode"] for p in result["accuracy"]] == ["agent", "naive", "agent, llm accurate"]
+    assert result["accuracy"][0]["budget"] == 0
+    assert all(t["question_heard"] and t["written"] for t in result["turns"])
+    assert "## Accuracy, three measures" in path.with_suffix(".md").read_text()
 
     levels = result["concurrency"]
     assert [c["sessions"] for c in levels] == [1, 2] and all(c["turns"] == 2 for c in levels)

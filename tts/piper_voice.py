@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tts.normalize import spoken_form
+
 if TYPE_CHECKING:
     from piper import AudioChunk
 
@@ -90,7 +92,7 @@ class PiperSynthesizer:
         self._lock = threading.Lock()
 
     def stream(self, text: str, *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
-        chunks = iter(self._voice.synthesize(text, self._config))
+        chunks = iter(self._voice.synthesize(spoken_form(text), self._config))
         return stream_chunks(lambda: self._next(chunks), self.sample_rate, trim_lead=trim_lead)
 
     def _next(self, chunks: Iterator[AudioChunk]) -> np.ndarray | None:

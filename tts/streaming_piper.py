@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tts.normalize import spoken_form
 from tts.piper_voice import stream_chunks
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class StreamingPiperSynthesizer:
         self._lock = threading.Lock()
 
     def stream(self, text: str, *, trim_lead: bool = True) -> AsyncGenerator[np.ndarray, None]:
-        chunks = self._chunks(text)
+        chunks = self._chunks(spoken_form(text))
         return stream_chunks(lambda: self._next(chunks), self.sample_rate, trim_lead=trim_lead)
 
     def _next(self, chunks: Iterator[np.ndarray]) -> np.ndarray | None:

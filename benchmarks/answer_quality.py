@@ -1,0 +1,110 @@
+"""Answered right, in text: every corpus question asked of each embedded language model profile with each system
+prompt, the written reply graded against the known answers (conversational turns: judged, see
+:meth:`benchmarks.corpus.Question.judged`). No audio: this isolates the language model, the second of the three
+measures of :mod:`benchmarks.grading`, and is how the spoken-answer prompt was chosen (greedy decoding, as the
+agent decodes; the prompt is built by :meth:`realtime.conversation.Conversation.reply_prompt`, as the agent's is).
+
+    .venv/bin/python -m benchmarks.answer_quality --llm fast,accurate --label cpu2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from benchmarks.corpus import KINDS, Question, load_questions
+from benchmarks.report import distribution, machine, now_iso, write_results
+from realtime.conversation import DEFAULT_INSTRUCTIONS, STOP_SEQUENCES, Conversation
+from realtime.decoder import LlamaCppDecoder
+from realtime.models import LLM_PROFILES, llm_asset
+
+PROMPTS = {
+    "default": DEFAULT_INSTRUCTIONS,
+    "previous": (
+        "You are a friendly voice assistant. Your replies are spoken aloud, so answer in one or two short "
+        "sentences of plain words, with no lists, markdown or emoji. Put the answer first."
+    ),
+    "qwen": (
+        "You are Qwen, created by Alibaba Cloud. You are a helpful assistant. Your replies are spoken aloud: answer "
+        "in one short sentence of plain words, the answer first, with no lists, markdown or emoji."
+    ),
+    "direct": (
+        "You are a voice assistant. Answer correctly in one short sentence, the answer first. Begin a yes-or-no answer "
+        "with Yes or No. Write numbers as words. Never use lists, markdown or emoji."
+    ),
+}
+"""The system prompts compared: the agent's (``default``), the one it replaced (``previous``) and candidates: Qwen2.5's
+own default system prompt (the one it was tuned with) followed by the spoken-answer rules, and terse rules."""
+
+
+async def ask(decoder: LlamaCppDecoder, instructions: str, question: Question, max_tokens: int) -> tuple[str, float]:
+    """The written reply to ``question`` and its time to the first piece (s)."""
+    prompt = Conversation(instructions=instructions).reply_prompt(question.text)
+    started, first, pieces = time.monotonic(), None, []
+    async for piece in decoder.generate(prompt, max_tokens=max_tokens, stop=STOP_SEQUENCES):
+        first = first if first is not None else time.monotonic() - started
+        pieces.append(piece)
+    return "".join(pieces).strip(), first or 0.0
+
+
+async def measure(profiles: list[str], prompts: list[str], max_tokens: int = 80) -> dict[str, Any]:
+    """Every question for each profile and prompt: the share answered right, by kind, and each reply."""
+    questions = load_questions()
+    results: dict[str, Any] = {}
+    for profile in profiles:
+        decoder = LlamaCppDecoder(llm_asset(profile).path("model.gguf"), slots=1)
+        for name in prompts:
+            rows = []
+            for question in questions:
+                reply, first_s = await ask(decoder, PROMPTS[name], question, max_tokens)
+                rows.append({"question": question.text, "kind": question.kind, "reply": reply,
+                             "right": question.correct(reply), "first_piece_ms": round(first_s * 1000)})
+                print(f"[{profile} {name}] {'RIGHT' if rows[-1]['right'] else 'wrong'} {question.text!r} -> {reply!r}",
+                      flush=True)
+            results[f"{profile} / {name}"] = summary(rows)
+    return results
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    graded = [r for r in rows if r["right"] is not None]
+    by_kind = {k: [r["right"] for r in graded if r["kind"] == k] for k in KINDS}
+    return {
+        "answered_right": round(sum(r["right"] for r in graded) / len(graded), 3),
+        "by_kind": {k: f"{sum(v)}/{len(v)}" for k, v in by_kind.items() if v},
+        "first_piece_ms": distribution([r["first_piece_ms"] for r in rows]),
+        "replies": rows,
+    }
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    lines = ["| profile / prompt | answered right | " + " | ".join(KINDS) + " | first piece p50 ms |",
+             "|---|---|" + "---|" * len(KINDS) + "---|"]
+    for name, s in results.items():
+        kinds = " | ".join(s["by_kind"].get(k, "") for k in KINDS)
+        lines.append(f"| {name} | {s['answered_right']:.3f} | {kinds} | {s['first_piece_ms']['p50']} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--llm", default=",".join(LLM_PROFILES), help="comma-separated profiles")
+    parser.add_argument("--prompts", default=",".join(PROMPTS), help=f"comma-separated, from: {', '.join(PROMPTS)}")
+    parser.add_argument("--label", default="cpu")
+    args = parser.parse_args()
+    profiles = [p.strip() for p in args.llm.split(",") if p.strip()]
+    prompts = [p.strip() for p in args.prompts.split(",") if p.strip()]
+    if bad := [p for p in profiles if p not in LLM_PROFILES] + [p for p in prompts if p not in PROMPTS]:
+        parser.error(f"unknown profiles or prompts: {bad}")
+    results = asyncio.run(measure(profiles, prompts))
+    record = {"benchmark": "answer_quality", "date": now_iso(), "label": args.label, "machine": machine(), "results": results}
+    text = "\n".join([f"# Answered right in text, per model profile and system prompt ({args.label}, {record['date']})", "",
+                      f"{len(load_questions())} corpus questions; greedy decoding; conversational turns judged "
+                      "(on topic and polite).", "", *table(results)])
+    print(text)
+    print(write_results("answers", args.label, record, text + "\n"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The accuracy measures' grading (pure) and the text normalisation before synthesis."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.corpus import Question, Rendition
+from benchmarks.grading import grade_turn, measures, normalise, rate, word_error_rate
+from tts.normalize import spoken_form
+
+
+def test_normalise_makes_numerals_case_and_punctuation_alike() -> None:
+    assert normalise("What's 2 plus 2?") == normalise("what is two plus two") == "what is two plus two"
+    assert normalise("It's 24.5 degrees, isn't it?") == "it is twenty four point five degrees is not it"
+    assert normalise("1,000 people") == "one thousand people"
+
+
+def test_word_error_rate_counts_against_the_reference() -> None:
+    assert word_error_rate("What is two plus two?", "What is 2 plus 2.") == (0, 5)
+    assert word_error_rate("What is the capital of France?", "What is the capital of Francis") == (1, 6)
+    assert word_error_rate("Hello there", "") == (2, 2) and word_error_rate("", "noise") == (1, 0)
+    assert rate([(1, 6), (0, 4)]) == 0.1 and rate([]) is None
+
+
+def test_conversation_turns_are_judged_on_topic_and_polite() -> None:
+    greeting = Question("Hello, how are you today?", (), "conversation", ("well", "fine", "help"))
+    assert greeting.correct("I am doing well, thank you! How can I help?") is True
+    assert greeting.correct("The capital of France is Paris.") is False  # off topic
+    assert greeting.correct("Well.") is False  # not a sentence
+    assert greeting.correct("Fine, stop asking stupid questions.") is False  # rude
+    assert Question("Hi", (), "conversation").correct("Hello!") is None  # no topics: not graded
+
+
+def test_three_measures_each_against_its_own_reference() -> None:
+    france = Question("What is the capital of France?", ("paris",))
+    hello = Question("Good morning!", (), "conversation", ("morning",))
+    misheard = grade_turn(france, "What is the capital of Francis?", "The capital of France is Paris.", "Capital Francis Paris")
+    assert misheard.heard_errors == (1, 6) and misheard.answered_right and misheard.round_trip_right
+    lost = grade_turn(france, "What is the capital of France?", "It is Paris.", "It is pairs.")
+    assert lost.heard_errors == (0, 6) and lost.answered_right and not lost.round_trip_right
+    assert lost.audible_errors == (1, 3)
+    wrong = grade_turn(france, "What is the capital of France?", "It is Lyon.", "It is Lyon.")
+    judged = grade_turn(hello, "Good morning!", "Good morning to you too!", "Good morning to you too.")
+    silent = grade_turn(france, None, None, "")
+    assert silent.heard_errors is None and silent.answered_right is None and silent.audible_errors is None
+    rows = [(france, "clean", misheard), (france, "noisy", lost), (france, "clean", wrong), (hello, "accented", judged),
+            (france, "clean", silent)]
+    m = measures(rows)
+    assert m["turns"] == 5 and m["heard_wer"] == pytest.approx(1 / 20, abs=1e-4) and m["heard_exact"] == 0.75
+    assert m["answered_right"] == pytest.approx(2 / 3, abs=1e-3) and m["conversation_judged"] == 1.0
+    assert m["round_trip"] == pytest.approx(1 / 4) and m["kept_right"] == 0.5
+    assert set(m["by_condition"]) == {"clean", "noisy", "accented"} and m["by_condition"]["noisy"]["kept_right"] == 0.0
+    assert m["by_kind"]["conversation"]["conversation_judged"] == 1.0
+
+
+def test_rendition_conditions() -> None:
+    assert Rendition("flite:kal").condition == "clean" and Rendition("espeak:en-gb").condition == "accented"
+    assert Rendition("espeak:en-gb", snr_db=10.0).condition == "noisy"
+
+
+@pytest.mark.parametrize(("written", "spoken"), [
+    ("It costs $5.99.", "It costs five dollars and ninety-nine cents."),
+    ("It is $1,200 now", "It is one thousand two hundred dollars now"),
+    ("Water boils at 100°C.", "Water boils at 100 degrees Celsius."),
+    ("About 3.5 km/h", "About 3.5 kilometres per hour"),
+    ("He ran 1 km and lifted 5 kg.", "He ran 1 kilometre and lifted 5 kilograms."),
+    ("It was built in 1999.", "It was built in nineteen ninety-nine."),
+    ("Dr. Smith is here.", "Doctor Smith is here."),
+    ("Two plus two is 4, mm-hmm.", "Two plus two is 4, mm-hmm."),  # espeak-ng reads plain numbers well: left alone
+])
+def test_spoken_form_writes_out_what_espeak_reads_wrongly(written: str, spoken: str) -> None:
+    assert spoken_form(written) == spoken and spoken_form(spoken) == spoken
