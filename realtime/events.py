@@ -43,6 +43,18 @@ class InputCommitted:
 
 
 @dataclass(frozen=True)
+class IdleTimeout:
+    """No speech for the session's ``idle_timeout_ms`` after a reply's audio ended: the agent prompts the user."""
+
+    start: int
+    """Where the silence began (input samples at 16 kHz since the session started)."""
+    end: int
+    """Where it timed out."""
+    item_id: str
+    """The user message the next speech becomes."""
+
+
+@dataclass(frozen=True)
 class InputCleared:
     """The user's uncommitted audio was dropped."""
 
@@ -228,6 +240,7 @@ OutputItem = (
     | SpeechStopped
     | InputCommitted
     | InputCleared
+    | IdleTimeout
     | UserTranscriptPartial
     | UserTranscriptFinal
     | ItemAdded

@@ -12,7 +12,10 @@ Extensions, documented in the README: the extension events are sent only to a cl
 reasoning), ``"latency"`` (``response.latency`` carries a reply's stage timestamps after ``response.done``) and
 ``"pause"`` (``output_audio_buffer.paused`` when speech over a reply paused its audio, with ``audio_end_ms`` heard so
 far, and ``output_audio_buffer.resumed`` when that speech was a backchannel or noise and the reply plays on; speech
-that interrupts is told as always: ``output_audio_buffer.cleared``, then ``response.done`` cancelled).
+that interrupts is told as always: ``output_audio_buffer.cleared``, then ``response.done`` cancelled); its settings, in
+``turn_detection``, are read from any client and shown to those that ask: ``min_interruption_ms`` (null: speech over a
+reply interrupts it at once, without a pause), ``min_interruption_words``, ``backchannels`` and ``idle_hangup_ms`` (the
+silence after the idle prompt that ends the call).
 ``session.reasoning = {"budget_tokens": N}`` sets the reasoning budget. Extra fields in reference events: a
 transcription ``delta`` event also carries ``transcript``, the whole current hypothesis (Whisper may revise earlier
 words, and then ``delta`` holds the whole text); ``conversation.item.truncated`` also carries ``transcript``, the
@@ -54,6 +57,7 @@ from realtime.events import (
     AudioPaused,
     AudioResumed,
     ErrorEvent,
+    IdleTimeout,
     InputCleared,
     InputCommitted,
     ItemAdded,
@@ -340,6 +344,9 @@ class RealtimeProtocol:
                 ]
             case InputCleared():
                 return [self._event("input_audio_buffer.cleared")]
+            case IdleTimeout() if not self.beta:  # the beta protocol has no such event
+                return [self._event("input_audio_buffer.timeout_triggered", audio_start_ms=_ms(item.start),
+                                    audio_end_ms=_ms(item.end), item_id=item.item_id)]
             case UserTranscriptPartial():
                 previous = self._partials.get(item.item_id, "")
                 delta = item.text[len(previous):] if item.text.startswith(previous) else item.text
@@ -393,7 +400,7 @@ class RealtimeProtocol:
                 return [self.error(item.code, item.message, event_id=item.event_id)]
             case SettingsChanged():  # changed elsewhere (an MQTT control); the connection has set ``config`` already
                 return [self._event("session.updated", session=self.session_object())]
-            case ReasoningDelta() | ReasoningDone() | AudioPaused() | AudioResumed():  # extensions not asked for
+            case ReasoningDelta() | ReasoningDone() | AudioPaused() | AudioResumed() | IdleTimeout():  # not for this client
                 return []
         raise TypeError(f"no server event for {type(item).__name__}")
 
@@ -404,7 +411,7 @@ class RealtimeProtocol:
     def session_object(self) -> dict[str, Any]:
         """The session's settings, in the shape this client's protocol version uses."""
         config = self.config
-        detection = None
+        detection: dict[str, Any] | None = None
         if config.turn_detection and config.policy.eagerness is not None:
             detection = {
                 "type": "semantic_vad", "eagerness": config.policy.eagerness,
@@ -418,7 +425,12 @@ class RealtimeProtocol:
                 "silence_duration_ms": config.policy.end_of_turn_silence_ms,
                 "create_response": config.auto_respond,
                 "interrupt_response": config.interrupt_response,
+                **({"idle_timeout_ms": config.idle_timeout_ms} if not self.beta else {}),
             }
+        if detection is not None and "pause" in self.extensions:
+            policy = config.policy
+            detection |= {"min_interruption_ms": policy.min_interruption_ms, "min_interruption_words": policy.min_interruption_words,
+                          "backchannels": list(policy.backchannels), "idle_hangup_ms": config.idle_hangup_ms}
         common = {
             "id": self.session_id,
             "object": "realtime.session",

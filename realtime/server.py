@@ -191,12 +191,19 @@ class RealtimeServer:
             return None
         return f"the server is at its limit of {self.options.max_sessions} sessions; try again later"
 
-    async def _session(self, connection: RealtimeConnection, body: Callable[[], Awaitable[None]]) -> None:
-        """Run ``body`` for the life of a session, inside its scope; free it afterwards."""
+    async def _session(
+        self, connection: RealtimeConnection, body: Callable[[], Awaitable[None]], hang_up: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run ``body`` for the life of a session, inside its scope; free it afterwards. ``hang_up`` ends the session's
+        transport when the user's silence ends the call (the session's ``idle_hangup_ms``)."""
         self.connections.add(connection)
         try:
             async with connection, (self.session_scope or _no_scope)(connection):
-                await body()
+                watcher = asyncio.create_task(_on_hang_up(connection, hang_up), name=f"{connection.id}:hang-up")
+                try:
+                    await body()
+                finally:
+                    watcher.cancel()
         finally:
             self.connections.discard(connection)
 
@@ -233,7 +240,11 @@ class RealtimeServer:
             await websocket.close(code=1013, message=b"session limit reached")
             return
         connection = RealtimeConnection(self.models, send, config=self.options.session, beta=_beta(request))
-        await self._session(connection, lambda: self._receive(websocket, connection))
+
+        async def hang_up() -> None:  # the receive loop then ends
+            await websocket.close(code=1000, message=b"the user was silent")
+
+        await self._session(connection, lambda: self._receive(websocket, connection), hang_up)
 
     async def _receive(self, websocket: web.WebSocketResponse, connection: RealtimeConnection) -> None:
         """Client events into the session until the client leaves or sends none for ``idle_timeout_s``. The deadline is
@@ -315,9 +326,22 @@ class RealtimeServer:
 
     async def _run_call(self, call: WebRtcCall, session: dict[str, Any] | None) -> None:
         try:
-            await self._session(call.connection, lambda: call.serve(session, self.options.call_connect_timeout_s))
+            await self._session(call.connection, lambda: call.serve(session, self.options.call_connect_timeout_s), _ender(call))
         finally:
             await call.close()
+
+
+async def _on_hang_up(connection: RealtimeConnection, hang_up: Callable[[], Awaitable[None]]) -> None:
+    await connection.session.idle_watch.hung_up.wait()
+    log.info("session %s: the user was silent; ending it", connection.id)
+    await hang_up()
+
+
+def _ender(call: WebRtcCall) -> Callable[[], Awaitable[None]]:
+    async def end() -> None:
+        call.end()
+
+    return end
 
 
 @dataclass(frozen=True)

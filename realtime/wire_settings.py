@@ -75,7 +75,37 @@ def turn_detection(value: object, policy: PolicyConfig) -> dict[str, Any]:
             if not isinstance(value[key], bool):
                 raise ProtocolError("invalid_value", f"turn_detection.{key} must be true or false", f"session.turn_detection.{key}")
             changes[attribute] = value[key]
-    return changes
+    for key in ("idle_timeout_ms", "idle_hangup_ms"):
+        if key in value:
+            changes[key] = _non_negative(value[key], key, nullable=True)
+    return changes | _interruption(value, changes["policy"])
+
+
+def _interruption(value: dict[str, Any], policy: PolicyConfig) -> dict[str, Any]:
+    """The extension knobs of speech over a reply (``min_interruption_ms``: null interrupts at once, without a pause;
+    ``min_interruption_words``; ``backchannels``, a list of words and phrases): the policy with them."""
+    knobs: dict[str, Any] = {}
+    if "min_interruption_ms" in value:
+        knobs["min_interruption_ms"] = _non_negative(value["min_interruption_ms"], "min_interruption_ms", nullable=True)
+    if "min_interruption_words" in value:
+        knobs["min_interruption_words"] = _non_negative(value["min_interruption_words"], "min_interruption_words", nullable=False)
+    if "backchannels" in value:
+        words = value["backchannels"]
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise ProtocolError("invalid_value", "turn_detection.backchannels must be a list of strings",
+                                "session.turn_detection.backchannels")
+        knobs["backchannels"] = tuple(w.lower() for w in words)
+    return {"policy": dataclasses.replace(policy, **knobs)}
+
+
+def _non_negative(value: object, key: str, *, nullable: bool) -> int | None:
+    """A non-negative integer field of ``turn_detection`` (or null, where ``nullable``)."""
+    if value is None and nullable:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        kind = "a non-negative integer" + (" or null" if nullable else "")
+        raise ProtocolError("invalid_value", f"turn_detection.{key} must be {kind}", f"session.turn_detection.{key}")
+    return value
 
 
 def token_limit(value: object) -> int:

@@ -31,6 +31,7 @@ from realtime.events import (
     AudioPaused,
     AudioResumed,
     ErrorEvent,
+    IdleTimeout,
     InputCleared,
     InputCommitted,
     ItemAdded,
@@ -115,6 +116,10 @@ def test_append_decodes_and_resamples_to_16k() -> None:
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"threshold": 1.5}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"prefix_padding_ms": -1}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"create_response": "yes"}}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"turn_detection": {"idle_timeout_ms": -5}}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"turn_detection": {"min_interruption_words": None}}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"turn_detection": {"backchannels": "yeah"}}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"turn_detection": {"backchannels": [1]}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"max_output_tokens": 0}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"temperature": 3}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"reasoning": {"budget_tokens": -2}}}), "invalid_value"),
@@ -213,6 +218,31 @@ def test_semantic_vad_sets_the_eagerness_pauses_and_back() -> None:
     assert updated.event["session"]["audio"]["input"]["turn_detection"]["type"] == "server_vad"
     bad = {"type": "session.update", "session": {"turn_detection": {"type": "semantic_vad", "eagerness": "eager"}}}
     assert error_code(receive(proto, bad)) == "invalid_value"
+
+
+def test_turn_taking_settings_and_the_idle_timeout() -> None:
+    proto = protocol()
+    configure, updated = receive(proto, {"type": "session.update", "session": {"audio": {"input": {"turn_detection": {
+        "type": "server_vad", "idle_timeout_ms": 6000, "idle_hangup_ms": 4000, "min_interruption_ms": None,
+        "min_interruption_words": 2, "backchannels": ["Yeah", "sure thing"]}}}}})
+    config = configure.config
+    assert (config.idle_timeout_ms, config.idle_hangup_ms) == (6000, 4000)
+    assert (config.policy.min_interruption_ms, config.policy.min_interruption_words, config.policy.backchannels) == (
+        None, 2, ("yeah", "sure thing"))
+    detection = updated.event["session"]["audio"]["input"]["turn_detection"]
+    assert detection["idle_timeout_ms"] == 6000 and "min_interruption_ms" not in detection, "extensions only when asked"
+    _, updated = receive(proto, {"type": "session.update", "session": {"extensions": ["pause"], "turn_detection": {
+        "min_interruption_ms": 800, "idle_timeout_ms": None}}})
+    detection = updated.event["session"]["audio"]["input"]["turn_detection"]
+    assert (detection["min_interruption_ms"], detection["backchannels"], detection["idle_hangup_ms"]) == (800, ["yeah", "sure thing"], 4000)
+    assert detection["idle_timeout_ms"] is None
+    [timeout] = proto.translate(IdleTimeout(16_000, 112_000, "item_u"))
+    assert (timeout["type"], timeout["audio_start_ms"], timeout["audio_end_ms"], timeout["item_id"]) == (
+        "input_audio_buffer.timeout_triggered", 1000, 7000, "item_u")
+    beta = protocol(beta=True)
+    assert beta.translate(IdleTimeout(0, 16_000, "item_u")) == [], "the beta protocol has no such event"
+    _, updated = receive(beta, {"type": "session.update", "session": {"extensions": ["pause"]}})
+    assert "idle_timeout_ms" not in updated.event["session"]["turn_detection"]
 
 
 def test_short_end_of_turn_caps_speculation() -> None:

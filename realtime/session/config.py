@@ -42,7 +42,13 @@ class SessionConfig:
     auto_respond: bool = True
     """Reply when voice activity ends the user's turn (off: only transcribe; the client asks for replies)."""
     interrupt_response: bool = True
-    """Speech over a reply interrupts it (barge-in)."""
+    """Speech over a reply interrupts it (barge-in): first it pauses the reply, and interrupts only when it is real
+    content (``policy.min_interruption_ms``, ``policy.min_interruption_words``, ``policy.backchannels``)."""
+    idle_timeout_ms: int | None = None
+    """Silence (ms of input audio) after a reply's audio ended that makes the agent prompt the user, once (OpenAI's
+    ``server_vad`` ``idle_timeout_ms``, told with ``input_audio_buffer.timeout_triggered``). None: never."""
+    idle_hangup_ms: int | None = None
+    """Silence (ms) after that prompt (or, without one, after a reply) that ends the call. None: never."""
     reasoning_mode: ReplyMode = "budget"
     """For an audio LLM brain: plain decoding within the budget, or a Mind-Paced Speaking schedule."""
     audio_block_seconds: float = 2.0

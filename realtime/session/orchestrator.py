@@ -43,6 +43,7 @@ from realtime.policy import Decision, Event, TurnPolicy
 from realtime.session.config import ResponseOptions, SessionConfig
 from realtime.session.endpointing import Endpointer
 from realtime.session.history import History
+from realtime.session.idle import IdleWatch
 from realtime.session.listening import Listener
 from realtime.session.output import AudioSink, OutputQueue, Router
 from realtime.session.overlaps import Overlaps
@@ -92,6 +93,8 @@ class VoiceSession:
         self.history = History(self)
         self.turns = TurnKeeper(self, self.history)
         self._overlaps = Overlaps(self, self.turns, self.router)
+        self.idle_watch = IdleWatch(self)
+        """Silence after a reply: the idle prompt, and the end of the call (:attr:`IdleWatch.hung_up`)."""
         self._listener = Listener(self, self.turns)
         self._endpointer = Endpointer(self, self._end_of_turn_judged)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -161,6 +164,7 @@ class VoiceSession:
             active = self.agent_active and self.config.interrupt_response
             for event in self._policy.window(window.start, window.end, window.probability, agent_active=active):
                 await self._decide(event)
+        self.idle_watch.heard(self.utterance.samples)
         # Not in a silence (the final transcript may be about to start), unless a partial may still answer early.
         if self._policy.user_speaking and (not self._policy.in_silence or self.config.answer_early) and self.config.listen_while_thinking:
             self._listener.maybe_partial()
