@@ -1,4 +1,4 @@
-"""CPU time and memory of a process, read from ``/proc`` (Linux; no extra dependency)."""
+"""CPU time, memory, open files and threads of a process, read from ``/proc`` (Linux; no extra dependency)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ class Usage:
     rss_mb: float
     peak_rss_mb: float
     """VmHWM: the peak resident set since start, or since :func:`reset_peak`."""
+    fds: int
+    """Open file descriptors (sockets included): the entries of ``/proc/PID/fd``."""
+    threads: int
 
 
 def usage(pid: int) -> Usage:
@@ -27,7 +30,7 @@ def usage(pid: int) -> Usage:
     def mb(key: str) -> float:
         return round(int(status[key].split()[0]) / 1024, 1)
 
-    return Usage(cpu, mb("VmRSS"), mb("VmHWM"))
+    return Usage(cpu, mb("VmRSS"), mb("VmHWM"), len(os.listdir(f"/proc/{pid}/fd")), int(status["Threads"]))
 
 
 def reset_peak(pid: int) -> bool:

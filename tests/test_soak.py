@@ -1,0 +1,36 @@
+"""The soak benchmark, small: one conversation of every kind of turn and two sessions dropped without a close frame,
+against a real ``realtime serve`` on loopback."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from benchmarks.procstat import usage
+from benchmarks.soak import kind_of, soak
+
+
+def test_proc_usage_counts_open_files_and_threads() -> None:
+    now = usage(os.getpid())
+    assert now.fds >= 3 and now.threads >= 1
+
+
+def test_the_schedule_mixes_every_kind_of_turn() -> None:
+    assert [kind_of(turn) for turn in range(1, 6)] == ["spoken", "typed", "barge-in", "spoken", "cancel"]
+
+
+@pytest.mark.slow
+async def test_a_small_soak_reports_every_figure() -> None:
+    result = await soak(5, 2)
+    assert result["kinds"] == {"spoken": 2, "barge-in": 1, "cancel": 1, "typed": 1}
+    records = result["records"]
+    assert [r["turn"] for r in records] == [1, 2, 3, 4, 5]
+    assert all(r["first_packet_ms"] is not None and r["first_packet_ms"] > 0 for r in records)
+    assert result["first_packet_ms"]["all"]["n"] == 4 and result["typed_first_packet_ms"]["n"] == 1
+    assert [r["at"] for r in result["resources"]] == ["start", "middle", "end", "after sessions"]
+    assert all(r["rss_mb"] > 100 and r["fds"] > 3 and r["threads"] > 1 for r in result["resources"])
+    history = result["history"]
+    assert history["items_held"] == history["items_added"] >= 8  # nothing dropped this early
+    assert history["prompt_tokens_estimated"] > 50
+    assert result["abrupt_sessions"]["opened"] == 2
