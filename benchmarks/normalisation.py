@@ -1,7 +1,8 @@
 """Can it be heard? The effect of the text normalisation before synthesis (:func:`tts.normalize.spoken_form`).
 
 Sentences of the kinds a model writes (money, units, years, titles, plain numbers) are spoken by the embedded Piper
-voice as written and as normalised, each transcribed by Whisper base and scored (:func:`benchmarks.grading.word_error_rate`)
+voice as written and as normalised, three times each (Piper's synthesis is random: the voice's noise scales), each
+transcribed by Whisper base and scored (:func:`benchmarks.grading.word_error_rate`)
 against what a listener should hear: the normalised text.
 
     .venv/bin/python -m benchmarks.normalisation --label cpu2
@@ -40,6 +41,7 @@ SENTENCES = (
     "About 50% of people agree.",
 )
 """Sentences of the kinds that need normalisation, and plain ones (numbers, percent) that espeak-ng reads well."""
+REPEATS = 3
 
 
 def measure() -> dict[str, Any]:
@@ -58,14 +60,17 @@ def measure() -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for written in SENTENCES:
         target = spoken_form(written)
-        raw, normalised = heard(written), heard(target)
-        rows.append({"written": written, "should_hear": target, "as_written": raw, "normalised": normalised,
-                     "errors_as_written": word_error_rate(target, raw), "errors_normalised": word_error_rate(target, normalised)})
-        print(f"{written!r}: as written {raw!r}, normalised {normalised!r}", flush=True)
+        for _ in range(REPEATS):
+            raw, normalised = heard(written), heard(target)
+            rows.append({"written": written, "should_hear": target, "as_written": raw, "normalised": normalised,
+                         "errors_as_written": word_error_rate(target, raw),
+                         "errors_normalised": word_error_rate(target, normalised)})
+            print(f"{written!r}: as written {raw!r}, normalised {normalised!r}", flush=True)
     changed = [r for r in rows if r["written"] != r["should_hear"]]
     return {
-        "sentences": len(rows),
-        "changed": len(changed),
+        "sentences": len(SENTENCES),
+        "changed": len({r["written"] for r in changed}),
+        "repeats": REPEATS,
         "wer_as_written": rate([r["errors_as_written"] for r in rows]),
         "wer_normalised": rate([r["errors_normalised"] for r in rows]),
         "wer_as_written_changed": rate([r["errors_as_written"] for r in changed]),
@@ -82,7 +87,8 @@ def main() -> None:
     record = {"benchmark": "normalisation", "date": now_iso(), "label": args.label, "machine": machine(), **result}
     text = "\n".join([
         f"# Text normalisation before synthesis: can it be heard? ({args.label}, {record['date']})", "",
-        f"{result['sentences']} sentences ({result['changed']} changed by the normaliser), Piper joe, transcribed by "
+        f"{result['sentences']} sentences ({result['changed']} changed by the normaliser), each spoken {REPEATS} times by "
+        "Piper joe, transcribed by "
         "Whisper base, word error rate against the normalised text (what a listener should hear).", "",
         "| sentences | spoken as written | spoken normalised |", "|---|---|---|",
         f"| all {result['sentences']} | {result['wer_as_written']} | {result['wer_normalised']} |",
