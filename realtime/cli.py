@@ -186,7 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _mic(args: argparse.Namespace) -> int:
-    from realtime.mic import choose_devices, converse, list_devices
+    from realtime.mic import choose_devices, converse, list_devices, run_to_exit
 
     if args.list_devices:
         print(list_devices())
@@ -206,9 +206,7 @@ def _mic(args: argparse.Namespace) -> int:
             await converse(models, _session_config(args), devices, scope=bus.scope if bus else None,
                            echo_cancel=not args.no_echo_cancel)
 
-    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):  # the streams are closed, the devices freed
-        asyncio.run(run())
-    return 0
+    run_to_exit(run())  # the streams are closed and the devices freed before the process ends
 
 
 def _llm_server(args: argparse.Namespace) -> int:

@@ -163,7 +163,8 @@ def test_no_device_is_a_clear_error(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_a_spoken_question_is_answered_through_the_devices(pulse, say, tmp_path) -> None:
+@pytest.mark.parametrize("options", [[], ["--eagerness", "auto", "--partial-asr", "tiny.en"]], ids=["defaults", "semantic-tiny"])
+def test_a_spoken_question_is_answered_through_the_devices(pulse, say, tmp_path, options) -> None:
     question = tmp_path / "question.wav"
     write_wav(question, np.concatenate([silence(0.5), say("What is the capital of Germany?"), silence(0.5)]), 16_000)
     recording = tmp_path / "speaker.wav"
@@ -173,7 +174,7 @@ def test_a_spoken_question_is_answered_through_the_devices(pulse, say, tmp_path)
     )
     out, err = tmp_path / "mic.out", tmp_path / "mic.err"
     with out.open("w") as stdout, err.open("w") as stderr:
-        mic = subprocess.Popen(MIC, env=pulse.env, stdout=stdout, stderr=stderr)
+        mic = subprocess.Popen([*MIC, *options], env=pulse.env, stdout=stdout, stderr=stderr)
     try:
         wait_for_text(out, "Speak (Ctrl-C to stop)", mic, timeout=300)
         time.sleep(2.0)  # PulseAudio's first input block arrives 1.2-1.5 s after the stream starts
@@ -259,3 +260,23 @@ async def test_the_bus_speaks_the_user_barges_in_and_end_exits(pulse, broker, sa
     played = np.flatnonzero(np.abs(read_audio(recording, 16_000)) > 0.01)
     assert (played[-1] - played[0]) / 16_000 < 12.0, "the queued story was dropped at the barge-in"
     assert "upon a time" in transcribe_recording(recording).lower()
+
+
+def test_ctrl_c_ends_the_program_at_once_while_a_model_thread_runs_on() -> None:
+    """A thread of the loop's executor inside a call that nothing can stop (llama.cpp computing a prefill) does not
+    hold up the end: ``asyncio.run`` would wait for it (``realtime mic`` did not exit within 30 s of Ctrl-C in CI)."""
+    script = (
+        "import asyncio, time\n"
+        "from realtime.mic import run_to_exit\n"
+        "async def main():\n"
+        "    asyncio.get_running_loop().run_in_executor(None, time.sleep, 60)\n"
+        "    print('ready', flush=True)\n"
+        "    await asyncio.sleep(3600)\n"
+        "run_to_exit(main())\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    started = time.monotonic()
+    assert stop(process, timeout=30) == 0
+    assert time.monotonic() - started < 10
+
