@@ -28,10 +28,11 @@ RATE = 16_000
 BACKCHANNELS: tuple[str, ...] = (
     "yeah", "yes", "yep", "yup", "ya", "uh-huh", "uh huh", "mm-hmm", "mm hmm", "mhm", "mmhmm", "hmm", "hm", "mm", "mmm",
     "uh", "um", "ah", "oh", "okay", "ok", "right", "sure", "alright", "all right", "i see", "got it", "cool", "wow",
-    "nice", "great", "true", "exactly", "indeed", "really",
+    "nice", "great", "true", "exactly", "indeed", "really", "ha", "hah", "haha", "heh",
 )
 """Words and phrases that acknowledge a speaker without taking the turn (the common English backchannels of the
-conversation-analysis literature, plus Whisper's spellings of them: "Mm-hmm.", "Mhm.", "Uh-huh.")."""
+conversation-analysis literature, plus Whisper's spellings of them: "Mm-hmm.", "Mhm.", "Uh-huh.", and of laughter:
+"Ha, ha, ha.")."""
 
 
 @dataclass(frozen=True)
@@ -256,17 +257,19 @@ class TurnPolicy:
 
 
 _WORD = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*")
+_HUM = re.compile(r"[mhn]+(?:-[mhn]+)*")
+"""A hum, however Whisper spells it: "mm", "hmm", "mhm", "mm-m-h-m", or the letters of "M M H H M M"."""
 
 
 def content_words(text: str, backchannels: tuple[str, ...] = BACKCHANNELS) -> int:
     """How many words of ``text`` are not backchannels (a phrase of ``backchannels`` is taken whole, longest first;
-    case and punctuation are ignored)."""
+    case and punctuation are ignored) nor hums (words of the letters m, h and n only)."""
     words = _WORD.findall(text.lower())
     phrases = sorted((tuple(_WORD.findall(p.lower())) for p in backchannels), key=len, reverse=True)
     count, index = 0, 0
     while index < len(words):
         match = next((len(p) for p in phrases if p and tuple(words[index : index + len(p)]) == p), 0)
-        count += match == 0
+        count += match == 0 and not _HUM.fullmatch(words[index])
         index += max(match, 1)
     return count
 

@@ -109,7 +109,7 @@ def test_switching_pauses_off_during_an_overlap_interrupts_at_once() -> None:
 def test_backchannels_and_noise_do_not_interrupt_words_do() -> None:
     config = PolicyConfig()
     assert not interrupts("", config) and not interrupts(" ... ", config), "noise: no words"
-    for backchannel in ("Mm-hmm.", "Yeah.", "Okay, right.", "Uh-huh", "I see.", "yeah yeah all right"):
+    for backchannel in ("Mm-hmm.", "Yeah.", "Okay, right.", "Uh-huh", "I see.", "yeah yeah all right", "M M H H M M", "NMHMM", "Ha, ha, ha."):
         assert not interrupts(backchannel, config), backchannel
     for real in ("Wait, stop, what about Spain?", "Stop.", "No.", "Yeah, but what about Spain?"):
         assert interrupts(real, config), real
