@@ -107,7 +107,7 @@ class Mic:
 
     async def run(self) -> None:
         start, sent = time.monotonic(), 0
-        with contextlib.suppress(ConnectionClosed):
+        try:
             while True:
                 await asyncio.sleep(max(0.0, start + sent * FRAME_S - time.monotonic()))
                 frame = self._clip[self._at : self._at + FRAME]
@@ -117,6 +117,9 @@ class Mic:
                 if self._spoken is not None and not self._spoken.done() and self._at >= self._end:
                     self._spoken.set_result(time.monotonic())
                 sent += 1
+        except ConnectionClosed as closed:  # whoever waits for the speech to end hears of it
+            if self._spoken is not None and not self._spoken.done():
+                self._spoken.set_exception(closed)
 
 
 class Questions:
@@ -146,7 +149,8 @@ class Conversing:
 
     @classmethod
     async def open(cls, url: str) -> Conversing:
-        ws = await connect(url, max_size=None)
+        # a loaded server answers pings and handshakes late: the soak measures its replies, not the client's keepalive
+        ws = await connect(url, max_size=None, ping_interval=None, open_timeout=120)
         inbox, mic = Inbox(), Mic(ws)
         tasks = (asyncio.create_task(inbox.pump(ws)), asyncio.create_task(mic.run()))
         await inbox.first(lambda e: e["type"] == "session.created", 0, 30)
@@ -221,37 +225,46 @@ async def conversation(server: Server, turns: int, questions: Questions) -> tupl
     c = await Conversing.open(server.url)
     started = time.monotonic()
     snapshots, records = [snapshot(server, "start")], []
-    pending: tuple[asyncio.Future[float] | None, int] | None = None  # a question spoken over the last reply
-    updates = 0
+    pending: Pending = None
+    updates, lost = 0, False
     for turn in range(1, turns + 1):
-        if turn % 10 == 0:
-            updates += 1
-            mark = len(c.inbox.events)
-            await c.send(c.ws, {"type": "session.update", "session": {"instructions": INSTRUCTIONS[updates % 2]}})
-            await c.inbox.first(lambda e: e["type"] in ("session.updated", "error"), mark, 10)
         kind = "spoken" if pending is not None or (turn == turns and kind_of(turn) == "barge-in") else kind_of(turn)
-        if pending is not None:  # follow the reply to the question that barged in
-            spoken, mark = pending
-            pending = None
-            record = await follow(c, spoken, mark)
-        elif kind == "typed":
-            text, _, _ = questions.next()
-            record = await typed_turn(c, text)
-        else:
-            _, audio, end = questions.next()
-            barge = questions.next()[1:] if kind == "barge-in" else None
-            record, spoken_next, next_mark = await spoken_turn(c, audio, end, then=kind, barge=barge)
-            if spoken_next is not None:
-                pending = (spoken_next, next_mark)
+        try:
+            if turn % 10 == 0:
+                updates += 1
+                mark = len(c.inbox.events)
+                await c.send(c.ws, {"type": "session.update", "session": {"instructions": INSTRUCTIONS[updates % 2]}})
+                await c.inbox.first(lambda e: e["type"] in ("session.updated", "error"), mark, 10)
+            record, pending = await one_turn(c, kind, pending, questions)
+        except ConnectionClosed as closed:
+            record, lost = {"first_packet_ms": None, "status": f"connection lost: {closed}"}, True
         records.append({"turn": turn, "kind": kind, "at_s": round(time.monotonic() - started, 1), **record})
         print(f"turn {turn:4} {kind:9} {record['first_packet_ms']!s:>8} ms {record['status']}", flush=True)
+        if lost:
+            break
         if turn == turns // 2:
             snapshots.append(snapshot(server, "middle"))
     snapshots.append(snapshot(server, "end"))
-    history = await held_history(c, INSTRUCTIONS[updates % 2])
+    history = {"items_added": None, "items_held": None, "prompt_tokens_estimated": None} if lost else await held_history(c, INSTRUCTIONS[updates % 2])
     c.stop()
     await c.ws.close()
     return records, snapshots, history
+
+
+Pending = tuple[asyncio.Future[float] | None, int] | None
+"""A question spoken over the last reply: when its speech ended, and where its events begin."""
+
+
+async def one_turn(c: Conversing, kind: str, pending: Pending, questions: Questions) -> tuple[Record, Pending]:
+    """One turn of ``kind`` (the reply to ``pending`` when a question barged in); returns it and what barged in now."""
+    if pending is not None:  # follow the reply to the question that barged in
+        return await follow(c, *pending), None
+    if kind == "typed":
+        return await typed_turn(c, questions.next()[0]), None
+    _, audio, end = questions.next()
+    barge = questions.next()[1:] if kind == "barge-in" else None
+    record, spoken_next, next_mark = await spoken_turn(c, audio, end, then=kind, barge=barge)
+    return record, None if spoken_next is None else (spoken_next, next_mark)
 
 
 async def follow(c: Conversing, spoken: asyncio.Future[float] | None, mark: int) -> Record:
@@ -296,19 +309,26 @@ async def sessions(server: Server, count: int, questions: Questions) -> Record:
         c = await Conversing.open(server.url)
         opened += any(e["type"] == "session.created" for _, e in c.inbox.events)
         moment = moments[index % len(moments)]
-        if moment != "before speaking":
-            _, audio, end = questions.next()
-            mark = len(c.inbox.events)
-            spoken = c.mic.say(audio, end)
-            if moment == "mid-question":
-                await asyncio.sleep(end / 2)
-            else:
-                await spoken
-                wanted = "response.output_audio.delta" if moment == "first audio" else "response.done"
-                await c.inbox.first(lambda e: e["type"] == wanted, mark)  # noqa: B023 - awaited before the loop goes on
+        with contextlib.suppress(ConnectionClosed):  # it is being dropped anyway
+            await drop_at(c, moment, questions)
         c.stop()
         c.ws.transport.abort()  # gone, without a close frame
     return {"sessions": count, "opened": opened, "moments": list(moments)}
+
+
+async def drop_at(c: Conversing, moment: str, questions: Questions) -> None:
+    """Go on with a session until ``moment`` (one of :func:`sessions`' moments)."""
+    if moment == "before speaking":
+        return
+    _, audio, end = questions.next()
+    mark = len(c.inbox.events)
+    spoken = c.mic.say(audio, end)
+    if moment == "mid-question":
+        await asyncio.sleep(end / 2)
+        return
+    await spoken
+    wanted = "response.output_audio.delta" if moment == "first audio" else "response.done"
+    await c.inbox.first(lambda e: e["type"] == wanted, mark)
 
 
 def quarters(records: list[Record]) -> Record:
