@@ -3,8 +3,12 @@
 Two separate streams, as virtual and many real devices need: the input stream's callback hands each
 20 ms block to the session (resampled to 16 kHz where the device will not capture at that rate), and
 reply audio waits in a thread-safe :class:`Player` that the output stream's callback plays from, or
-plays silence. A barge-in (``AudioCleared``) drops the queued reply at once. There is no echo
-canceller: with loudspeakers the agent hears itself, so use headphones.
+plays silence. A barge-in (``AudioCleared``) drops the queued reply at once.
+
+With loudspeakers the microphone hears the reply too: an :class:`~audio.echo.EchoCanceller` (WebRTC's AEC3 with
+noise suppression) takes what the output callback plays and removes it from what the input callback captures, so
+the agent neither answers nor interrupts itself, and a user who speaks over it is still heard. With a headset there
+is no echo to remove (``echo_cancel=False``, ``realtime mic --no-echo-cancel``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Literal, NoReturn
 import numpy as np
 import sounddevice as sd
 
+from audio.echo import EchoCanceller
 from audio.errors import AgentError
 from audio.samples import PIPELINE_RATE, StreamResampler
 from realtime.console import ConsoleView
@@ -39,6 +44,11 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["input", "output"]
 SessionScope = Callable[["MicSession"], AbstractAsyncContextManager[object]]
+
+
+ECHO_BUFFER_S = 0.2
+"""The devices' buffering (s) with the echo cancelled: 40 ms (PortAudio's default here) underflowed on a loaded two-core
+machine, 200 ms did not under 300 ms stalls of the callbacks' thread (the canceller then removed 25 dB of echo)."""
 
 
 class DeviceError(AgentError, ValueError):
@@ -100,8 +110,10 @@ class Player:
     """The session's :class:`~realtime.session.output.AudioSink` on the output device: reply audio waits here for the
     device's callback, which plays it (or silence when there is none) and counts what it played of which reply."""
 
-    def __init__(self, rate: int) -> None:
+    def __init__(self, rate: int, echo: EchoCanceller | None = None) -> None:
         self.rate = rate
+        self.echo = echo
+        """Told everything the device plays, silence included (its far end), when the echo is cancelled."""
         self._chunks: deque[AudioOut] = deque()
         self._offset = 0
         """Samples of ``_chunks[0]`` already played."""
@@ -141,6 +153,8 @@ class Player:
                     self._chunks.popleft()
                     self._offset = 0
         out[filled:] = 0.0
+        if self.echo is not None:
+            self.echo.played(out)
 
 
 @dataclass
@@ -153,11 +167,16 @@ class MicSession:
 
 async def converse(
     models: Models, config: SessionConfig, devices: Devices, *, scope: SessionScope | None = None,
-    view: ConsoleView | None = None,
+    view: ConsoleView | None = None, echo_cancel: bool = True,
 ) -> None:
-    """Talk through ``devices`` until cancelled (Ctrl-C), or until ``scope`` ends the session (MQTT ``end``)."""
+    """Talk through ``devices`` until cancelled (Ctrl-C), or until ``scope`` ends the session (MQTT ``end``);
+    ``echo_cancel`` removes the speaker's sound from the microphone's (off for a headset)."""
     view = view or ConsoleView()
-    player = Player(devices.output_rate)
+    echo = EchoCanceller(devices.input_rate, devices.output_rate) if echo_cancel else None
+    # The canceller needs the sound that was played, in step with the sound captured: an output underflow (a callback
+    # late on a busy CPU) makes PortAudio ask for blocks faster than they play, and the echo no longer matches them.
+    buffered = ECHO_BUFFER_S if echo is not None else None
+    player = Player(devices.output_rate, echo)
     session = VoiceSession(models, dataclasses.replace(config, output_rate=devices.output_rate), player)
     local = MicSession(f"mic_{secrets.token_hex(4)}", session)
     loop = asyncio.get_running_loop()
@@ -166,15 +185,18 @@ async def converse(
     def captured(indata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:  # noqa: ANN401
         if status:
             log.debug("input: %s", status)
-        loop.call_soon_threadsafe(blocks.put_nowait, indata[:, 0].copy())
+        block = echo.captured(indata[:, 0]) if echo is not None else indata[:, 0].copy()
+        loop.call_soon_threadsafe(blocks.put_nowait, block)
 
     try:
         with (
-            _open(sd.InputStream, "input", devices.input, devices.input_rate, captured) as microphone,
-            _open(sd.OutputStream, "output", devices.output, devices.output_rate, player.callback) as speaker,
+            _open(sd.InputStream, "input", devices.input, devices.input_rate, captured, buffered) as microphone,
+            _open(sd.OutputStream, "output", devices.output, devices.output_rate, player.callback, buffered) as speaker,
         ):
+            if echo is not None:  # a starting point: the canceller finds the echo's actual delay itself
+                echo.set_delay(speaker.latency, microphone.latency)
             view.note(f"session {local.id}: {devices.describe()}; latency {microphone.latency * 1000:.0f} ms in, "
-                      f"{speaker.latency * 1000:.0f} ms out. Speak (Ctrl-C to stop).")
+                      f"{speaker.latency * 1000:.0f} ms out{', echo cancelled' if echo else ''}. Speak (Ctrl-C to stop).")
             async with scope(local) if scope else contextlib.nullcontext(), asyncio.TaskGroup() as group:
                 group.create_task(_listen(session, blocks, devices.input_rate))
                 group.create_task(session.route(_shown(view)))
@@ -208,9 +230,10 @@ def run_to_exit(main: Coroutine[Any, Any, None]) -> NoReturn:
 
 
 def _open(stream: type[sd.InputStream] | type[sd.OutputStream], kind: Kind, device: int, rate: int,
-          callback: Callable[..., None]) -> sd.InputStream | sd.OutputStream:
+          callback: Callable[..., None], latency: float | None) -> sd.InputStream | sd.OutputStream:
     try:
-        return stream(device=device, samplerate=rate, channels=1, dtype="float32", blocksize=rate // 50, callback=callback)
+        return stream(device=device, samplerate=rate, channels=1, dtype="float32", blocksize=rate // 50, callback=callback,
+                      latency=latency)
     except sd.PortAudioError as exc:
         raise DeviceError(f"the {kind} device {sd.query_devices(device)['name']!r} could not be opened: {exc}") from None
 

@@ -4,6 +4,7 @@ played into the microphone, the spoken reply is recorded from the speaker and tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -59,6 +60,15 @@ class PulseAudio:
                 self.stop()
                 raise RuntimeError(f"PulseAudio did not start: {(directory / 'pulseaudio.log').read_text()}")
             time.sleep(0.1)
+
+    def echo_path(self, latency_ms: int = 60) -> None:
+        """Feed what the speaker plays back into the microphone, ``latency_ms`` later (plus the devices' buffering),
+        at the level it was played: a loudspeaker next to the microphone."""
+        subprocess.run(
+            ["pactl", "load-module", "module-loopback", "source=speaker.monitor", "sink=micfeed", f"latency_msec={latency_ms}",
+             "source_dont_move=true", "sink_dont_move=true"],
+            env=self.env, check=True, capture_output=True,
+        )
 
     def stop(self) -> None:
         self.process.terminate()
@@ -280,3 +290,79 @@ def test_ctrl_c_ends_the_program_at_once_while_a_model_thread_runs_on() -> None:
     assert stop(process, timeout=30) == 0
     assert time.monotonic() - started < 10
 
+
+async def events_until(client: aiomqtt.Client, kind: str, timeout: float, also: str | None = None) -> list[dict]:
+    """Every event up to and including the first of type ``kind`` (or ``also``)."""
+    seen: list[dict] = []
+    async with asyncio.timeout(timeout):
+        async for message in client.messages:
+            seen.append(json.loads(message.payload))
+            if seen[-1].get("type") in (kind, also):
+                return seen
+    raise AssertionError("the broker went away")
+
+
+async def events_for(client: aiomqtt.Client, seconds: float) -> list[dict]:
+    """Every event in the next ``seconds``."""
+    seen: list[dict] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            async for message in client.messages:
+                seen.append(json.loads(message.payload))
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("echo_cancel", [True, False], ids=["cancelled", "not-cancelled"])
+async def test_the_reply_plays_over_its_own_echo_and_the_user_still_interrupts(pulse, broker, say, tmp_path, echo_cancel) -> None:
+    """The speaker is heard by the microphone (a loopback 60 ms late, at the level played). With the canceller the
+    agent hears none of its own reply, which plays to its end, and a user speaking over the next one interrupts it;
+    without it (the control: the echo path is real) the agent hears itself."""
+    pulse.echo_path(latency_ms=60)
+    interjection = tmp_path / "interjection.wav"
+    write_wav(interjection, np.concatenate([say("Wait, wait, hold on a moment please."), silence(0.3)]), 16_000)
+    story = ("Once upon a time, a little dragon lived by the sea. Every morning it flew over the fishing boats and sang to "
+             "the gulls. In the evening it counted the stars above the harbour, and at night it slept by the old lighthouse.")
+    recording = tmp_path / "speaker.wav"
+    recorder = subprocess.Popen([*RECORD_SPEAKER, str(recording)], env=pulse.env)
+    out, err = tmp_path / "mic.out", tmp_path / "mic.err"
+    flags = [] if echo_cancel else ["--no-echo-cancel"]
+    try:
+        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+            await client.subscribe("test/mic/#", qos=1)
+            with out.open("w") as stdout, err.open("w") as stderr:
+                mic = subprocess.Popen([*MIC, *flags, "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--mqtt-prefix", "test/mic"],
+                                       env=pulse.env, stdout=stdout, stderr=stderr)
+            try:
+                control = (await next_event(client, "session.started", timeout=300))["control_topic"]
+                await asyncio.sleep(2.0)  # PulseAudio's first input block arrives 1.2-1.5 s after the stream starts
+                await client.publish(control, json.dumps({"type": "say", "text": story}), qos=1)
+                # the whole story is written, then played (about 10 s) while its echo reaches the microphone
+                heard = await events_until(client, "response.done", timeout=120)
+                heard += await events_for(client, 15.0)
+                kinds = [event["type"] for event in heard]
+                if not echo_cancel:
+                    assert "speech.started" in kinds, "without the canceller the agent hears its own reply"
+                    return
+                assert "speech.started" not in kinds and "response.audio_cleared" not in kinds, kinds
+                assert next(e for e in heard if e["type"] == "response.done")["status"] == "completed"
+
+                await client.publish(control, json.dumps({"type": "say", "text": story}), qos=1)
+                await next_event(client, "transcript.assistant.delta", timeout=60)
+                await asyncio.sleep(3.0)  # the story plays, and echoes ...
+                play = ["paplay", "--device=micfeed", str(interjection)]
+                await asyncio.to_thread(subprocess.run, play, env=pulse.env, check=True)  # ... and the user talks over it
+                cut = await events_until(client, "response.audio_cleared", timeout=30)
+                # the story's text as heard: truncated if it was all written, else done as interrupted while written
+                cut += await events_until(client, "transcript.assistant.truncated", timeout=30, also="transcript.assistant.done")
+                assert 0 < len(cut[-1]["text"]) < len(story), "the second story was cut where the user spoke"
+                await client.publish(control, json.dumps({"type": "end"}), qos=1)
+                assert await asyncio.to_thread(mic.wait, 30) == 0, err.read_text()
+            finally:
+                if mic.poll() is None:
+                    mic.kill()
+                    mic.wait()
+    finally:
+        stop(recorder, signal.SIGINT, timeout=10)
+    assert "Traceback" not in err.read_text(), err.read_text()
+    assert "lighthouse" in transcribe_recording(recording).lower(), "the first story played to its end"
