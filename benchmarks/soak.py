@@ -361,7 +361,7 @@ async def soak(turns: int, count: int, tree: Path | None = None) -> Record:
         "turns": turns, "kinds": kinds, "session_updates": turns // 10,
         "first_packet_ms": quarters(records),
         "typed_first_packet_ms": distribution([r["first_packet_ms"] for r in records if r["kind"] == "typed" and r["first_packet_ms"] is not None]),
-        "statuses": {s: sum(r["status"] == s for r in records) for s in sorted({str(r["status"]) for r in records})},
+        "statuses": {s: sum(str(r["status"]) == s for r in records) for s in sorted({str(r["status"]) for r in records})},
         "history": history, "resources": snapshots,
         "growth_middle_to_end_pct": {k: round((end[k] - middle[k]) * 100 / middle[k], 1) for k in ("rss_mb", "fds", "threads")},
         "abrupt_sessions": dropped, "records": records,
