@@ -176,8 +176,9 @@ function sendSettings() {
   const channel = call?.channel;
   if (channel?.readyState !== "open") return;
   const budget = Number(ui.reasoning.value);
-  // "extensions": the reasoning and latency events this page shows (a documented extension; off by default)
-  const session = { reasoning: { budget_tokens: budget }, extensions: ["thinking", "latency"] };
+  // "extensions": the reasoning, latency and paused/resumed reply events this page shows (documented extensions; off by
+  // default)
+  const session = { reasoning: { budget_tokens: budget }, extensions: ["thinking", "latency", "pause"] };
   channel.send(JSON.stringify({ type: "session.update", session }));
 }
 
@@ -237,6 +238,12 @@ function onEvent(event) {
       setStatus("speaking", "Speaking");
       break;
     }
+    case "output_audio_buffer.paused": // speech over the reply paused it while it is judged
+      tag(event.response_id, "paused");
+      break;
+    case "output_audio_buffer.resumed": // a backchannel or noise: the reply plays on from where it paused
+      tag(event.response_id, "resumed");
+      break;
     case "output_audio_buffer.cleared":
       tag(event.response_id, "interrupted");
       break;
