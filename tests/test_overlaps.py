@@ -5,6 +5,7 @@ the audio or the history; real words, or long speech, interrupt it, cut to what 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
 
@@ -180,3 +181,14 @@ async def test_off_speech_over_a_reply_interrupts_it_without_a_pause() -> None:
         await h.push(speak("mm-hmm"))
         await settle(lambda: bool(h.of(ReplyDone)))
     assert h.of(AudioPaused) == [] and h.of(ReplyDone)[0].status == "interrupted"
+
+
+async def test_turning_interruptions_off_during_a_pause_resumes_the_reply() -> None:
+    async with Overlapped() as h:
+        await h.story_playing()
+        await h.push(speak("yeah"))
+        assert len(h.of(AudioPaused)) == 1 and h.of(AudioResumed) == []
+        h.session.configure(dataclasses.replace(h.session.config, interrupt_response=False))
+        await settle(lambda: bool(h.of(AudioResumed)))
+        done = await h.finish()
+    assert done.status == "completed" and h.reply_audio(done.generation) == len(STORY.split()) * WORD

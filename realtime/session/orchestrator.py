@@ -248,6 +248,8 @@ class VoiceSession:
         self.conversation.instructions = config.instructions
         self.conversation.tools = config.tools.offered
         self._policy.config = config.policy
+        if not (config.turn_detection and config.interrupt_response):  # nothing will judge speech over a reply now
+            self._overlaps.ended()
         self.utterance.prefix_padding_ms, self.utterance.max_utterance_s = config.prefix_padding_ms, config.max_utterance_s
         if announce:
             self.put(SettingsChanged())
