@@ -28,15 +28,17 @@ _CONTRACTIONS = {
     "doesn't": "does not", "can't": "cannot", "won't": "will not", "let's": "let us", "i've": "i have", "i'll": "i will",
     "how's": "how is", "he's": "he is", "she's": "she is",
 }
+_ORDINAL = re.compile(r"(\d+)(?:st|nd|rd|th)\b")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DROP = re.compile(r"[^a-z0-9' ]+")
 
 
 def normalise(text: str) -> str:
     """Money, units, years and titles as the voice says them (:func:`tts.normalize.spoken_form`, which Whisper writes
-    back as symbols), lower case, numerals spelled out (``num2words``), British unit spellings, hyphens and
+    back as symbols), lower case, numerals and ordinals ("15th") spelled out (``num2words``), British unit spellings, hyphens and
     punctuation as spaces, contractions expanded."""
     text = spoken_form(text.replace("’", "'")).lower().replace(",", "").replace("meter", "metre").replace("liter", "litre")
+    text = _ORDINAL.sub(lambda m: " " + num2words(int(m.group(1)), to="ordinal") + " ", text)
     text = _NUMBER.sub(lambda m: " " + num2words(float(m.group()) if "." in m.group() else int(m.group())) + " ", text)
     words = _DROP.sub(" ", text.replace("-", " ")).split()
     return " ".join(_CONTRACTIONS.get(w, w).strip("'") for w in words)

@@ -59,7 +59,8 @@ def prompts(limit: int | None = None) -> list[Prompt]:
 
 def measure(models: list[str], limit: int | None) -> dict[str, Any]:
     """Every model on the same prompts: the corpus word error rate, the share transcribed word for word, the time per
-    prompt (ms; two threads) and the worst prompts."""
+    prompt (ms; two threads), the runaway transcripts (more than twice the reference's words plus three: a decoding
+loop) and the worst prompts."""
     chosen = prompts(limit)
     audio = [read_audio(p.path) for p in chosen]
     results = {}
@@ -80,6 +81,8 @@ def measure(models: list[str], limit: int | None) -> dict[str, Any]:
         results[model] = {
             "wer": rate(errors),
             "exact": round(sum(e == 0 for e, _ in errors) / len(errors), 3),
+            "runaway": sum(len(str(r["heard"]).split()) > 2 * len(prompt.text.split()) + 3
+                           for r, prompt in zip(rows, chosen, strict=True)),
             "ms_per_prompt": distribution([float(t) for t in times]),
             "worst": worst,
         }
@@ -88,9 +91,10 @@ def measure(models: list[str], limit: int | None) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> list[str]:
-    lines = ["| recognition | WER | prompts heard word for word | ms per prompt p50 / p90 |", "|---|---|---|---|"]
+    lines = ["| recognition | WER | prompts heard word for word | runaway transcripts | ms per prompt p50 / p90 |",
+             "|---|---|---|---|---|"]
     for model, r in result["models"].items():
-        lines.append(f"| Whisper {model} | {r['wer']:.3f} | {r['exact']:.0%} | {r['ms_per_prompt']['p50']} / "
+        lines.append(f"| Whisper {model} | {r['wer']:.3f} | {r['exact']:.0%} | {r['runaway']} | {r['ms_per_prompt']['p50']} / "
                      f"{r['ms_per_prompt']['p90']} |")
     return lines
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.asr import stable_prefix, window_seconds
+from realtime.asr import max_tokens, stable_prefix, window_seconds
 from realtime.conversation import Conversation
 from realtime.reasoning import Piece, ThinkSplitter
 
@@ -94,3 +94,8 @@ def test_stable_prefix(previous: str, current: str, stable: str) -> None:
 @pytest.mark.parametrize("clip,window", [(0.5, 10), (3.0, 10), (9.6, 15), (14.0, 15), (22.0, 25), (40.0, 30)])
 def test_asr_window(clip: float, window: int) -> None:
     assert window_seconds(clip) == window
+
+
+def test_asr_token_cap_grows_with_the_clip() -> None:
+    """A one-word clip cannot loop into a page of "15th 15th ..."; a long one keeps room for fast speech."""
+    assert max_tokens(0.5) == 19 and max_tokens(10.0) == 76 and max_tokens(60.0) == 224
