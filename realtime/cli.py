@@ -312,9 +312,9 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
                         help="think before answering (default 0)")
     parser.add_argument("--end-of-turn-ms", type=_non_negative, default=PolicyConfig.end_of_turn_silence_ms,
                         help="silence that ends a user turn (server_vad)")
-    parser.add_argument("--eagerness", choices=("none", *EAGERNESS, "auto"), default="none",
-                        help="semantic end of turn (semantic_vad): a turn that reads finished ends sooner, an "
-                             "unfinished one waits longer; none (default): server_vad, --end-of-turn-ms for every "
+    parser.add_argument("--eagerness", choices=("none", *EAGERNESS, "auto"), default="auto",
+                        help="semantic end of turn (semantic_vad, the default: auto): a turn that reads finished ends "
+                             "sooner, an unfinished one waits longer; none: server_vad, --end-of-turn-ms for every "
                              "turn (the naive pipeline always waits --end-of-turn-ms)")
     parser.add_argument("--smart-turn", action="store_true",
                         help="semantic_vad also asks an audio end-of-turn model (Smart Turn v3.2) whether a pause "
