@@ -2,23 +2,28 @@
 real-time timeline (:class:`~realtime.respond.VirtualSpeaker`): a backchannel pauses the reply, which resumes and
 finishes whole; noise does not interrupt it; a real interruption stops it within 300 ms of its onset, cuts the history
 to what was heard and is answered. The speech over the reply starts once a second of it has played, however slow the
-machine is."""
+machine is. Over a real websocket: silence after a reply prompts the user once, then the server ends the call."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from benchmarks.noise import background
 from realtime.events import AssistantTextDelta, AudioPaused, AudioResumed, ReplyDone, ReplyTruncated
 from realtime.latency import now
+from realtime.server import RealtimeServer, ServerOptions
 from realtime.session import SessionConfig
 from tests.conftest import silence
 from tests.fakes import Listened, RecordingSpeaker
 from tests.test_agent import cough
+from tests.test_server import stream
 
 pytestmark = pytest.mark.slow
 RATE = 16_000
@@ -118,3 +123,25 @@ async def test_a_real_interruption_stops_the_reply_at_once_and_is_answered(model
     messages = [(m.role, m.text) for m in live.session.conversation.messages]
     assert messages[1] == ("assistant", " ".join(heard)) and "spain" in messages[2][1].lower()
     assert second.status == "completed" and second.text and messages[3] == ("assistant", second.text)
+
+
+async def test_silence_after_a_reply_prompts_once_then_the_server_hangs_up(models, say) -> None:
+    server = await RealtimeServer(models, ServerOptions(port=0)).start()
+    try:
+        async with connect(f"ws://127.0.0.1:{server.port}/v1/realtime?model=embedded") as ws:
+            await ws.send(json.dumps({"type": "session.update", "session": {"max_output_tokens": 24, "audio": {"input": {
+                "turn_detection": {"type": "server_vad", "idle_timeout_ms": 3000, "idle_hangup_ms": 4000}}}}}))
+            silent = asyncio.create_task(stream(ws, np.concatenate([silence(0.3), say("What is the capital of France?"),
+                                                                    silence(600.0)])))
+            kinds: list[str] = []
+            with pytest.raises(ConnectionClosed) as closed:
+                async with asyncio.timeout(400):
+                    while True:
+                        kinds.append(json.loads(await ws.recv())["type"])
+            silent.cancel()
+    finally:
+        await server.stop()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000, "the server ended the call"
+    assert kinds.count("input_audio_buffer.timeout_triggered") == 1 and kinds.count("response.done") == 2
+    prompt = kinds[kinds.index("input_audio_buffer.timeout_triggered") :]
+    assert "response.output_audio.delta" in prompt, "the prompt was spoken"
