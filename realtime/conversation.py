@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
-from realtime.decoder import SLOT_CONTEXT
+from realtime.context_window import SLOT_CONTEXT
 from realtime.tools import Tool, tools_preamble
 
 Role = Literal["system", "user", "assistant"]
@@ -33,7 +33,7 @@ STOP_SEQUENCES = ("<|im_end|>", "<|endoftext|>", "<|im_start|>")
 
 HISTORY_TOKENS = SLOT_CONTEXT // 2
 """Most tokens (as :func:`estimate_tokens` counts them) of the history prompt (instructions, tools and items): half of a
-decoder slot's context (:data:`~realtime.decoder.SLOT_CONTEXT`), leaving the other half to the user's turn, a reasoning
+decoder slot's context (:data:`~realtime.context_window.SLOT_CONTEXT`), leaving the other half to the user's turn, a reasoning
 note and the reply. Past it the oldest turns go (:meth:`Conversation.compact`)."""
 
 _item_ids = itertools.count(1)

@@ -18,15 +18,8 @@ from pathlib import Path
 from typing import Protocol
 
 from audio.errors import AgentError
+from realtime.context_window import CONTEXT, SLOTS
 from realtime.tools import NO_TOOLS, ToolUse, call_grammar
-
-CONTEXT = 16384
-"""Context tokens of the embedded llama.cpp server, shared by its slots."""
-SLOTS = 4
-"""Concurrent requests of the embedded llama.cpp server, each with its own prefix cache."""
-SLOT_CONTEXT = CONTEXT // SLOTS
-"""Most tokens one request's prompt and reply may hold (llama.cpp gives each slot ``n_ctx / n_parallel``; a longer
-request fails: "request (4201 tokens) exceeds the available context size (4096 tokens)")."""
 
 
 class DecoderError(AgentError, RuntimeError):

@@ -8,8 +8,8 @@ from contextlib import aclosing
 
 from realtime.brain import ReplyRequest
 from realtime.cascade import CascadeBrain
+from realtime.context_window import SLOT_CONTEXT
 from realtime.conversation import HISTORY_TOKENS, Conversation, Message, estimate_tokens
-from realtime.decoder import SLOT_CONTEXT
 from tests.fakes import FakeDecoder, settle, silence, speak
 from tests.test_session import QUESTION, Harness
 
