@@ -218,7 +218,7 @@ def test_realtime_bench_end_to_end(tmp_path, capsys) -> None:
     for server in ("agent", "naive"):
         r = result["resources"][server]
         assert r["peak_rss_mb"] >= r["idle_rss_mb"] > 100 and r["cpu_s_per_turn"] > 0
-    assert len(result["turns"]) == 4 and all("heard" in t for t in result["turns"])
+    assert len(result["turns"]) == 6 and all("heard" in t for t in result["turns"])
     assert longest_list(result) <= 21 and path.stat().st_size < 100_000  # no audio, no per-sample arrays
 
     assert len(result["plots"]) == 4
