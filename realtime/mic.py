@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import os
 import secrets
+import signal
 import sys
 import threading
 from collections import deque
@@ -215,6 +216,10 @@ def run_to_exit(main: Coroutine[Any, Any, None]) -> NoReturn:
     partials the command did not exit within 30 s of Ctrl-C in two CI runs). By then the session is closed and the
     devices are freed (:func:`converse` does it as it is cancelled): nothing is left to save, and the computation ends
     with the process. (A normal interpreter exit with that thread still running crashed, SIGSEGV, in 1 of 3 tries.)"""
+    # Ctrl-C must reach this program even when its parent started it with SIGINT ignored or blocked (both are inherited
+    # across exec; seen under the test suite, where the command then never heard Ctrl-C).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     runner = asyncio.Runner()
     try:
         runner.run(main)
