@@ -1,25 +1,34 @@
-"""Did it hear? Word error rate of each recognition profile on real recorded speech with exact transcripts.
+"""Did it hear? Word error rate of each recognition profile on real recorded speech with exact transcripts, and on
+the harness's spoken questions.
 
 The recordings are Debian's Asterisk prompts (``asterisk-core-sounds-en-g722``: 568 studio phone prompts by one
 voice actor, 16 kHz G.722, CC-BY-SA-3.0; transcripts in ``asterisk-core-sounds-en``'s ``core-sounds-en.txt``),
 installed by ``scripts/setup.sh`` and never committed. Prompts whose transcript is not plain words (tones in
-brackets, keypad symbols such as "*" and "#") are left out. Each prompt is transcribed whole by each Whisper
-(:data:`realtime.asr.WHISPER_MODELS`) and scored with :func:`benchmarks.grading.word_error_rate`.
+brackets, keypad symbols such as "*" and "#") are left out. The spoken questions are the corpus's, voiced as the
+harness voices them (:func:`benchmarks.corpus.rendition`: synthetic voices, three speeds, a third under noise).
 
-    .venv/bin/python -m benchmarks.recognition_wer --clips 200 --label cpu2
+A profile is a Whisper (:data:`realtime.asr.WHISPER_MODELS`) and a beam width, written ``base`` (greedy) or
+``base:beam5``. Every profile transcribes each clip in turn (so all see the same machine load) and is scored with
+:func:`benchmarks.grading.word_error_rate`.
+
+    .venv/bin/python -m benchmarks.recognition_wer --clips 200 --profiles base,base:beam5,tiny.en --label cpu2
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from audio.samples import read_audio
+from benchmarks.corpus import load_questions, render, rendition
 from benchmarks.grading import rate, word_error_rate
 from benchmarks.report import distribution, machine, now_iso, write_results
 from realtime.asr import WHISPER_MODELS, WhisperTranscriber
@@ -57,65 +66,91 @@ def prompts(limit: int | None = None) -> list[Prompt]:
     return [found[int(i * len(found) / limit)] for i in range(limit)]
 
 
-def measure(models: list[str], limit: int | None) -> dict[str, Any]:
-    """Every model on the same prompts: the corpus word error rate, the share transcribed word for word, the time per
-    prompt (ms; two threads), the runaway transcripts (more than twice the reference's words plus three: a decoding
-loop) and the worst prompts."""
+def asterisk(limit: int | None) -> tuple[list[str], list[np.ndarray]]:
+    """The Asterisk prompts' transcripts and recordings (16 kHz float32)."""
     chosen = prompts(limit)
-    audio = [read_audio(p.path) for p in chosen]
-    results = {}
-    for model in models:
-        asr = WhisperTranscriber(model=model)
+    return [p.text for p in chosen], [read_audio(p.path) for p in chosen]
+
+
+def questions(limit: int | None) -> tuple[list[str], list[np.ndarray]]:
+    """The corpus's questions and their harness renditions (16 kHz float32, with the renditions' noise)."""
+    chosen = load_questions(limit)
+    return [q.text for q in chosen], [render(q, rendition(i), seed=i).audio for i, q in enumerate(chosen)]
+
+
+SETS = {"asterisk": asterisk, "questions": questions}
+"""The clip sets: name -> loader of (reference texts, clips)."""
+
+
+def transcriber(profile: str) -> WhisperTranscriber:
+    """The transcriber of ``profile`` (``MODEL`` or ``MODEL:beamN``). Raises ``ValueError`` for another spelling."""
+    model, _, beam = profile.partition(":")
+    if beam and not (beam.startswith("beam") and beam[4:].isdigit() and int(beam[4:]) >= 1):
+        raise ValueError(f"bad beam in profile {profile!r}: write MODEL:beamN")
+    return WhisperTranscriber(model=model, beam_size=int(beam[4:]) if beam else 1)
+
+
+def measure(profiles: list[str], texts: list[str], audio: list[np.ndarray]) -> dict[str, Any]:
+    """Every profile on the same clips, clip by clip: the corpus word error rate, the share transcribed word for word,
+    the time per clip (ms; two threads), the runaway transcripts (more than twice the reference's words plus three: a
+    decoding loop) and the worst clips."""
+    asrs = {profile: transcriber(profile) for profile in profiles}
+    for asr in asrs.values():
         asr.transcribe(audio[0])  # warm
-        errors: list[tuple[int, int]] = []
-        times: list[int] = []
-        rows: list[dict[str, object]] = []
-        for prompt, samples in zip(chosen, audio, strict=True):
+    rows: dict[str, list[dict[str, Any]]] = {profile: [] for profile in profiles}
+    for reference, samples in zip(texts, audio, strict=True):
+        for profile, asr in asrs.items():
             started = time.monotonic()
-            text = asr.transcribe(samples).text
-            times.append(round((time.monotonic() - started) * 1000))
-            errors.append(word_error_rate(prompt.text, text))
-            rows.append({"prompt": prompt.path.stem, "reference": prompt.text, "heard": text, "errors": errors[-1]})
-        order = sorted(range(len(rows)), key=lambda i: errors[i][0] / max(errors[i][1], 1), reverse=True)
-        worst = [rows[i] for i in order[:8]]
-        results[model] = {
+            heard = asr.transcribe(samples).text
+            ms = round((time.monotonic() - started) * 1000)
+            rows[profile].append({"reference": reference, "heard": heard, "errors": word_error_rate(reference, heard), "ms": ms})
+    results = {}
+    for profile, group in rows.items():
+        errors = [r["errors"] for r in group]
+        worst = sorted(group, key=lambda r: r["errors"][0] / max(r["errors"][1], 1), reverse=True)[:8]
+        results[profile] = {
             "wer": rate(errors),
             "exact": round(sum(e == 0 for e, _ in errors) / len(errors), 3),
-            "runaway": sum(len(str(r["heard"]).split()) > 2 * len(prompt.text.split()) + 3
-                           for r, prompt in zip(rows, chosen, strict=True)),
-            "ms_per_prompt": distribution([float(t) for t in times]),
-            "worst": worst,
+            "runaway": sum(len(r["heard"].split()) > 2 * len(r["reference"].split()) + 3 for r in group),
+            "ms_per_clip": distribution([float(r["ms"]) for r in group]),
+            "worst": [{k: r[k] for k in ("reference", "heard", "errors")} for r in worst],
         }
-        print(f"[{model}] WER {results[model]['wer']}, exact {results[model]['exact']}", flush=True)
-    return {"prompts": len(chosen), "audio_s": round(sum(len(a) for a in audio) / 16_000, 1), "models": results}
+        print(f"[{profile}] WER {results[profile]['wer']}, exact {results[profile]['exact']}", flush=True)
+    return {"clips": len(texts), "audio_s": round(sum(len(a) for a in audio) / 16_000, 1), "profiles": results}
 
 
 def table(result: dict[str, Any]) -> list[str]:
-    lines = ["| recognition | WER | prompts heard word for word | runaway transcripts | ms per prompt p50 / p90 |",
+    lines = ["| recognition | WER | clips heard word for word | runaway transcripts | ms per clip p50 / p90 |",
              "|---|---|---|---|---|"]
-    for model, r in result["models"].items():
-        lines.append(f"| Whisper {model} | {r['wer']:.3f} | {r['exact']:.0%} | {r['runaway']} | {r['ms_per_prompt']['p50']} / "
-                     f"{r['ms_per_prompt']['p90']} |")
+    for profile, r in result["profiles"].items():
+        lines.append(f"| Whisper {profile} | {r['wer']:.3f} | {r['exact']:.0%} | {r['runaway']} | {r['ms_per_clip']['p50']} / "
+                     f"{r['ms_per_clip']['p90']} |")
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", type=int, help="this many prompts, spread over the list (default: all)")
-    parser.add_argument("--models", default=",".join(WHISPER_MODELS))
+    parser.add_argument("--set", choices=sorted(SETS), default="asterisk", help="the clips: real recordings or the corpus's questions")
+    parser.add_argument("--clips", type=int, help="this many clips, spread over the set (default: all)")
+    parser.add_argument("--profiles", default=",".join(WHISPER_MODELS), help="comma-separated MODEL or MODEL:beamN")
     parser.add_argument("--label", default="cpu")
     args = parser.parse_args()
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if bad := [m for m in models if m not in WHISPER_MODELS]:
-        parser.error(f"unknown models: {bad}")
-    result = measure(models, args.clips)
-    record = {"benchmark": "recognition_wer", "date": now_iso(), "label": args.label, "machine": machine(), **result}
-    text = "\n".join([f"# Recognition on real recorded speech ({args.label}, {record['date']})", "",
-                      f"{result['prompts']} Asterisk prompts ({result['audio_s']} s, one voice actor, studio, 16 kHz "
-                      "G.722), plain-word transcripts; texts normalised alike (case, punctuation, numerals) before "
-                      "scoring.", "", *table(result)])
+    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    if bad := [p for p in profiles if p.partition(":")[0] not in WHISPER_MODELS]:
+        parser.error(f"unknown models in {bad}: choose from {', '.join(WHISPER_MODELS)}")
+    texts, audio = SETS[args.set](args.clips)
+    result = measure(profiles, texts, audio)
+    what = (f"{result['clips']} Asterisk prompts ({result['audio_s']} s, one voice actor, studio, 16 kHz G.722), plain-word "
+            "transcripts" if args.set == "asterisk" else
+            f"{result['clips']} corpus questions ({result['audio_s']} s) voiced as the harness voices them (synthetic voices, "
+            "three speeds, a third under noise)")
+    record = {"benchmark": "recognition_wer", "set": args.set, "date": now_iso(), "label": args.label, "machine": machine(),
+              "load": " ".join(f"{x:.2f}" for x in os.getloadavg()), **result}
+    text = "\n".join([f"# Recognition: {args.set} ({args.label}, {record['date']})", "",
+                      f"{what}; texts normalised alike (case, punctuation, numerals) before scoring; every profile "
+                      f"transcribes each clip in turn (load average {record['load']} at the end).", "", *table(result)])
     print(text)
-    print(write_results("recognition", args.label, record, text + "\n"))
+    print(write_results(f"recognition-{args.set}", args.label, record, text + "\n"))
 
 
 if __name__ == "__main__":

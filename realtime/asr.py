@@ -58,7 +58,7 @@ class WhisperTranscriber:
     CTranslate2 Whisper directory. Raises :class:`~realtime.assets.ModelIntegrityError` for a missing or corrupt model,
     ``ValueError`` for an unknown name."""
 
-    def __init__(self, model_dir: str | Path | None = None, *, model: str = "base", threads: int = 2) -> None:
+    def __init__(self, model_dir: str | Path | None = None, *, model: str = "base", threads: int = 2, beam_size: int = 1) -> None:
         from faster_whisper import WhisperModel  # heavy import, only where speech is recognised
 
         from realtime.assets import WHISPER_BASE, WHISPER_TINY_EN
@@ -75,6 +75,8 @@ class WhisperTranscriber:
         self._prompt = [tokenizer.token_to_id(t) for t in ("<|startoftranscript|>", *task, "<|notimestamps|>")]
         self._eot = tokenizer.token_to_id("<|endoftext|>")
         self._lock = threading.Lock()
+        self.beam_size = beam_size
+        """Hypotheses kept while decoding (1: greedy)."""
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         """Transcribe a clip (blocking)."""
@@ -102,7 +104,7 @@ class WhisperTranscriber:
             result = self._whisper.model.generate(
                 batch,
                 [self._prompt],
-                beam_size=1,
+                beam_size=self.beam_size,
                 max_length=max_tokens(len(samples) / PIPELINE_RATE),
                 return_scores=True,
                 return_no_speech_prob=True,

@@ -33,6 +33,9 @@ BACKCHANNELS: tuple[str, ...] = (
 """Words and phrases that acknowledge a speaker without taking the turn (the common English backchannels of the
 conversation-analysis literature, plus Whisper's spellings of them: "Mm-hmm.", "Mhm.", "Uh-huh.", and of laughter:
 "Ha, ha, ha.")."""
+INTERRUPT_WORDS: tuple[str, ...] = ("stop", "wait", "hold", "pause", "no", "nope", "sorry", "pardon", "excuse", "hey", "actually")
+"""Words that take the turn even alone ("Stop!", "Wait."): one of them interrupts whatever ``min_interruption_words``
+asks."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,15 @@ class PolicyConfig:
     min_interruption_ms: int | None = 1000
     """Speech over a reply first pauses it; this much speech (ms, counted from the onset) confirms the interruption
     before any words are known. None: speech over a reply interrupts it after ``barge_in_ms``, without a pause."""
-    min_interruption_words: int = 1
+    min_interruption_words: int = 2
     """Words, besides :attr:`backchannels`, that the overlapping speech must hold to interrupt (0: any words do;
-    speech with no words never does)."""
+    speech with no words never does), unless one of them is an :attr:`interrupt_words` word. Two, because a short
+    acknowledgement misheard as one word ("Sure" as "Share", a synthetic "uh-huh" as "Amir") is the commonest false
+    interruption measured by ``benchmarks.backchannels``, and a one-word interruption is nearly always a command."""
     backchannels: tuple[str, ...] = field(default=BACKCHANNELS)
     """Words and phrases that never count toward :attr:`min_interruption_words` (lower case)."""
+    interrupt_words: tuple[str, ...] = field(default=INTERRUPT_WORDS)
+    """Words that interrupt even alone (lower case)."""
 
     def semantic(self, eagerness: str) -> PolicyConfig:
         """These knobs with the pause lengths of ``eagerness`` (a key of :data:`EAGERNESS`, or ``auto``: medium).
@@ -276,5 +283,8 @@ def content_words(text: str, backchannels: tuple[str, ...] = BACKCHANNELS) -> in
 
 def interrupts(text: str, config: PolicyConfig) -> bool:
     """Whether speech over a reply whose transcript is ``text`` interrupts it: it has words ("" is noise, a cough,
-    a laugh), and at least ``min_interruption_words`` of them are not backchannels."""
-    return bool(_WORD.search(text.lower())) and content_words(text, config.backchannels) >= config.min_interruption_words
+    a laugh), and at least ``min_interruption_words`` of them are not backchannels, or one is an interrupt word."""
+    words = _WORD.findall(text.lower())
+    if not words:
+        return False
+    return content_words(text, config.backchannels) >= config.min_interruption_words or not set(words).isdisjoint(config.interrupt_words)

@@ -149,6 +149,19 @@ async def test_long_speech_over_a_reply_interrupts_it_before_its_words_are_known
     await interrupted(SessionConfig(), QUESTION, by_length=True)  # 1.7 s of speech: confirmed at 1 s
 
 
+async def test_a_backchannel_drawn_out_past_min_interruption_ms_does_not_interrupt() -> None:
+    async with Overlapped() as h:
+        await h.story_playing()
+        hum = speak(" ".join(["mm-hmm"] * 8))
+        assert len(hum) > 16_000 * PolicyConfig().min_interruption_ms / 1000, "longer than the limit"
+        await h.push(hum)
+        assert h.asr.calls >= 1 and h.of(AudioCleared) == [], "its words so far were checked: a hum"
+        await h.push(silence(0.3))
+        assert len(h.of(AudioResumed)) == 1
+        done = await h.finish()
+    assert done.status == "completed" and h.reply_audio(done.generation) == len(STORY.split()) * WORD
+
+
 async def test_a_backchannel_then_more_words_pauses_again_and_interrupts() -> None:
     async with Overlapped(SessionConfig(policy=PolicyConfig(min_interruption_ms=5_000))) as h:
         await h.story_playing()

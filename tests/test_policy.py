@@ -111,13 +111,17 @@ def test_backchannels_and_noise_do_not_interrupt_words_do() -> None:
     assert not interrupts("", config) and not interrupts(" ... ", config), "noise: no words"
     for backchannel in ("Mm-hmm.", "Yeah.", "Okay, right.", "Uh-huh", "I see.", "yeah yeah all right", "M M H H M M", "NMHMM", "Ha, ha, ha."):
         assert not interrupts(backchannel, config), backchannel
-    for real in ("Wait, stop, what about Spain?", "Stop.", "No.", "Yeah, but what about Spain?"):
+    for real in ("Wait, stop, what about Spain?", "Stop.", "No.", "Wait!", "Yeah, but what about Spain?", "Wade's Chut."):
         assert interrupts(real, config), real
+    for misheard in ("Share.", "Amir."):  # "Sure" and a synthetic "uh-huh", heard as one other word
+        assert not interrupts(misheard, config), misheard
     assert content_words("Okay I see a problem", BACKCHANNELS) == 2, "a phrase is taken whole"
-    two = PolicyConfig(min_interruption_words=2)
-    assert not interrupts("Stop.", two) and interrupts("Stop, please.", two)
+    one = PolicyConfig(min_interruption_words=1)
+    assert interrupts("Share.", one) and interrupts("Stop.", one)
+    no_commands = PolicyConfig(interrupt_words=())
+    assert not interrupts("Stop.", no_commands) and interrupts("Stop, please.", no_commands)
     assert interrupts("Mm-hmm.", PolicyConfig(min_interruption_words=0)), "0: any words interrupt"
-    assert interrupts("Yeah.", PolicyConfig(backchannels=("okay",)))
+    assert interrupts("Yeah, yeah.", PolicyConfig(backchannels=("okay",)))
 
 
 def test_knobs_change_decisions() -> None:

@@ -1,8 +1,11 @@
-"""Recognition on real recorded speech (Debian's Asterisk prompts, installed by scripts/setup.sh)."""
+"""Recognition on real recorded speech (Debian's Asterisk prompts, installed by scripts/setup.sh) and on the corpus's
+spoken questions, profile by profile."""
 
 from __future__ import annotations
 
-from benchmarks.recognition_wer import measure, prompts
+import pytest
+
+from benchmarks.recognition_wer import asterisk, measure, prompts, questions, transcriber
 
 
 def test_prompts_have_plain_word_transcripts_and_recordings() -> None:
@@ -11,8 +14,20 @@ def test_prompts_have_plain_word_transcripts_and_recordings() -> None:
     assert len(prompts(10)) == 10
 
 
-def test_whisper_hears_real_recorded_prompts() -> None:
-    result = measure(["tiny.en"], 6)
-    scored = result["models"]["tiny.en"]
-    assert result["prompts"] == 6 and result["audio_s"] > 5
-    assert scored["wer"] < 0.25 and scored["exact"] >= 0.5 and scored["ms_per_prompt"]["p50"] > 0
+def test_whisper_hears_real_recorded_prompts_greedy_and_with_a_beam() -> None:
+    result = measure(["tiny.en", "tiny.en:beam3"], *asterisk(6))
+    assert result["clips"] == 6 and result["audio_s"] > 5
+    for profile in ("tiny.en", "tiny.en:beam3"):
+        scored = result["profiles"][profile]
+        assert scored["wer"] < 0.25 and scored["exact"] >= 0.5 and scored["ms_per_clip"]["p50"] > 0, profile
+
+
+def test_the_questions_set_is_the_harness_renditions() -> None:
+    texts, audio = questions(3)
+    assert len(texts) == len(audio) == 3 and all(len(a) > 16_000 for a in audio)
+
+
+def test_a_profile_names_a_model_and_a_beam() -> None:
+    assert transcriber("tiny.en:beam4").beam_size == 4 and transcriber("tiny.en").beam_size == 1
+    with pytest.raises(ValueError, match="beam"):
+        transcriber("tiny.en:wide")

@@ -180,7 +180,9 @@ class VoiceSession:
             self._overlaps.started()
         elif decision is Decision.OVERLAP_ENDED:
             self._overlaps.ended()
-        elif decision is Decision.BARGE_IN:
+        elif decision is Decision.BARGE_IN and self._overlaps.pending:  # judged by its words so far, the reply paused
+            self.spawn(self._overlaps.lasted(), "overlap")
+        elif decision is Decision.BARGE_IN:  # min_interruption_ms None: speech over a reply interrupts at once
             await self._overlaps.confirm()
         elif decision is Decision.SPEECH_STARTED:
             self._hear(self.utterance.begin(event.sample))

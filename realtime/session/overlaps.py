@@ -2,10 +2,11 @@
 
 The turn-taking policy says when a sound begins over a reply (``OVERLAP``: the reply's audio pauses at the sink, within
 one VAD window), when it was too short to be speech (``OVERLAP_ENDED``: it resumes) and when the speech has lasted
-``min_interruption_ms`` (``BARGE_IN``: the interruption is confirmed). Shorter speech is judged by the words of the turn
-it becomes (:meth:`Overlaps.judge`, on the turn's final transcript, at its first pause): a backchannel ("mm-hmm",
-"yeah") or noise (no words) resumes the reply where it paused, nothing lost, and leaves no reply and no message; real
-words confirm the interruption: the reply is cut to what was heard and the turn is answered.
+``min_interruption_ms`` (``BARGE_IN``: its words so far are recognised at once, :meth:`Overlaps.lasted`, and real words
+confirm the interruption; a long hum does not). Otherwise the speech is judged by the words of the turn it becomes
+(:meth:`Overlaps.judge`, on the turn's final transcript, at its first pause): a backchannel ("mm-hmm", "yeah") or noise
+(no words) resumes the reply where it paused, nothing lost, and leaves no reply and no message; real words confirm the
+interruption: the reply is cut to what was heard and the turn is answered.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ class Overlaps:
         """The user's turn ended; speech judged a backchannel is over (a turn still being judged keeps its reply)."""
         if self._dismissed:
             self._reply, self._dismissed = None, False
+
+    async def lasted(self) -> None:
+        """The speech over the reply has lasted ``min_interruption_ms``: it interrupts if its words so far do (a
+        "mm-hmm" drawn out past the limit does not; it is judged again at its pause)."""
+        reply, session = self._reply, self._session
+        transcript = await session.models.asr.transcribe_async(session.utterance.audio())
+        if self._reply is reply and not self._dismissed and transcript.is_speech and interrupts(transcript.text, session.config.policy):
+            await self.confirm()
 
     async def confirm(self) -> None:
         """The speech interrupts: stop the reply (and those before it), cut to what the sink played before the pause."""

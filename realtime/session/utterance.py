@@ -14,6 +14,9 @@ import numpy as np
 from audio import PIPELINE_RATE
 
 _NO_AUDIO = np.zeros(0, np.float32)
+_ONSET_LAG_MS = 1000
+"""Pre-roll kept beyond ``prefix_padding_ms``: speech is confirmed (``begin``) some windows after its onset (at least
+``min_speech_ms`` later, more when the first windows are not all speech), and the padding counts from the onset."""
 
 
 class UtteranceBuffer:
@@ -43,7 +46,7 @@ class UtteranceBuffer:
             self._utterance.append(samples)
             return
         self._preroll.append(samples)
-        keep = self.prefix_padding_ms * PIPELINE_RATE // 1000
+        keep = (self.prefix_padding_ms + _ONSET_LAG_MS) * PIPELINE_RATE // 1000
         while sum(len(s) for s in self._preroll) - len(self._preroll[0]) >= keep:
             self._preroll.popleft()
 
