@@ -111,7 +111,7 @@ def _load_models(args: argparse.Namespace) -> Models:
         voice = CosyVoice2Synthesizer.load(
             args.tts_model_dir, prompt_wav=args.tts_prompt_wav, prompt_text=args.tts_prompt_text
         )
-    asr = Recognition(args.asr, args.partial_asr)
+    asr = Recognition(args.asr, args.partial_asr, args.asr_beam)
     models = Models.load(
         args.brain, args.model_dir, endpoint=endpoint, remote_input=args.remote_input, tts=voice, asr=asr, llm=args.llm
     )
@@ -323,6 +323,8 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
                         help="the Whisper that writes each turn's final transcript")
     parser.add_argument("--partial-asr", choices=WHISPER_MODELS, default=Recognition.partial,
                         help="the Whisper of the partial transcripts while the user speaks")
+    parser.add_argument("--asr-beam", type=_positive, default=Recognition.beam,
+                        help="beam width of the final transcript (1: greedy, faster, more mishearings)")
     parser.add_argument("--speculate-ms", type=_non_negative, default=PolicyConfig.speculate_silence_ms,
                         help="silence that starts a speculative reply")
     parser.add_argument("--output-rate", type=_positive, default=24_000, help="sample rate of the reply audio")

@@ -62,6 +62,7 @@ def test_a_missing_output_directory_is_found_before_loading(tmp_path: Path) -> N
         (["respond", "q.wav", "-o", "x.wav", "--brain", "nope"], "argument --brain: invalid choice: 'nope'"),
         (["serve", "--end-of-turn-ms", "-5"], "argument --end-of-turn-ms: expected a whole number, 0 or more, not '-5'"),
         (["serve", "--output-rate", "0"], "argument --output-rate: expected a whole number, 1 or more, not '0'"),
+        (["serve", "--asr-beam", "0"], "argument --asr-beam: expected a whole number, 1 or more, not '0'"),
         (["serve", "--port", "70000"], "argument --port: expected a whole number, 0-65535, not '70000'"),
         (["serve", "--ice-server", "example.org"], "argument --ice-server: not a STUN or TURN server: 'example.org'"),
         (["serve", "--mqtt", "http://broker"], "argument --mqtt: MQTT URL 'http://broker': expected mqtt://host[:port]"),
