@@ -11,16 +11,19 @@ network) and sha256-checked; the package is never installed. Nothing else here t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tqdm import tqdm
 
@@ -31,6 +34,11 @@ _BLOCK = 1 << 20
 
 class ModelIntegrityError(AgentError, RuntimeError):
     """A model file is missing, or its content does not match the pinned sha256."""
+
+
+class ModelCacheError(AgentError, OSError):
+    """The model cache cannot be written (the disk is full, a file size limit, no permission): the message names the
+    file, the space it needs and the space free."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,10 @@ class WheelPart:
             raise ModelIntegrityError(f"{self.wheel} has not been downloaded; run scripts/setup.sh (realtime models --fetch)")
         target = wheel.with_suffix("") / self.path
         if not target.is_file():
-            with zipfile.ZipFile(wheel) as archive:
-                archive.extract(self.path, wheel.with_suffix(""))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(wheel) as archive, archive.open(self.path) as member:
+                _write([member], target, archive.getinfo(self.path).file_size, f"extracting {target.name}")
+            _partial_path(target).replace(target)
         return target
 
 
@@ -128,17 +138,25 @@ def _is_stamped(target: Path, sha256: str) -> bool:
 
 
 def ensure_file(model_file: ModelFile, target: Path, *, reverify: bool = False) -> Path:
-    """Assemble ``model_file`` at ``target`` if needed and verify it; return ``target``."""
+    """Assemble ``model_file`` at ``target`` if needed and verify it; return ``target``.
+
+    The parts are joined under a temporary name beside ``target``, which takes the file's name only once its sha256 is
+    the pinned one: an interrupted or failed assembly never leaves a file that looks valid. Raises
+    :class:`ModelIntegrityError` (a part missing, a wrong hash; nothing is left) or :class:`ModelCacheError` (the cache
+    cannot hold the file; the partial file is removed)."""
     if not reverify and _is_stamped(target, model_file.sha256):
         return target
     sources = [part.locate() for part in model_file.parts]
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_file() and target.stat().st_size == sum(s.stat().st_size for s in sources):
-        digest = _hash_file(target, f"verifying {target.name}")
-    else:
-        digest = _join(sources, target)
     sources_named = sorted({p.package if isinstance(p, PackagePart) else p.wheel for p in model_file.parts})
-    _accept(target, digest, model_file.sha256, f"the packages {sources_named} are corrupt or the wrong version")
+    blame = f"the packages {sources_named} are corrupt or the wrong version"
+    size = sum(s.stat().st_size for s in sources)
+    if target.is_file() and target.stat().st_size == size:
+        _accept(target, _hash_file(target, f"verifying {target.name}"), model_file.sha256, blame)
+        return target
+    target.unlink(missing_ok=True)
+    _stamp_path(target).unlink(missing_ok=True)
+    _join(sources, target, size, model_file.sha256, blame)
     return target
 
 
@@ -148,8 +166,12 @@ def _accept(target: Path, digest: str, sha256: str, blame: str) -> None:
     if digest != sha256:
         target.unlink(missing_ok=True)
         _stamp_path(target).unlink(missing_ok=True)
-        raise ModelIntegrityError(f"{target.name}: sha256 {digest} does not match the pinned {sha256}; {blame}")
+        raise _mismatch(target, digest, sha256, blame)
     _stamp_path(target).write_text(json.dumps(_stamp(target, sha256)))
+
+
+def _mismatch(target: Path, digest: str, sha256: str, blame: str) -> ModelIntegrityError:
+    return ModelIntegrityError(f"{target.name}: sha256 {digest} does not match the pinned {sha256}; {blame}")
 
 
 def _progress(total: int, label: str) -> tqdm:
@@ -165,20 +187,49 @@ def _hash_file(path: Path, label: str) -> str:
     return digest.hexdigest()
 
 
-def _join(sources: list[Path], target: Path) -> str:
-    """Concatenate ``sources`` into ``target`` atomically, returning the sha256 of what was written."""
+def _join(sources: list[Path], target: Path, size: int, sha256: str, blame: str) -> None:
+    """Concatenate ``sources`` (``size`` bytes) into ``target``: written under a temporary name, renamed and stamped
+    only when the sha256 of what was written is ``sha256`` (else removed: :class:`ModelIntegrityError`)."""
+    with contextlib.ExitStack() as stack:
+        streams = [stack.enter_context(source.open("rb")) for source in sources]
+        digest = _write(streams, target, size, f"assembling {target.name}")
+    if digest != sha256:
+        _partial_path(target).unlink(missing_ok=True)
+        raise _mismatch(target, digest, sha256, blame)
+    _partial_path(target).replace(target)
+    _stamp_path(target).write_text(json.dumps(_stamp(target, sha256)))
+
+
+def _partial_path(target: Path) -> Path:
+    """Where ``target`` is written until it is complete (and, for a model file, verified)."""
+    return target.with_name(f".{target.name}.partial")
+
+
+def _write(streams: Sequence[IO[bytes]], target: Path, size: int, label: str) -> str:
+    """Copy ``streams`` in order to ``target``'s partial file (:func:`_partial_path`); return the sha256 of what was
+    written. Raises :class:`ModelCacheError`, naming ``target`` and the ``size`` bytes it needs, when the directory has
+    not that much free or a write fails (the disk filled up, a file size limit); the partial file is then removed."""
+    partial = _partial_path(target)
+    if (free := shutil.disk_usage(target.parent).free) < size:
+        raise ModelCacheError(f"cannot write {target}: it needs {_megabytes(size)} and {target.parent} has {_megabytes(free)} free")
     digest = hashlib.sha256()
-    partial = target.with_name(f".{target.name}.partial")
-    total = sum(s.stat().st_size for s in sources)
-    with partial.open("wb") as sink, _progress(total, f"assembling {target.name}") as bar:
-        for source in sources:
-            with source.open("rb") as stream:
+    try:
+        with partial.open("wb") as sink, _progress(size, label) as bar:
+            for stream in streams:
                 while block := stream.read(_BLOCK):
                     digest.update(block)
                     sink.write(block)
                     bar.update(len(block))
-    partial.replace(target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        free = shutil.disk_usage(target.parent).free
+        raise ModelCacheError(f"cannot write {target}: {exc.strerror or exc}; it needs {_megabytes(size)} and "
+                              f"{target.parent} has {_megabytes(free)} free") from exc
     return digest.hexdigest()
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 def _parts(package: str, *paths: str) -> tuple[PackagePart, ...]:

@@ -1,8 +1,9 @@
 """A streaming client for OpenAI-compatible chat completion servers (vLLM, llama.cpp's server, SGLang, ...).
 
 Requests that fail before any text arrived (connection refused or reset, 429, 502-504) are retried with a
-short back-off; after that, or when the server stops sending mid-stream for ``read_timeout_s``, the caller
-gets a :class:`ServerUnavailable` naming the server. Closing a stream closes its connection, which is how
+short back-off; after that, or when the server does not answer a request or stops sending mid-stream for
+``read_timeout_s`` (never retried: the server has the request), the caller gets a :class:`ServerUnavailable` naming
+the server. Closing a stream closes its connection, which is how
 such servers learn to stop generating (vLLM aborts the request, llama.cpp frees the slot).
 """
 
@@ -110,6 +111,8 @@ class ChatClient:
             last = attempt == endpoint.retries
             try:
                 response = await self._session().post(url, json=body, headers=headers)
+            except aiohttp.SocketTimeoutError as exc:  # it took the request and never answered: asking again would wait again
+                raise ServerUnavailable(f"the model server at {url} did not answer within {endpoint.read_timeout_s:g} s") from exc
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
                 if last:
                     raise ServerUnavailable(f"the model server at {url} is unreachable: {exc or 'timed out'}") from exc

@@ -12,6 +12,7 @@
     ├── AudioFormatError            an unknown or unsupported wire audio format (audio.codecs; also a ValueError)
     ├── ModelIntegrityError         a model file missing or with the wrong sha256 (realtime.assets; also a RuntimeError)
     │   └── CheckpointError         a Step-Audio checkpoint that cannot be loaded (realtime.step_audio.config)
+    ├── ModelCacheError             the model cache cannot be written: disk full, a file size limit (realtime.assets; an OSError)
     ├── DecoderError                a language model failed to produce text (realtime.decoder; also a RuntimeError)
     │   └── ServerUnavailable       the model server is unreachable or stopped answering (realtime.chat_client)
     ├── CosyVoiceError              CosyVoice2 missing or failing (tts.cosyvoice; also a RuntimeError)

@@ -13,8 +13,10 @@ Both endpoints check an optional API key (``Authorization: Bearer KEY``; for the
 share the session limit: past it a websocket is told why in an ``error`` event and closed (code 1013,
 try again later), a call gets ``503``. A websocket that sends no client event for ``idle_timeout_s``
 is told so (an ``idle_timeout`` error) and closed (code 1000, ``idle timeout``): pings and pongs do
-not count. A call ends when its peer hangs up or goes away, or on the hang-up endpoint. A session that
-fails never affects another.
+not count. A websocket client that stops reading (no data taken for ``send_timeout_s`` while an event waits) is
+closed with code 1008 and dropped: what waits for a client is bounded by the socket's buffers and the session's
+bounded output queue, never by how long it has not read. A call ends when its peer hangs up or goes away, or on
+the hang-up endpoint. A session that fails never affects another.
 
 The call endpoints answer cross-origin browsers (CORS) only from the allowed origins (``*``: any): a
 preflight (``OPTIONS``) is answered, and every response carries ``Access-Control-Allow-Origin`` and
@@ -29,7 +31,9 @@ import hmac
 import ipaddress
 import json
 import logging
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -52,6 +56,8 @@ CALLS_PATH = "/v1/realtime/calls"
 HANGUP_PATH = CALLS_PATH + "/{call_id}/hangup"
 HEARTBEAT_S = 20.0
 """The websocket's ping interval: a peer that answers no ping within half of it is gone."""
+CLOSE_GRACE_S = 2.0
+"""How long a client that stopped reading has to read what was sent and the close (1008) before it is dropped."""
 CORS_MAX_AGE_S = 600
 """How long a browser may cache a preflight's answer."""
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
@@ -75,6 +81,9 @@ class ServerOptions:
     open the websocket, and calls are same-origin only. Clients that send no Origin are not browsers."""
     idle_timeout_s: float = 300.0
     """A websocket that sends no client event this long (s) is closed."""
+    send_timeout_s: float = 10.0
+    """A websocket client that takes none of the server's data this long (s) while an event waits for it is not
+    reading: it is closed (code 1008), and dropped if it does not read the close either within :data:`CLOSE_GRACE_S`."""
     max_message_bytes: int = MAX_EVENT_BYTES
     session: SessionConfig = field(default_factory=SessionConfig)
     ice_servers: tuple[str, ...] = ()
@@ -230,9 +239,15 @@ class RealtimeServer:
 
     async def _websocket_session(self, request: web.Request, websocket: web.WebSocketResponse) -> None:
         async def send(event: dict[str, Any]) -> None:
-            if not websocket.closed:
-                with contextlib.suppress(ConnectionError):
+            if websocket.closed:
+                return
+            try:
+                async with asyncio.timeout(self.options.send_timeout_s):
                     await websocket.send_str(json.dumps(event))
+            except ConnectionError:
+                return
+            except TimeoutError:
+                _drop_unread(request, websocket, self.options.send_timeout_s)
 
         if (limit := self._limit_message()) is not None:
             await send({"type": "error", "event_id": "event_000000", "error": {
@@ -329,6 +344,43 @@ class RealtimeServer:
             await self._session(call.connection, lambda: call.serve(session, self.options.call_connect_timeout_s), _ender(call))
         finally:
             await call.close()
+
+
+_closing: set[asyncio.Task[None]] = set()
+"""Websockets being closed for not reading (their own tasks: the session they belonged to ends meanwhile)."""
+
+
+def _drop_unread(request: web.Request, websocket: web.WebSocketResponse, waited_s: float) -> None:
+    """Close a websocket whose client took no data for ``waited_s``, on a task of its own (:func:`_close_unread`)."""
+    task = asyncio.create_task(_close_unread(request, websocket, waited_s), name=f"close unread {request.remote}")
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def _close_unread(request: web.Request, websocket: web.WebSocketResponse, waited_s: float) -> None:
+    """Close the websocket with code 1008 (policy violation), so that the events waiting for its client stop piling up.
+    A client that has not read what was sent and the close within :data:`CLOSE_GRACE_S` is dropped (the connection is
+    aborted: a plain close would wait for the unread data to leave)."""
+    if websocket.closed:  # another send gave up first
+        return
+    log.warning("websocket client %s took no data for %g s: closing it (1008)", request.remote, waited_s)
+    transport = request.transport
+    try:
+        async with asyncio.timeout(CLOSE_GRACE_S):
+            await websocket.close(code=1008, message=b"the client is not reading its events", drain=False)
+            while transport is not None and transport.get_write_buffer_size():
+                await asyncio.sleep(0.05)
+    except (TimeoutError, ConnectionError, asyncio.CancelledError):  # (aiohttp's drain future dies with the send)
+        if transport is not None:
+            _reset(transport)
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Drop a connection now, its unsent data with it (a reset: a plain close would keep the data in the kernel until
+    the peer reads it)."""
+    if (sock := transport.get_extra_info("socket")) is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 async def _on_hang_up(connection: RealtimeConnection, hang_up: Callable[[], Awaitable[None]]) -> None:

@@ -181,11 +181,13 @@ async def test_a_failing_recogniser_fails_the_turn_and_the_session_goes_on() -> 
         await h.push(silence(0.8))
         await settle(lambda: bool(h.of(ErrorEvent)))
         assert [e.code for e in h.of(ErrorEvent)] == ["reply_failed"] and h.session.stats["failed"] == 1
+        [failed] = await h.done()  # the reply the client was owed begins and fails
+        assert failed.status == "failed" and failed.text == "" and h.of(ItemDeleted)  # the unheard message goes
         h.asr.fail = None
         await h.push(speak(QUESTION))
         await h.push(silence(0.8))
-        [done] = await h.done()
-    assert done.text == "Four."
+        done = (await h.done(2))[1]
+    assert done.text == "Four." and h.history() == [("user", QUESTION), ("assistant", "Four.")]
 
 
 async def test_a_failing_decoder_keeps_what_was_said_and_the_session_goes_on() -> None:
@@ -359,5 +361,5 @@ async def test_a_failing_verification_drops_the_early_reply_and_the_session_goes
         h.asr.fail = None
         await h.push(speak(QUESTION))
         await h.push(silence(1.0))
-        [done] = await h.done()
-    assert done.text == "Four."
+        *failed, done = await h.done(2)
+    assert [f.status for f in failed] == ["failed"] and done.text == "Four."  # the end of the turn failed to hear it too

@@ -49,13 +49,28 @@ class Replier:
         with ``stream_speech`` off, the whole answer once written; text only when the reply is not spoken). Returns
         when the last clause has been spoken. ``brain``: another brain session than the session's own (an
         out-of-band reply's)."""
+        spoken = self.begin(turn, config)
+        clauses: Clauses = asyncio.Queue(maxsize=MAX_QUEUED_CLAUSES)
+        speak = self.speaker.speak if spoken else self.speaker.write
+        speaking = turn.spawn(speak(turn, clauses, rate=config.output_rate, stream=config.stream_speech), "speak")
+        try:
+            await self._write(turn, config, brain or self._brain, clauses, speaking)
+        finally:
+            speaking.cancel()  # a failed reply's speech ends with it (a finished one has ended already)
+
+    def begin(self, turn: Turn, config: SessionConfig) -> bool:
+        """The reply begins: it gets its assistant item and the client is told. Returns whether it is spoken."""
         options = turn.options
         spoken = config.audio_output if options.audio_output is None else options.audio_output
         turn.item_id = new_item_id()
         turn.emit(ReplyStarted(turn.id, turn.generation, turn.item_id, spoken, options.metadata, options.out_of_band))
-        clauses: Clauses = asyncio.Queue(maxsize=MAX_QUEUED_CLAUSES)
-        speak = self.speaker.speak if spoken else self.speaker.write
-        speaking = turn.spawn(speak(turn, clauses, rate=config.output_rate, stream=config.stream_speech), "speak")
+        return spoken
+
+    async def _write(
+        self, turn: Turn, config: SessionConfig, brain: BrainSession, clauses: Clauses, speaking: asyncio.Task[None]
+    ) -> None:
+        """Write the reply into ``clauses`` for the ``speaking`` stage and wait for its speech to end. Raises what the
+        brain raises, or what the speaking stage raised (it then takes no more clauses)."""
         segmenter = ClauseSegmenter()
         guard = RepetitionGuard()
         held: list[str] = []
@@ -68,12 +83,12 @@ class Replier:
                     return False
                 if config.stream_speech:
                     turn.record.mark("first_clause")
-                    await clauses.put(clause)
+                    await _hand_over(clauses, clause, speaking)
                 else:
                     held.append(clause)
             return True
 
-        async with contextlib.aclosing(self._think(turn, config, brain or self._brain)) as pieces:
+        async with contextlib.aclosing(self._think(turn, config, brain)) as pieces:
             async for piece in pieces:
                 turn.record.mark("first_token")
                 if isinstance(piece, CallPiece):
@@ -92,8 +107,8 @@ class Replier:
                 await say(segmenter.flush())
         if held:
             turn.record.mark("first_clause")
-            await clauses.put(" ".join(held))
-        await clauses.put(None)
+            await _hand_over(clauses, " ".join(held), speaking)
+        await _hand_over(clauses, None, speaking)
         await speaking
 
     async def _think(self, turn: Turn, config: SessionConfig, brain: BrainSession) -> AsyncGenerator[ReplyPiece, None]:
@@ -110,6 +125,18 @@ class Replier:
         async with contextlib.aclosing(brain.reply(request)) as pieces:
             async for piece in pieces:
                 yield piece
+
+
+async def _hand_over(clauses: Clauses, clause: str | None, speaking: asyncio.Task[None]) -> None:
+    """Queue ``clause`` for the ``speaking`` stage, waiting while the queue is full. Raises the stage's error once it
+    has failed (a synthesiser that raised takes no more clauses: the reply fails instead of waiting for it forever)."""
+    putting = asyncio.ensure_future(clauses.put(clause))
+    try:
+        await asyncio.wait({putting, speaking}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        putting.cancel()
+    if speaking.done() and not speaking.cancelled() and (error := speaking.exception()) is not None:
+        raise error
 
 
 def _call(turn: Turn, piece: CallPiece) -> None:

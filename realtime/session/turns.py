@@ -157,10 +157,25 @@ class TurnKeeper:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one failed reply never ends the session
-            turn.fail_with(exc)
             outcome = Outcome.FAILED
-            turn.emit(ErrorEvent("reply_failed", f"the reply failed: {exc}"))
+            await self._fail(turn, exc)
         await self._finish(turn, outcome)
+
+    async def _fail(self, turn: Turn, exc: Exception) -> None:
+        """A step of ``turn`` raised: the client is told with an ``error``. A reply that had not begun (the recogniser
+        failed) begins, so that the client sees it fail (``response.done`` ``failed``), and the user's message, never
+        heard, is deleted. Speech over a reply whose words could not be recognised is taken as noise: the reply plays
+        on (a reply held paused for a judgment that never comes would block every later turn)."""
+        turn.fail_with(exc)
+        unheard = turn.user_item_id is not None and turn.user_text is None and not self._s.brain.hears_audio
+        if turn.judge is not None and turn.user_text is None:
+            turn.user_text = ""  # _finish then closes it as noise
+            await turn.judge(turn)
+        elif turn.respond and turn.item_id is None:
+            self._s.replier.begin(turn, self._s.config)
+        turn.emit(ErrorEvent("reply_failed", f"the reply failed: {exc}"))
+        if unheard and turn.user_text is None:
+            turn.emit(ItemDeleted(turn.user_item_id or ""))
 
     async def _answer_beside(self, turn: Turn) -> None:
         """An out-of-band reply, on a brain session of its own (the session's brain may be writing another reply)."""
