@@ -28,6 +28,7 @@ from audio import PIPELINE_RATE
 from benchmarks.corpus import speak
 from benchmarks.noise import background
 from benchmarks.report import distribution, machine, now_iso, write_results
+from realtime.asr import Transcript
 from realtime.events import AudioCleared, AudioPaused, AudioResumed, OutputItem
 from realtime.latency import now
 from realtime.models import Models
@@ -89,6 +90,15 @@ async def trial(models: Models, audio: np.ndarray, config: SessionConfig) -> dic
         if isinstance(item, AudioPaused | AudioResumed | AudioCleared):
             seen.setdefault(type(item).__name__, now())
 
+    heard: list[str] = []
+    transcribe = models.asr.transcribe_async
+
+    async def recorded(samples: np.ndarray) -> Transcript:  # what the session's recogniser heard, for the report
+        transcript = await transcribe(samples)
+        heard.append(transcript.text)
+        return transcript
+
+    models.asr.transcribe_async = recorded  # type: ignore[method-assign]
     router = asyncio.create_task(session.route(on_event))
     clock = {"start": now(), "frames": 0}
 
@@ -111,12 +121,13 @@ async def trial(models: Models, audio: np.ndarray, config: SessionConfig) -> dic
     finally:
         await session.close()
         router.cancel()
+        models.asr.transcribe_async = transcribe  # type: ignore[method-assign]
     paused = seen.get("AudioPaused", seen.get("AudioCleared"))
     return {
         "paused": "AudioPaused" in seen, "stopped": "AudioCleared" in seen, "resumed": "AudioResumed" in seen,
         "onset_to_stop_ms": round(float(paused - onset) * 1000, 1) if paused is not None else None,
         "resumed_after_ms": round((seen["AudioResumed"] - end) * 1000, 1) if "AudioResumed" in seen else None,
-        "sound_ms": round(len(audio) * 1000 / PIPELINE_RATE),
+        "sound_ms": round(len(audio) * 1000 / PIPELINE_RATE), "heard": heard,
     }
 
 
@@ -128,7 +139,7 @@ def summary(rows: list[dict[str, Any]], kind: str) -> dict[str, Any]:
         "wrong": len(wrong), "wrong_share": round(len(wrong) / len(group), 3) if group else None,
         "onset_to_stop_ms": distribution([r["onset_to_stop_ms"] for r in group if r["onset_to_stop_ms"] is not None]),
         "resumed_after_ms": distribution([r["resumed_after_ms"] for r in group if r["resumed_after_ms"] is not None]),
-        "wrong_cases": [r["label"] for r in wrong],
+        "wrong_cases": [f"{r['label']} heard as {' / '.join(map(repr, r['heard'])) or 'nothing'}" for r in wrong],
     }
 
 
