@@ -8,14 +8,14 @@ from benchmarks.backchannels import sounds, summary, table
 def test_a_stopped_backchannel_and_an_unstopped_interruption_are_the_wrong_ones() -> None:
     def row(kind: str, label: str, stopped: bool, stop_ms: float | None, resumed_ms: float | None) -> dict:
         return {"kind": kind, "label": label, "paused": stop_ms is not None, "stopped": stopped, "resumed": resumed_ms is not None,
-                "onset_to_stop_ms": stop_ms, "resumed_after_ms": resumed_ms, "sound_ms": 500}
+                "onset_to_stop_ms": stop_ms, "resumed_after_ms": resumed_ms, "sound_ms": 500, "heard": [label.title()] if stopped else []}
 
     rows = [row("backchannel", "mm", False, 80.0, 900.0), row("backchannel", "noise", False, None, None),
             row("backchannel", "long hum", True, 90.0, None), row("interruption", "wait", True, 100.0, None),
             row("interruption", "stop", False, 120.0, 700.0)]
     result = {kind: summary(rows, kind) for kind in ("backchannel", "interruption")}
-    assert (result["backchannel"]["wrong"], result["backchannel"]["wrong_cases"]) == (1, ["long hum"])
-    assert (result["interruption"]["wrong"], result["interruption"]["wrong_cases"]) == (1, ["stop"])
+    assert (result["backchannel"]["wrong"], result["backchannel"]["wrong_cases"]) == (1, ["long hum heard as 'Long Hum'"])
+    assert (result["interruption"]["wrong"], result["interruption"]["wrong_cases"]) == (1, ["stop heard as nothing"])
     assert result["backchannel"]["onset_to_stop_ms"]["n"] == 2 and result["interruption"]["onset_to_stop_ms"]["p50"] == 110.0
     assert "1 (33%)" in table(result)[2] and "1 (50%)" in table(result)[3]
 
