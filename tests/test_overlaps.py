@@ -205,3 +205,21 @@ async def test_turning_interruptions_off_during_a_pause_resumes_the_reply() -> N
         await settle(lambda: bool(h.of(AudioResumed)))
         done = await h.finish()
     assert done.status == "completed" and h.reply_audio(done.generation) == len(STORY.split()) * WORD
+
+
+async def test_a_greeting_that_is_not_interruptible_plays_whole_and_speech_over_it_is_answered_after() -> None:
+    async with Overlapped() as h:
+        await h.session.say(STORY, interruptible=False)  # the agent speaks first
+        await settle(lambda: bool(h.speaker.heard))
+        await h.push(silence(0.5))
+        await h.push(speak(QUESTION))  # the caller talks over the greeting
+        await h.push(silence(1.0))
+        assert h.of(AudioPaused) == [] and h.of(AudioCleared) == [], "the greeting neither paused nor stopped"
+        for _ in range(200):
+            await h.push(silence(0.1))
+            if len(h.of(ReplyDone)) == 2 and not h.session.playing:
+                break
+    greeting, answer = h.of(ReplyDone)
+    assert greeting.status == "completed" and h.reply_audio(greeting.generation) == len(STORY.split()) * WORD
+    assert answer.status == "completed" and answer.text == "Four."
+    assert h.history() == [("assistant", STORY), ("user", QUESTION), ("assistant", "Four.")]

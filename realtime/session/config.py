@@ -79,3 +79,6 @@ class ResponseOptions:
     input: tuple[str | Message, ...] | None = None
     """What the reply answers instead of the conversation: item ids (references to the conversation's items) and
     inline items."""
+    interruptible: bool = True
+    """False: speech over this reply neither pauses nor interrupts it, and a turn spoken over it is answered after it
+    (a greeting, a notice that must be heard whole)."""

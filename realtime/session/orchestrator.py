@@ -161,13 +161,18 @@ class VoiceSession:
         if not self.config.turn_detection:
             return
         for window in self._vad.push(samples):
-            active = self.agent_active and self.config.interrupt_response
+            active = self.agent_active and self.config.interrupt_response and self._reply_interruptible()
             for event in self._policy.window(window.start, window.end, window.probability, agent_active=active):
                 await self._decide(event)
         self.idle_watch.heard(self.utterance.samples)
         # Not in a silence (the final transcript may be about to start), unless a partial may still answer early.
         if self._policy.user_speaking and (not self._policy.in_silence or self.config.answer_early) and self.config.listen_while_thinking:
             self._listener.maybe_partial()
+
+    def _reply_interruptible(self) -> bool:
+        """The reply in progress (if any) may be paused and interrupted by speech over it."""
+        reply = self.turns.current_reply()
+        return reply is None or reply.options.interruptible
 
     def _hear(self, samples: np.ndarray) -> None:
         """An audio brain hears the utterance's audio as it arrives (tasks start in order: the audio stays in order)."""
@@ -320,13 +325,14 @@ class VoiceSession:
             return
         self.put(ItemRetrieved(dataclasses.replace(item), event_id))
 
-    async def say(self, text: str) -> None:
+    async def say(self, text: str, *, interruptible: bool = True) -> None:
         """Speak ``text`` as the assistant's next reply (no model writes it), after the reply in progress if any; it
-        enters the history as heard."""
+        enters the history as heard. Not ``interruptible``, speech over it is answered after it (a greeting)."""
         if not any(c.isalnum() for c in text):
             self.error("invalid_value", "there is nothing to say")
             return
-        turn = await self.turns.begin(self.utterance.samples, respond=True, hear=False, script=text)
+        options = ResponseOptions(interruptible=interruptible)
+        turn = await self.turns.begin(self.utterance.samples, respond=True, hear=False, script=text, options=options)
         turn.commit()
 
     async def cancel_response(self, event_id: str | None = None) -> None:
