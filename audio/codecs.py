@@ -64,7 +64,7 @@ def parse_format(value: object) -> AudioFormat:
         if value in ("g711_ulaw", "g711_alaw"):
             return AudioFormat(value, _G711_RATE)  # type: ignore[arg-type]
         raise AudioFormatError(f"unknown audio format {value!r}: use pcm16, g711_ulaw or g711_alaw")
-    if isinstance(value, dict) and value.get("type") in _GA_TYPES:
+    if isinstance(value, dict) and isinstance(value.get("type"), str) and value["type"] in _GA_TYPES:
         codec = _GA_TYPES[value["type"]]
         if codec != "pcm16":
             return AudioFormat(codec, _G711_RATE)

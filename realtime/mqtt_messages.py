@@ -98,7 +98,7 @@ def parse_control(payload: bytes) -> Control:
         raise ControlError(f"a control message may hold at most {MAX_CONTROL_BYTES} bytes")
     try:
         message = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # (RecursionError: nested too deep)
         raise ControlError(f"not JSON: {exc}") from None
     if not isinstance(message, dict):
         raise ControlError("a control message is a JSON object")

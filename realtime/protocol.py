@@ -28,6 +28,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -180,8 +181,8 @@ class RealtimeProtocol:
             if len(message) > self.max_event_bytes:
                 raise ProtocolError("message_too_large", f"the event is {len(message)} bytes; the limit is {self.max_event_bytes}")
             try:
-                event = json.loads(message)
-            except (ValueError, UnicodeDecodeError) as exc:
+                event = json.loads(message, parse_constant=_not_a_number, parse_float=_finite)
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # (RecursionError: nested too deep)
                 raise ProtocolError("invalid_json", f"the message is not valid JSON: {exc}") from exc
             if not isinstance(event, dict):
                 raise ProtocolError("invalid_event", "an event must be a JSON object")
@@ -293,7 +294,7 @@ class RealtimeProtocol:
         return [CreateResponse(ResponseOptions(**options), event_id)]
 
     def _voice(self, voice: object) -> None:
-        if voice is None or voice == VOICE or voice in REFERENCE_VOICES:
+        if voice is None or (isinstance(voice, str) and (voice == VOICE or voice in REFERENCE_VOICES)):
             return
         if self.spoke:
             raise ProtocolError("cannot_update_voice", "the voice cannot change once the assistant has spoken", "session.voice")
@@ -472,6 +473,19 @@ class RealtimeProtocol:
         self._events += 1
         name = _BETA_NAMES.get(kind, kind) if self.beta else kind
         return {"type": name, "event_id": f"event_{self._events:06d}", **fields}
+
+
+def _not_a_number(constant: str) -> float:
+    """Python's json reads ``NaN``, ``Infinity`` and ``-Infinity``; JSON has no such numbers."""
+    raise ProtocolError("invalid_json", f"{constant} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; one too large for a float (``1e999``) is refused rather than read as infinity."""
+    value = float(text)
+    if math.isinf(value):
+        raise ProtocolError("invalid_json", f"the number {text[:32]} is too large")
+    return value
 
 
 def _ms(sample: int) -> int:

@@ -43,9 +43,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiortc import RTCIceServer
 
+from realtime.commands import Send
 from realtime.connection import RealtimeConnection
 from realtime.models import Models
-from realtime.protocol import MAX_EVENT_BYTES
+from realtime.protocol import MAX_EVENT_BYTES, RealtimeProtocol
 from realtime.session import SessionConfig
 from realtime.webrtc import SignallingError, WebRtcCall, parse_ice_server
 
@@ -288,6 +289,8 @@ class RealtimeServer:
             offer, session = await _read_offer(request)
         except SignallingError as exc:
             return _error_response(exc.status, "invalid_offer", str(exc))
+        if session is not None and (refused := _refused_settings(session, self.options.session, _beta(request))) is not None:
+            return _error_response(400, refused["code"], refused["message"], param=refused["param"])
         if (limit := self._limit_message()) is not None:
             return _error_response(503, "session_limit_reached", limit, headers={"Retry-After": "5"})
         call = WebRtcCall(self.models, config=self.options.session, beta=_beta(request), ice_servers=self._ice_servers)
@@ -406,10 +409,13 @@ class _LiveCall:
 async def _read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None]:
     """The SDP offer and the optional session settings of a ``POST /v1/realtime/calls``."""
     if request.content_type == "application/sdp":
-        return await request.text(), None
+        return _offer_text(await request.read(), request.charset), None
     if request.content_type != "multipart/form-data":
         raise SignallingError("send the SDP offer as application/sdp (or a multipart form with sdp and session)", status=415)
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError as exc:  # aiohttp's multipart reader: no or a wrong boundary, a broken part
+        raise SignallingError(f"the body is not a multipart form: {exc}") from exc
     offer, session = _form_text(form.get("sdp")), _form_text(form.get("session"))
     if offer is None:
         raise SignallingError("the form has no sdp field")
@@ -417,11 +423,19 @@ async def _read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None]
         return offer, None
     try:
         settings = json.loads(session)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # (nested too deep for the parser)
         raise SignallingError(f"the session field is not JSON: {exc}") from exc
     if not isinstance(settings, dict):
         raise SignallingError("the session field must be a JSON object")
     return offer, settings
+
+
+def _offer_text(body: bytes, charset: str | None) -> str:
+    """An ``application/sdp`` body as text, in its charset (SDP's own is UTF-8)."""
+    try:
+        return body.decode(charset or "utf-8")
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise SignallingError(f"the offer is not text in charset {charset or 'utf-8'}: {exc}") from exc
 
 
 def _form_text(value: object) -> str | None:
@@ -433,8 +447,20 @@ def _form_text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _error_response(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
-    error = {"error": {"type": "invalid_request_error", "code": code, "message": message}}
+def _refused_settings(session: dict[str, Any], config: SessionConfig, beta: bool) -> dict[str, Any] | None:
+    """The ``error`` object of a call's session settings that a ``session.update`` would refuse (None: they are good),
+    so that a bad form is refused with the call (400) rather than after it was answered."""
+    trial = RealtimeProtocol("sess_check", config, beta=beta)
+    for command in trial.receive(json.dumps({"type": "session.update", "session": session})):
+        if isinstance(command, Send) and command.event["type"] == "error":
+            return command.event["error"]
+    return None
+
+
+def _error_response(
+    status: int, code: str, message: str, *, param: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    error = {"error": {"type": "invalid_request_error", "code": code, "message": message, "param": param}}
     return web.json_response(error, status=status, headers=headers)
 
 

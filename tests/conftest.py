@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import time
@@ -11,10 +12,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from audio.samples import write_wav
 from benchmarks.corpus import speak
 from tests import strict_events
+
+FUZZ_SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
+"""The fuzz tests (``tests/test_fuzz_*.py``) run a fixed, derandomized set of examples (the ``ci`` profile), the same
+on every run. ``FUZZ_SCALE=N`` (N > 1) explores: N times as many examples, from a fresh random seed each run (a
+failure prints the example and the ``@reproduce_failure`` blob to replay it)."""
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile("explore", parent=settings.get_profile("ci"), derandomize=False)
+settings.load_profile("ci" if FUZZ_SCALE <= 1 else "explore")
+
+
+def fuzz_examples(count: int) -> int:
+    """A fuzz test's number of examples: ``count`` in CI, scaled by ``FUZZ_SCALE`` when exploring."""
+    return count * max(FUZZ_SCALE, 1)
 
 
 @pytest.fixture(autouse=True)

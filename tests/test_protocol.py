@@ -99,6 +99,9 @@ def test_append_decodes_and_resamples_to_16k() -> None:
     "message,code",
     [
         ("{nope", "invalid_json"),
+        ('{"type": "session.update", "session": {"temperature": NaN}}', "invalid_json"),  # Python's json reads NaN; JSON has none
+        ('{"type": "session.update", "session": {"temperature": 1e999}}', "invalid_json"),  # not read as infinity
+        ("[" * 100_000, "invalid_json"),  # nested deeper than the parser goes
         ("[1, 2]", "invalid_event"),
         (json.dumps({"type": 5}), "invalid_event_type"),
         (json.dumps({"no": "type"}), "invalid_event_type"),
@@ -135,6 +138,8 @@ def test_append_decodes_and_resamples_to_16k() -> None:
         (json.dumps({"type": "session.update", "session": {"vibes": "calm"}}), "unknown_parameter"),
         (json.dumps({"type": "session.update", "session": {"audio": {"output": {"pitch": 2}}}}), "unknown_parameter"),
         (json.dumps({"type": "session.update", "session": {"voice": "gandalf"}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"voice": ["alloy"]}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"audio": {"input": {"format": {"type": ["audio/pcm"]}}}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"tools": {}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"tools": [{"type": "mcp"}]}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"tools": [{"name": "bad name"}]}}), "invalid_value"),
