@@ -70,6 +70,8 @@ def _session_config(args: argparse.Namespace) -> SessionConfig:
         config,
         instructions=args.instructions or config.instructions,
         answer_early=args.answer_early and args.pipeline == "agent",
+        greeting=getattr(args, "greeting", None),
+        greeting_interruptible=not getattr(args, "greeting_uninterruptible", False),
     )
 
 
@@ -307,6 +309,13 @@ def _add_mqtt_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt-prefix", type=_mqtt_prefix, help="topic prefix (default: realtime)")
 
 
+def _add_greeting_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--greeting", metavar="TEXT",
+                        help="the agent speaks first: TEXT, as soon as each session starts (a call is answered)")
+    parser.add_argument("--greeting-uninterruptible", action="store_true",
+                        help="speech over the greeting neither pauses nor stops it; it is answered after the greeting")
+
+
 def _add_session_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reasoning-budget", type=_non_negative, default=0, metavar="TOKENS",
                         help="think before answering (default 0)")
@@ -402,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(a phone's browser gives the microphone only to HTTPS pages)")
     serve.add_argument("--keyfile", help="the certificate's private key (default: in --certfile)")
     _add_session_options(serve)
+    _add_greeting_options(serve)
     _add_mqtt_options(serve)
     serve.set_defaults(handler=_serve)
 
@@ -412,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     mic.add_argument("--no-echo-cancel", action="store_true",
                      help="do not cancel the speaker's echo in the microphone (a headset has none)")
     _add_session_options(mic)
+    _add_greeting_options(mic)
     _add_mqtt_options(mic)
     mic.set_defaults(handler=_mic)
 

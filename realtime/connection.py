@@ -70,6 +70,7 @@ class RealtimeConnection:
     async def __aenter__(self) -> RealtimeConnection:
         await self._run(self.protocol.start())
         self._pump = asyncio.create_task(self.session.route(self._send_item), name=f"{self.id}:output")
+        await self.session.greet()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -201,6 +201,7 @@ async def converse(
             async with scope(local) if scope else contextlib.nullcontext(), asyncio.TaskGroup() as group:
                 group.create_task(_listen(session, blocks, devices.input_rate))
                 group.create_task(session.route(_shown(view)))
+                await session.greet()
             view.note(f"session {local.id} was ended")
     finally:
         await session.close()

@@ -16,7 +16,9 @@ that interrupts is told as always: ``output_audio_buffer.cleared``, then ``respo
 ``turn_detection``, are read from any client and shown to those that ask: ``min_interruption_ms`` (null: speech over a
 reply interrupts it at once, without a pause), ``min_interruption_words``, ``backchannels`` and ``idle_hangup_ms`` (the
 silence after the idle prompt that ends the call).
-``session.reasoning = {"budget_tokens": N}`` sets the reasoning budget. Extra fields in reference events: a
+``session.reasoning = {"budget_tokens": N}`` sets the reasoning budget; ``response.create`` with
+``response.interruptible = false`` asks for a reply that speech over it neither pauses nor interrupts (a greeting: what
+the user says over it is answered after it). Extra fields in reference events: a
 transcription ``delta`` event also carries ``transcript``, the whole current hypothesis (Whisper may revise earlier
 words, and then ``delta`` holds the whole text); ``conversation.item.truncated`` also carries ``transcript``, the
 words of the reply that were heard.
@@ -137,6 +139,7 @@ _RESPONSE_FIELDS = frozenset({
     "audio", "conversation", "input", "instructions", "max_output_tokens", "metadata", "output_modalities", "prompt",
     "tool_choice", "tools",  # GA (openai.types.realtime.RealtimeResponseCreateParams)
     "modalities", "voice", "output_audio_format", "temperature", "max_response_output_tokens",  # beta
+    "interruptible",  # extension
 })
 
 
@@ -291,6 +294,8 @@ class RealtimeProtocol:
         options["out_of_band"] = conversation == "none"
         if "input" in asked:
             options["input"] = response_input(asked["input"])
+        if "interruptible" in asked:
+            options["interruptible"] = field(asked, "interruptible", bool)
         return [CreateResponse(ResponseOptions(**options), event_id)]
 
     def _voice(self, voice: object) -> None:

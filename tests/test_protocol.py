@@ -154,6 +154,7 @@ def test_append_decodes_and_resamples_to_16k() -> None:
         (json.dumps({"type": "response.create", "response": []}), "invalid_value"),
         (json.dumps({"type": "response.create", "response": {"colour": "red"}}), "unknown_parameter"),
         (json.dumps({"type": "response.create", "response": {"conversation": "other"}}), "invalid_value"),
+        (json.dumps({"type": "response.create", "response": {"interruptible": "no"}}), "invalid_value"),
         (json.dumps({"type": "response.create", "response": {"metadata": {"k": 1}}}), "invalid_value"),
         (json.dumps({"type": "response.create", "response": {"input": "hi"}}), "invalid_value"),
         (json.dumps({"type": "response.create", "response": {"input": [{"type": "item_reference"}]}}), "invalid_value"),
@@ -340,19 +341,20 @@ def test_response_options_are_read() -> None:
     proto.config = receive(proto, {"type": "session.update", "session": {"tools": [WEATHER]}})[0].config
     [command] = receive(proto, {"type": "response.create", "event_id": "e9", "response": {
         "instructions": "Classify.", "tool_choice": "required", "max_output_tokens": 20, "output_modalities": ["text"],
-        "metadata": {"topic": "mood"}, "conversation": "none", "voice": "joe",
+        "metadata": {"topic": "mood"}, "conversation": "none", "voice": "joe", "interruptible": False,
         "input": [{"type": "item_reference", "id": "item_1"},
                   {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "I am happy"}]}]}})
     assert isinstance(command, CreateResponse) and command.event_id == "e9"
     options = command.options
     assert (options.instructions, options.max_answer_tokens, options.audio_output, options.metadata, options.out_of_band) == (
         "Classify.", 20, False, {"topic": "mood"}, True)
+    assert not options.interruptible
     assert options.tools == ToolUse(proto.config.tools.tools, "required")
     assert options.input is not None and options.input[0] == "item_1" and options.input[1].text == "I am happy"
     [command] = receive(proto, {"type": "response.create", "response": {"tools": [], "metadata": None,
                                                                           "max_response_output_tokens": "inf"}})
     assert command.options.tools == ToolUse((), "auto") and command.options.metadata is None
-    assert command.options.max_answer_tokens == 4096 and not command.options.out_of_band
+    assert command.options.max_answer_tokens == 4096 and not command.options.out_of_band and command.options.interruptible
 
 
 def kinds(events: list[dict]) -> list[str]:

@@ -57,6 +57,10 @@ class SessionConfig:
     """The functions replies may call, and the choice among them (``session.tools`` / ``tool_choice``)."""
     audio_output: bool = True
     """Replies are spoken (``output_modalities: ["audio"]``); off, they are text only (``["text"]``)."""
+    greeting: str | None = None
+    """What the agent says as soon as the session starts, before the user speaks (:meth:`VoiceSession.greet`)."""
+    greeting_interruptible: bool = True
+    """False: speech over the greeting neither pauses nor stops it, and is answered after it."""
 
     @classmethod
     def naive(cls, **overrides: object) -> SessionConfig:

@@ -335,6 +335,11 @@ class VoiceSession:
         turn = await self.turns.begin(self.utterance.samples, respond=True, hear=False, script=text, options=options)
         turn.commit()
 
+    async def greet(self) -> None:
+        """Say the session's :attr:`~SessionConfig.greeting`, if it has one (the agent speaks first)."""
+        if self.config.greeting:
+            await self.say(self.config.greeting, interruptible=self.config.greeting_interruptible)
+
     async def cancel_response(self, event_id: str | None = None) -> None:
         """Stop the reply being produced or played (``response.cancel``)."""
         turn = self.turns.current_reply()
