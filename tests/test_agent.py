@@ -65,6 +65,7 @@ async def test_noise_or_a_cough_gives_no_reply(models, tmp_path) -> None:
     assert np.abs(read_audio(tmp_path / "reply.wav", 16_000)).max(initial=0.0) < 1e-4
 
 
+@pytest.mark.timing
 async def test_a_speculative_reply_is_discarded_when_the_user_goes_on(models, say, tmp_path) -> None:
     # The pause (0.25 s, ~0.55 s to the VAD: flite's "G" is soft) is longer than the speculation threshold
     # and shorter than the end of turn.
@@ -98,6 +99,7 @@ async def test_semantic_end_of_turn_waits_for_an_unfinished_question(models, say
     assert "berlin" in (await heard(models, tmp_path / "reply.wav")).lower()
 
 
+@pytest.mark.timing
 async def test_barge_in_stops_the_reply_and_cuts_history(models, say, tmp_path) -> None:
     story = say("Please tell me a long story about a brave little dragon.")
     interjection = say("Wait, wait, hold on a moment please.")

@@ -228,6 +228,7 @@ def transcribe_recording(path: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 async def test_the_bus_speaks_the_user_barges_in_and_end_exits(pulse, broker, say, tmp_path) -> None:
     interjection = tmp_path / "interjection.wav"
     write_wav(interjection, np.concatenate([say("Wait, wait, hold on a moment please."), silence(0.3)]), 16_000)
@@ -316,6 +317,7 @@ async def events_for(client: aiomqtt.Client, seconds: float) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.parametrize("echo_cancel", [True, False], ids=["cancelled", "not-cancelled"])
 async def test_the_reply_plays_over_its_own_echo_and_the_user_still_interrupts(pulse, broker, say, tmp_path, echo_cancel) -> None:
     """The speaker is heard by the microphone (a loopback 60 ms late, at the level played). With the canceller the

@@ -106,6 +106,7 @@ async def test_a_spoken_question_gets_a_spoken_answer_in_order(server, models, s
     del speech_end
 
 
+@pytest.mark.timing
 async def test_barge_in_cancels_and_truncates(server, say) -> None:
     async with connect(url(server), additional_headers=AUTH) as ws:
         await stream(ws, np.concatenate([silence(0.3), say("Please tell me a long story about a brave little dragon.")]))

@@ -25,7 +25,7 @@ from tests.fakes import Listened, RecordingSpeaker
 from tests.test_agent import cough
 from tests.test_server import stream
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 RATE = 16_000
 FRAME = RATE // 50
 STOP_S = 0.3
