@@ -223,3 +223,20 @@ async def test_a_greeting_that_is_not_interruptible_plays_whole_and_speech_over_
     assert greeting.status == "completed" and h.reply_audio(greeting.generation) == len(STORY.split()) * WORD
     assert answer.status == "completed" and answer.text == "Four."
     assert h.history() == [("assistant", STORY), ("user", QUESTION), ("assistant", "Four.")]
+
+
+async def test_speech_over_a_reply_written_whole_but_still_playing_cuts_it_and_is_answered() -> None:
+    # The turn begins at the end of the user's turn (no speculation) and is committed before its words are judged (no
+    # judgment by length either): the interruption must stop the reply it was spoken over, not the new turn itself.
+    async with Overlapped(SessionConfig(speculate=False, policy=PolicyConfig(min_interruption_ms=5_000))) as h:
+        await h.story_playing()
+        h.decoder.gate.set()  # the whole story is written; it goes on playing
+        await settle(lambda: bool(h.of(ReplyDone)))
+        await h.push(speak(QUESTION))
+        await h.push(silence(1.0))
+        await settle(lambda: len(h.of(ReplyDone)) == 2)
+    story, answer = h.of(ReplyDone)
+    assert story.status == "completed" and answer.status == "completed" and answer.text == "Four."
+    heard = h.history()[1][1].split()
+    assert len(heard) < len(STORY.split()) and heard == STORY.split()[: len(heard)], "the story cut to what was heard"
+    assert h.history()[2:] == [("user", QUESTION), ("assistant", "Four.")]

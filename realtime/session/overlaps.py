@@ -71,9 +71,12 @@ class Overlaps:
             await self.confirm()
 
     async def confirm(self) -> None:
-        """The speech interrupts: stop the reply (and those before it), cut to what the sink played before the pause."""
+        """The speech interrupts: stop the reply it is over (and those before it), cut to what the sink played before the
+        pause. That reply, not whatever is newest: by the time the words are judged, the turn they began may itself be a
+        committed reply."""
+        reply = self._reply if self._reply is not None else self._turns.current_reply()
         self._reply, self._dismissed = None, False
-        if (reply := self._turns.current_reply()) is not None:
+        if reply is not None and self._turns.replying(reply):
             await self._turns.interrupt(reply)
 
     async def judge(self, turn: Turn) -> bool:

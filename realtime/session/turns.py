@@ -87,10 +87,13 @@ class TurnKeeper:
             return self._last_reply
         return None
 
+    def replying(self, turn: Turn) -> bool:
+        """``turn`` is a committed reply still being produced, or the last reply, whose audio is still playing."""
+        return (turn in self._live and turn.respond and turn.committed) or (turn is self._last_reply and self._s.playing)
+
     def _before(self, turn: Turn) -> list[Turn]:
-        """The live turns begun before ``turn``, newest first."""
-        index = self._live.index(turn) if turn in self._live else len(self._live)
-        return self._live[:index][::-1]
+        """The live turns begun before ``turn`` (which may be over already), newest first."""
+        return [live for live in reversed(self._live) if live.generation < turn.generation]
 
     def _release(self, turn: Turn) -> None:
         """``turn`` is over: it is no longer live."""
