@@ -159,6 +159,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         max_sessions=args.max_sessions,
+        latency_budget_ms=args.latency_budget_ms or None,
         api_key=args.api_key or os.environ.get("REALTIME_API_KEY") or None,
         allowed_origins=tuple(args.allowed_origin),
         idle_timeout_s=args.idle_timeout,
@@ -396,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
     serve.add_argument("--max-sessions", type=int, default=8, help="concurrent sessions (default 8)")
+    serve.add_argument("--latency-budget-ms", type=_non_negative, default=3000, metavar="MS",
+                       help="admission control: refuse new sessions (server_busy) while the replies of the last 30 s took "
+                            "longer than this at the median (default 3000; 0: off)")
     serve.add_argument("--api-key", help="require this key (default: $REALTIME_API_KEY, or none)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                        help="browser origin allowed to connect, and to make WebRTC calls from another origin (CORS) "

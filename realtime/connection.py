@@ -31,7 +31,7 @@ from realtime.commands import (
     Send,
     TruncateMessage,
 )
-from realtime.events import OutputItem, SettingsChanged
+from realtime.events import OutputItem, ReplyDone, SettingsChanged
 from realtime.models import Models
 from realtime.protocol import RealtimeProtocol
 from realtime.session.config import SessionConfig
@@ -66,6 +66,8 @@ class RealtimeConnection:
         self._applied = self.session.config
         """The session's settings as this connection last set them (``configure`` replaces the object)."""
         self._pump: asyncio.Task[None] | None = None
+        self.on_reply: Callable[[ReplyDone], None] | None = None
+        """Told of every finished reply (the server measures its load from their first-packet delays)."""
 
     async def __aenter__(self) -> RealtimeConnection:
         await self._run(self.protocol.start())
@@ -145,5 +147,7 @@ class RealtimeConnection:
     async def _send_item(self, item: OutputItem) -> None:
         if isinstance(item, SettingsChanged):
             self._take_settings()
+        elif isinstance(item, ReplyDone) and self.on_reply is not None:
+            self.on_reply(item)
         for event in self.protocol.translate(item):
             await self._send(event)

@@ -9,14 +9,15 @@
 - ``POST /v1/realtime/calls/{call_id}/hangup``: ends the call (``404`` for a call that is not live).
 
 Both endpoints check an optional API key (``Authorization: Bearer KEY``; for the websocket also the
-``openai-insecure-api-key.KEY`` subprotocol that browsers use) and an optional origin allow-list, and
-share the session limit: past it a websocket is told why in an ``error`` event and closed (code 1013,
-try again later), a call gets ``503``. A websocket that sends no client event for ``idle_timeout_s``
-is told so (an ``idle_timeout`` error) and closed (code 1000, ``idle timeout``): pings and pongs do
-not count. A websocket client that stops reading (no data taken for ``send_timeout_s`` while an event waits) is
-closed with code 1008 and dropped: what waits for a client is bounded by the socket's buffers and the session's
-bounded output queue, never by how long it has not read. A call ends when its peer hangs up or goes away, or on
-the hang-up endpoint. A session that fails never affects another.
+``openai-insecure-api-key.KEY`` subprotocol that browsers use) and an optional origin allow-list, and share the
+session limit and admission control (:mod:`realtime.admission`: no new session while the replies of the last 30 s took
+longer than ``latency_budget_ms`` at the median): past either a websocket is told why in an ``error`` event
+(``session_limit_reached``, ``server_busy``) and closed (code 1013, try again later), a call gets ``503``. A websocket
+that sends no client event for ``idle_timeout_s`` is told so (an ``idle_timeout`` error) and closed (code 1000, ``idle
+timeout``): pings and pongs do not count. A websocket client that stops reading (no data taken for ``send_timeout_s``
+while an event waits) is closed with code 1008 and dropped: what waits for a client is bounded by the socket's buffers
+and the session's bounded output queue, never by how long it has not read. A call ends when its peer hangs up or goes
+away, or on the hang-up endpoint. A session that fails never affects another.
 
 The call endpoints answer cross-origin browsers (CORS) only from the allowed origins (``*``: any): a
 preflight (``OPTIONS``) is answered, and every response carries ``Access-Control-Allow-Origin`` and
@@ -43,8 +44,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiortc import RTCIceServer
 
+from realtime.admission import Admission
 from realtime.commands import Send
 from realtime.connection import RealtimeConnection
+from realtime.events import ReplyDone
 from realtime.models import Models
 from realtime.protocol import MAX_EVENT_BYTES, RealtimeProtocol
 from realtime.session import SessionConfig
@@ -76,6 +79,10 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     max_sessions: int = 8
+    latency_budget_ms: float | None = 3000.0
+    """Admission control: no new session while the median first-packet delay of the last 30 s of replies is past this
+    (ms; None: only ``max_sessions`` limits). 3000 ms: two cores measured p50 1.1 s at one session, 1.8 s at two,
+    3.0 s at four and 6.2 s at eight, all talking at once (README, concurrency)."""
     api_key: str | None = None
     allowed_origins: tuple[str, ...] = ()
     """Origins allowed to connect from a browser, and to call cross-origin (CORS); ``*``: any. Empty: any origin may
@@ -122,6 +129,7 @@ class RealtimeServer:
         self.session_scope = session_scope
         self.connections: set[RealtimeConnection] = set()
         """Every live session, websocket and WebRTC alike."""
+        self.admission = Admission(self.options.latency_budget_ms)
         self._ice_servers = self.options.rtc_ice_servers()
         self._sockets: set[web.WebSocketResponse] = set()
         self._calls: dict[str, _LiveCall] = {}
@@ -196,10 +204,12 @@ class RealtimeServer:
         """Whether ``origin`` is on the allow-list (always false for an empty one)."""
         return origin in self.options.allowed_origins or "*" in self.options.allowed_origins
 
-    def _limit_message(self) -> str | None:
-        if len(self.connections) < self.options.max_sessions:
-            return None
-        return f"the server is at its limit of {self.options.max_sessions} sessions; try again later"
+    def _refused_session(self) -> tuple[str, str] | None:
+        """Why a new session cannot be had now: (error code, message), or None."""
+        if len(self.connections) >= self.options.max_sessions:
+            return "session_limit_reached", f"the server is at its limit of {self.options.max_sessions} sessions; try again later"
+        busy = self.admission.refusal(len(self.connections))
+        return None if busy is None else ("server_busy", busy)
 
     async def _session(
         self, connection: RealtimeConnection, body: Callable[[], Awaitable[None]], hang_up: Callable[[], Awaitable[None]]
@@ -207,6 +217,7 @@ class RealtimeServer:
         """Run ``body`` for the life of a session, inside its scope; free it afterwards. ``hang_up`` ends the session's
         transport when the user's silence ends the call (the session's ``idle_hangup_ms``)."""
         self.connections.add(connection)
+        connection.on_reply = self._measured
         try:
             async with connection, (self.session_scope or _no_scope)(connection):
                 watcher = asyncio.create_task(_on_hang_up(connection, hang_up), name=f"{connection.id}:hang-up")
@@ -216,6 +227,12 @@ class RealtimeServer:
                     watcher.cancel()
         finally:
             self.connections.discard(connection)
+
+    def _measured(self, reply: ReplyDone) -> None:
+        """A session's reply finished: its first-packet delay is a measure of the server's load."""
+        delay = reply.latency.get("first_packet_delay_ms")
+        if isinstance(delay, (int, float)):
+            self.admission.observe(float(delay))
 
     # ---- the websocket -----------------------------------------------------------------------------
 
@@ -250,10 +267,11 @@ class RealtimeServer:
             except TimeoutError:
                 _drop_unread(request, websocket, self.options.send_timeout_s)
 
-        if (limit := self._limit_message()) is not None:
+        if (refused := self._refused_session()) is not None:
+            code, message = refused
             await send({"type": "error", "event_id": "event_000000", "error": {
-                "type": "invalid_request_error", "code": "session_limit_reached", "message": limit}})
-            await websocket.close(code=1013, message=b"session limit reached")
+                "type": "invalid_request_error", "code": code, "message": message}})
+            await websocket.close(code=1013, message=code.replace("_", " ").encode())
             return
         connection = RealtimeConnection(self.models, send, config=self.options.session, beta=_beta(request))
 
@@ -291,8 +309,8 @@ class RealtimeServer:
             return _error_response(exc.status, "invalid_offer", str(exc))
         if session is not None and (refused := _refused_settings(session, self.options.session, _beta(request))) is not None:
             return _error_response(400, refused["code"], refused["message"], param=refused["param"])
-        if (limit := self._limit_message()) is not None:
-            return _error_response(503, "session_limit_reached", limit, headers={"Retry-After": "5"})
+        if (busy := self._refused_session()) is not None:
+            return _error_response(503, *busy, headers={"Retry-After": "5"})
         call = WebRtcCall(self.models, config=self.options.session, beta=_beta(request), ice_servers=self._ice_servers)
         self.connections.add(call.connection)  # the slot is taken from now on
         try:

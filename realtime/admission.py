@@ -1,0 +1,65 @@
+"""Admission control from measured load: a new session is refused while the sessions already admitted answer slower
+than a latency budget, so that a server offered more sessions than its CPU can serve keeps the ones it has usable
+instead of slowing every one of them down together.
+
+The load is measured, not guessed: every reply's first-packet delay (end of the user's speech to the first reply audio,
+the server's own clock) is recorded; while the median of the replies of the last ``window_s`` seconds is past
+``budget_ms``, new sessions get ``server_busy`` (a websocket: an ``error`` event, then close code 1013, try again
+later; a call: HTTP 503 with ``Retry-After``). With no session at all a new one is always admitted, so a burst of slow
+replies cannot lock the server out once it is idle.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+
+
+class Admission:
+    """Whether a new session may join, from the first-packet delays (ms) of recent replies.
+
+    ``budget_ms``: the median delay past which new sessions are refused (None: never refused); ``window_s``: how far
+    back replies count (s); ``min_replies``: replies needed in the window before any refusal (one slow cold start is
+    not a load)."""
+
+    def __init__(
+        self, budget_ms: float | None, *, window_s: float = 30.0, min_replies: int = 3, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if budget_ms is not None and budget_ms <= 0:
+            raise ValueError("the latency budget must be positive (None: no admission control)")
+        self.budget_ms = budget_ms
+        self.window_s = window_s
+        self.min_replies = min_replies
+        self._clock = clock
+        self._delays: deque[tuple[float, float]] = deque()
+        """(when, first-packet delay in ms) of recent replies, oldest first."""
+        self.refused = 0
+        """Sessions refused so far."""
+
+    def observe(self, delay_ms: float) -> None:
+        """A reply's first audio went out ``delay_ms`` after the end of the user's speech."""
+        self._delays.append((self._clock(), delay_ms))
+        self._forget()
+
+    def median_ms(self) -> float | None:
+        """The median first-packet delay of the replies in the window (None: too few to judge)."""
+        self._forget()
+        if len(self._delays) < self.min_replies:
+            return None
+        return statistics.median(delay for _, delay in self._delays)
+
+    def refusal(self, sessions: int) -> str | None:
+        """Why a new session is refused now that ``sessions`` are live (None: it is admitted); counts the refusals."""
+        median = self.median_ms()
+        if self.budget_ms is None or sessions == 0 or median is None or median <= self.budget_ms:
+            return None
+        self.refused += 1
+        return (f"the server is busy: its replies of the last {self.window_s:g} s took {median:.0f} ms at the median, past "
+                f"its budget of {self.budget_ms:.0f} ms; try again later")
+
+    def _forget(self) -> None:
+        horizon = self._clock() - self.window_s
+        while self._delays and self._delays[0][0] < horizon:
+            self._delays.popleft()

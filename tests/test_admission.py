@@ -1,0 +1,78 @@
+"""Admission control: new sessions are refused (``server_busy``) while the replies of the admitted ones are slower than
+the budget; the delays are measured from the replies themselves, through the real websocket on loopback (fake models)."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from realtime.admission import Admission
+from realtime.cascade import CascadeBrain
+from realtime.models import Models
+from realtime.server import RealtimeServer, ServerOptions
+from realtime.session import SessionConfig
+from tests.fakes import FakeDecoder, FakeTts
+from tests.test_faults import QUESTION_TEXT, ScriptedAsr, ask, until
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_median_of_recent_replies_decides() -> None:
+    clock = Clock()
+    gate = Admission(1000, window_s=30, min_replies=3, clock=clock)
+    for delay in (3000, 3000):
+        gate.observe(delay)
+    assert gate.refusal(sessions=2) is None, "two replies are too few to judge"
+    gate.observe(500)
+    assert gate.median_ms() == 3000 and "busy" in (gate.refusal(sessions=2) or "")
+    assert gate.refusal(sessions=0) is None, "an idle server always admits"
+    clock.t = 31
+    assert gate.median_ms() is None and gate.refusal(sessions=2) is None, "old replies are forgotten"
+    gate.observe(900), gate.observe(900), gate.observe(5000)
+    assert gate.refusal(sessions=1) is None, "within budget at the median"
+    assert gate.refused == 1 and Admission(None).refusal(sessions=5) is None
+    with pytest.raises(ValueError, match="positive"):
+        Admission(0)
+
+
+async def test_a_server_past_its_budget_refuses_new_sessions_and_calls(monkeypatch) -> None:
+    from realtime.session import orchestrator
+    from tests.fakes import FakeVad
+
+    monkeypatch.setattr(orchestrator, "VoiceActivityDetector", FakeVad)
+    models = Models(asr=ScriptedAsr(), brain=CascadeBrain(FakeDecoder({QUESTION_TEXT: "Four."})), tts=FakeTts())  # type: ignore[arg-type]
+    options = ServerOptions(port=0, web_root=None, latency_budget_ms=0.001, session=SessionConfig(speculate=False))
+    server = await RealtimeServer(models, options).start()
+    server.admission.min_replies = 1
+    url = f"ws://127.0.0.1:{server.port}/v1/realtime"
+    try:
+        async with connect(url) as first:
+            await ask(first)
+            assert (await until(first, "response.done"))[-1]["response"]["status"] == "completed"
+            assert server.admission.median_ms() is not None, "the reply's first-packet delay was measured"
+            async with connect(url) as second:
+                error = json.loads(await second.recv())["error"]
+                assert error["code"] == "server_busy" and "budget" in error["message"]
+                with pytest.raises(ConnectionClosed) as closed:
+                    await second.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+            async with aiohttp.ClientSession() as http:
+                call = await http.post(f"http://127.0.0.1:{server.port}/v1/realtime/calls", data="v=0\r\n",
+                                       headers={"Content-Type": "application/sdp"})
+                body = await call.json()
+                assert call.status == 503 and body["error"]["code"] == "server_busy" and call.headers["Retry-After"]
+            await ask(first)  # the admitted session goes on
+            assert (await until(first, "response.done"))[-1]["response"]["status"] == "completed"
+    finally:
+        await server.stop()
+    assert server.admission.refused == 2
