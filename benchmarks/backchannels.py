@@ -48,6 +48,9 @@ INTERRUPTIONS = (
     "Sorry, can you repeat that?", "What about Germany?", "Stop please.", "Actually, tell me about cats.",
     "Excuse me, one question.", "Let me ask something else.",
 )
+NOTE = ("A backchannel (a synthetic \"mm-hmm\", \"yeah\", ... or a noise burst) wrongly stopped the reply when the "
+        "interruption was confirmed; a real interruption (\"Wait, stop.\", ...) was missed when it was not. Onset to stop: "
+        "from the sound's first audible sample to the reply's audio pausing at the sink (benchmarks/backchannels.py).")
 SETTLE_S = 8.0
 """How long after the sound ends its judgment is awaited (the transcript takes seconds on a loaded machine)."""
 LEAD_S = 1.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import cutoffs, end_of_turn_real
+from benchmarks import backchannels, cutoffs, end_of_turn_real
 from realtime.latency import STAGES
 
 
@@ -84,6 +84,9 @@ def render(result: dict[str, Any]) -> str:
     if result.get("cutoffs"):
         lines += ["", f"## False cut-offs per turn detection ({result['cutoffs']['questions']} questions)", "",
                   *cutoffs.table(result["cutoffs"]), "", cutoffs.NOTE]
+    if result.get("backchannels"):
+        lines += ["", "## Backchannels and interruptions over a reply", "", *backchannels.table(result["backchannels"]), "",
+                  backchannels.NOTE]
     if result.get("end_of_turn_real"):
         lines += ["", "## End of turn on real recorded speech", "", *end_of_turn_real.tables(result["end_of_turn_real"]), "",
                   end_of_turn_real.NOTE]

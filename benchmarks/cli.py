@@ -44,6 +44,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench.add_argument("--cutoffs", type=int, metavar="N",
                        help="override the preset: questions spoken with a mid-sentence pause per turn-detection setting "
                             "(quick 2, full 24; 0: none)")
+    bench.add_argument("--backchannels", type=int, metavar="N",
+                       help="override the preset: backchannels and noises spoken over a reply (quick 0, full 24)")
+    bench.add_argument("--interruptions", type=int, metavar="N",
+                       help="override the preset: real interruptions spoken over a reply (quick 0, full 20)")
     bench.add_argument("--real-speech", action=argparse.BooleanOptionalAction, default=None,
                        help="end of turn on real recorded conversations (on with --full; fetched on demand)")
     bench.add_argument("--profiles", metavar="NAME,NAME",
@@ -88,9 +92,10 @@ def bench_options(args: argparse.Namespace) -> BenchOptions:
         overrides["profiles"] = profiles
     if args.questions is not None:
         overrides["questions"] = args.questions or None  # 0: all
-    if args.cutoffs is not None and args.cutoffs < 0:
-        raise UsageError(f"--cutoffs takes a whole number from 0 (got {args.cutoffs})")
-    for name in ("barge_ins", "concurrent_turns", "cutoffs", "real_speech"):
+    for name in ("cutoffs", "backchannels", "interruptions"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            raise UsageError(f"--{name} takes a whole number from 0 (got {getattr(args, name)})")
+    for name in ("barge_ins", "concurrent_turns", "cutoffs", "real_speech", "backchannels", "interruptions"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     for name, least in (("concurrency", 1), ("budgets", 0)):

@@ -12,7 +12,8 @@
    the last reply audio and the silence of a client that flushes on ``cleared``.
    False cut-offs: questions with a 300-700 ms pause inside, per turn-detection setting (``server_vad``,
    ``semantic_vad`` at each eagerness), beside the delay of the same questions unpaused (:mod:`benchmarks.cutoffs`);
-   with ``--full``, end of turn on real recorded conversations (:mod:`benchmarks.end_of_turn_real`).
+   with ``--full``, end of turn on real recorded conversations (:mod:`benchmarks.end_of_turn_real`), and
+   backchannels and real interruptions over a reply, in process once the servers are gone (:mod:`benchmarks.backchannels`).
 5. CPU time and peak memory of each server process, per session (``/proc``).
 6. Accuracy: every reply transcribed by Whisper once the servers are gone, checked against the answers.
 
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_markdown, end_of_turn_real, plots
+from benchmarks import backchannels, bench_markdown, end_of_turn_real, plots
 from benchmarks.client import AGENT, NAIVE, BargeIn, Exchange, Server, exchange, running
 from benchmarks.corpus import Question, Rendition, SpokenSample, load_questions, pick, render, rendition
 from benchmarks.cutoffs import measure as cutoff_measure
@@ -43,6 +44,7 @@ from benchmarks.grading import TurnGrades, grade_turn, measures
 from benchmarks.procstat import reset_peak, usage
 from benchmarks.report import EMBEDDED_MODELS, RESULTS, cdf, distribution, machine, now_iso, summarise
 from realtime.latency import STAGES
+from realtime.session import SessionConfig
 
 BARGE_PROMPTS = ("Can you tell me a fun fact?", "Tell me about the city of Rome.", "Describe a sunny day at the beach.")
 INTERRUPTIONS = ("Wait, stop. What time is it?", "Hold on, never mind.", "Sorry, let me ask something else.")
@@ -69,6 +71,11 @@ class BenchOptions:
     """Questions spoken with a mid-sentence pause (and plainly) per turn-detection setting; 0: no cut-off phase."""
     real_speech: bool = False
     """End of turn on real recorded conversations (:mod:`benchmarks.end_of_turn_real`; fetches them on demand)."""
+    backchannels: int = 0
+    """Backchannels (and noises) spoken over a reply, in process after the servers are gone
+    (:mod:`benchmarks.backchannels`); 0: no backchannel phase."""
+    interruptions: int = 0
+    """Real interruptions spoken over a reply in the same phase."""
     profiles: tuple[str, ...] = ()
     """Other embedded language model profiles (``realtime serve --llm``) asked the same questions beside the headline
     agent, each on its own server (mode "agent, llm NAME")."""
@@ -81,7 +88,7 @@ class BenchOptions:
     def full(cls, **overrides: Any) -> BenchOptions:  # noqa: ANN401 - any of the fields
         preset = {
             "questions": None, "concurrency": (1, 2, 4, 8), "concurrent_turns": 16, "barge_ins": 6, "budgets": (0, 32, 96),
-            "cutoffs": 24, "real_speech": True, "profiles": ("accurate",),
+            "cutoffs": 24, "real_speech": True, "profiles": ("accurate",), "backchannels": 24, "interruptions": 20,
         }
         return cls(**{**preset, "preset": "full", **overrides})
 
@@ -294,7 +301,9 @@ async def measure(options: BenchOptions) -> dict[str, Any]:
     questions = pick(every, options.questions)
     samples = [render(q, rendition(i), seed=options.seed + i) for i, q in enumerate(questions)]  # voices cycle over the run
     started = time.monotonic()
-    extra = ("--max-sessions", str(max(8, *options.concurrency)), *options.serve_args)
+    # No admission control: the concurrency phase measures what every offered session gets (benchmarks.overload
+    # measures admission).
+    extra = ("--max-sessions", str(max(8, *options.concurrency)), "--latency-budget-ms", "0", *options.serve_args)
     others = [(*AGENT, "--llm", profile) for profile in options.profiles]
     with running(AGENT, NAIVE, *others, extra=extra) as (agent, naive, *profile_servers):
         profiles = {f"agent, llm {p}": server for p, server in zip(options.profiles, profile_servers, strict=True)}
@@ -305,6 +314,8 @@ async def measure(options: BenchOptions) -> dict[str, Any]:
         cutoffs = await cutoff_measure(agent.url, options.cutoffs, seed=options.seed) if options.cutoffs else None
         real = await end_of_turn_real.measure(agent.url) if options.real_speech else None
     webrtc = webrtc_phase(questions, every) if "webrtc" in options.transports else None
+    overlaps = await backchannels.measure(options.backchannels, options.interruptions, SessionConfig()) \
+        if options.backchannels or options.interruptions else None
     grade(turns)
     return {
         "benchmark": "realtime bench",
@@ -327,6 +338,7 @@ async def measure(options: BenchOptions) -> dict[str, Any]:
         "concurrency": concurrency,
         "barge_in": barge,
         "cutoffs": cutoffs,
+        "backchannels": overlaps,
         "end_of_turn_real": real,
         "resources": resources,
         "turns": [t.row() for t in turns],

@@ -153,8 +153,14 @@ class Conversing:
         ws = await connect(url, max_size=None, ping_interval=None, open_timeout=120)
         inbox, mic = Inbox(), Mic(ws)
         tasks = (asyncio.create_task(inbox.pump(ws)), asyncio.create_task(mic.run()))
-        await inbox.first(lambda e: e["type"] == "session.created", 0, 30)
+        await inbox.first(lambda e: e["type"] in ("session.created", "error"), 0, 30)  # error: refused (server_busy, ...)
         return cls(ws, inbox, mic, tasks)
+
+    @property
+    def refused(self) -> str | None:
+        """The error code the server refused the session with (None: admitted)."""
+        first = self.inbox.events[0][1] if self.inbox.events else {}
+        return first.get("error", {}).get("code") if first.get("type") == "error" else None
 
     @staticmethod
     async def send(ws: ClientConnection, event: dict[str, Any]) -> None:

@@ -161,6 +161,10 @@ def test_bench_command_line() -> None:
     assert bench_options(build_parser().parse_args(["bench", "--profiles", "accurate"])).profiles == ("accurate",)
     with pytest.raises(UsageError, match="unknown profiles: huge"):
         bench_options(build_parser().parse_args(["bench", "--profiles", "accurate,huge"]))
+    full = bench_options(build_parser().parse_args(["bench", "--full", "--interruptions", "3"]))
+    assert (full.backchannels, full.interruptions) == (24, 3)
+    with pytest.raises(UsageError, match="--backchannels takes a whole number from 0"):
+        bench_options(build_parser().parse_args(["bench", "--backchannels", "-1"]))
 
 
 
@@ -181,7 +185,7 @@ def test_realtime_bench_end_to_end(tmp_path, capsys) -> None:
 
     code = main(["bench", "--quick", "--label", "test", "--output-dir", str(tmp_path), "--questions", "2",
                  "--concurrency", "1,2", "--concurrent-turns", "2", "--barge-ins", "1", "--cutoffs", "1",
-                 "--profiles", "accurate"])
+                 "--profiles", "accurate", "--backchannels", "1", "--interruptions", "1"])
     assert code == 0
     [path] = tmp_path.glob("*-test.json")
     result = json.loads(path.read_text())
@@ -205,6 +209,10 @@ def test_realtime_bench_end_to_end(tmp_path, capsys) -> None:
     assert result["accuracy"][0]["budget"] == 0
     assert all(t["question_heard"] and t["written"] for t in result["turns"])
     assert "## Accuracy, three measures" in path.with_suffix(".md").read_text()
+    overlaps = result["backchannels"]  # a noise burst over a reply, then "Wait, stop."
+    assert overlaps["backchannel"]["n"] == overlaps["interruption"]["n"] == 1
+    assert overlaps["backchannel"]["wrong"] == 0 and overlaps["interruption"]["wrong"] == 0
+    assert "## Backchannels and interruptions over a reply" in path.with_suffix(".md").read_text()
 
     levels = result["concurrency"]
     assert [c["sessions"] for c in levels] == [1, 2] and all(c["turns"] == 2 for c in levels)
