@@ -6,12 +6,19 @@ clock, what its microphone hears and what it plays (:data:`PROBE`), and hands bo
 it received, its transcript and a screenshot. The server side is tapped too: each session's input
 audio as it arrived, so the first-packet delay can be measured from the true end of speech.
 
+The WAV plays on Chromium's own clock from the moment the microphone opens. What must happen at a point of
+the call rather than at a time (talking over a reply once it plays, however late a loaded machine starts
+it) is a :class:`Cue`: a second clip the microphone says once events of a type have arrived and the page
+has played so many seconds of sound since the first (:data:`MIXER`). The WAV still goes through Chromium's capture and its
+audio processing; the cue's clip is mixed in after it, as clean as it was synthesised.
+
 Run one call (the browser tests do, in a namespace); OUT_DIR gets call.json (events, the page's
 conversation, delays, server records), speaker.wav and microphone.wav (the page's recording),
 reply.wav (what it played after the question, 16 kHz), server-heard-N.wav (each session's input) and
 page.png:
 
     python -m benchmarks.browser QUESTION.wav OUT_DIR [--until EVENT ...] [--phone] [--reasoning 16]
+        [--then-say CLIP.wav --after EVENT[#COUNT][:PLAYED_S]]
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,7 +41,7 @@ import av
 import numpy as np
 from playwright.async_api import Browser, Page, Playwright, ViewportSize, async_playwright
 
-from audio.samples import PIPELINE_RATE, resample, write_wav
+from audio.samples import PIPELINE_RATE, read_audio, resample, to_pcm16, write_wav
 from realtime.connection import RealtimeConnection
 from realtime.models import Models
 from realtime.respond import speech_segments
@@ -66,6 +75,39 @@ PROBE = """() => new Promise((resolve) => {
   attach();
 })"""
 
+# Run in the page before its own script (with the cue's clip: {rate, pcm: base64 16-bit PCM}): the page's
+# microphone becomes the captured one (Chromium's fake device, with the audio processing the page asks for)
+# mixed in a WebAudio graph with the clip, which window.cue.say() starts; cue.saidAt is when (performance.now).
+MIXER = """(clip) => {
+  const devices = navigator.mediaDevices, capture = devices.getUserMedia.bind(devices);
+  const cue = (window.cue = { saidAt: null, say: null });
+  devices.getUserMedia = async (constraints) => {
+    const captured = await capture(constraints);
+    const context = new AudioContext(), mixed = context.createMediaStreamDestination();
+    context.createMediaStreamSource(captured).connect(mixed);
+    const pcm = new Int16Array(Uint8Array.from(atob(clip.pcm), (c) => c.charCodeAt(0)).buffer);
+    const buffer = new AudioBuffer({ length: pcm.length, sampleRate: clip.rate });
+    buffer.getChannelData(0).set(Float32Array.from(pcm, (x) => x / 32768));
+    cue.say = () => {
+      const source = new AudioBufferSourceNode(context, { buffer });
+      source.connect(mixed);
+      source.start();
+      cue.saidAt = performance.now();
+    };
+    return mixed.stream;
+  };
+}"""
+
+# How many events of this type have arrived, and the seconds of sound the page has played since the first.
+PROGRESS = """(type) => {
+  const arrived = window.voiceAgent.events.filter((e) => e.event.type === type), p = window.probe;
+  let played = 0;
+  for (let i = p.times.length - 1; arrived.length && i >= 0 && p.times[i] >= arrived[0].at; i--) {
+    if (p.blocks[1][i].some((x) => Math.abs(x) >= 0.01)) played += p.blocks[1][i].length / p.rate;
+  }
+  return [arrived.length, played];
+}"""
+
 COLLECT = """async () => {
   const probe = window.probe;
   const stats = [];
@@ -86,7 +128,7 @@ COLLECT = """async () => {
   return {
     rate: probe.rate, block: probe.blocks[0][0]?.length ?? 0, times: probe.times, origin: probe.origin, stats,
     microphone: pcm(probe.blocks[0]), speaker: pcm(probe.blocks[1]),
-    events: window.voiceAgent.events,
+    events: window.voiceAgent.events, said: window.cue?.saidAt ?? null,
     status: document.getElementById("status-text").textContent,
     turns: [...document.querySelectorAll(".turn")].map((t) => ({
       role: t.classList.contains("user") ? "user" : "agent",
@@ -143,17 +185,19 @@ class PageCall:
     recording on this machine's clock (``time.time``; the page and the server share it)."""
     stats: list[dict[str, Any]] = field(default_factory=list)
     """The page's RTP and playout statistics (``RTCPeerConnection.getStats``) at the end of the call."""
+    said_at_s: float | None = None
+    """Where on the recording the microphone began saying the :class:`Cue`'s clip (None: no cue, or never)."""
 
     def first_reply_delay_ms(self) -> float | None:
         """End of the first thing the microphone heard to the first sound the page played after it."""
-        _, replies, end = self._reply_segments()
+        _, replies, end = self._reply_segments
         return None if not replies or end is None else round((replies[0][0] - end) * 1000 / PIPELINE_RATE, 1)
 
     def speech_end_and_first_reply(self) -> tuple[float | None, float | None]:
         """When (wall clock, s) the page's probe got the end of the first speech its microphone heard, and the
         first reply sound the page played after it (the probe's own buffering is in both, so the difference is
         exact, each time late by the same few tens of ms)."""
-        _, replies, end = self._reply_segments()
+        _, replies, end = self._reply_segments
         positions, walls = self.clock
         if end is None or not len(positions):
             return None, None
@@ -170,19 +214,75 @@ class PageCall:
     def reply_audio(self) -> np.ndarray:
         """What the page played after that (16 kHz), cut to where it holds sound (long silence makes Whisper
         repeat itself)."""
-        played, replies, _ = self._reply_segments()
+        played, replies, _ = self._reply_segments
         margin = PIPELINE_RATE // 2
         return played[max(0, replies[0][0] - margin) : replies[-1][1] + margin] if replies else played[:0]
 
+    @functools.cached_property
     def _reply_segments(self) -> tuple[np.ndarray, list[tuple[int, int]], int | None]:
         """The played audio at 16 kHz, where it holds sound after the end of the first speech the microphone
-        heard, and that end (in samples; None if it heard none)."""
+        heard, and that end (in samples; None if it heard none); found once (the detector takes a while over
+        a long call on a loaded machine)."""
         spoken = speech_segments(resample(self.microphone, self.rate, PIPELINE_RATE))
         played = resample(self.speaker, self.rate, PIPELINE_RATE)
         if not spoken:
             return played, [], None
         end = spoken[0][1]
         return played, [(start, stop) for start, stop in speech_segments(played) if start > end], end
+
+
+class CueMissed(RuntimeError):
+    """The call never reached the point at which its :class:`Cue` was to be said."""
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A clip the microphone says at a point of the call: once ``count`` events of type ``after`` have arrived
+    and the page has played ``played_s`` seconds of sound since the first; :class:`CueMissed` if that has not
+    happened ``within_s`` seconds after the call started."""
+
+    clip: np.ndarray
+    """float32 mono at ``rate``."""
+    rate: int
+    after: str
+    count: int = 1
+    played_s: float = 0.0
+    within_s: float = 120.0
+
+    @classmethod
+    def parse(cls, wav: Path, after: str) -> Cue:
+        """The cue for ``--then-say WAV --after EVENT[#COUNT][:PLAYED_S]``."""
+        spec, _, played = after.partition(":")
+        event, _, count = spec.partition("#")
+        return cls(read_audio(wav, PIPELINE_RATE), PIPELINE_RATE, event, int(count or 1), float(played or 0.0))
+
+    def init_script(self) -> str:
+        """:data:`MIXER` with this clip, for ``Page.add_init_script``."""
+        pcm = base64.b64encode(to_pcm16(self.clip)).decode()
+        return f"({MIXER})({json.dumps({'rate': self.rate, 'pcm': pcm})})"
+
+    async def say_when_due(self, page: Page) -> None:
+        """Wait until the call reaches the cue's point, then say its clip."""
+        started = time.monotonic()
+        while True:
+            arrived, played = await page.evaluate(PROGRESS, self.after)
+            if arrived >= self.count and played >= self.played_s:
+                break
+            if time.monotonic() - started > self.within_s:
+                raise CueMissed(await self._missed(page, arrived, played))
+            await asyncio.sleep(0.05)
+        await page.evaluate("window.cue.say()")
+
+    async def _missed(self, page: Page, arrived: int, played: float) -> str:
+        """Why the call did not reach the cue's point, and what it got instead."""
+        within = f"within {self.within_s:.0f} s of the call starting"
+        if arrived:
+            why = (f"the reply never got far enough: {arrived} of {self.count} {self.after} and {played:.1f} of "
+                   f"{self.played_s:.1f} s of sound played {within}")
+        else:
+            why = f"the reply never started: no {self.after} {within}"
+        types = [e["event"]["type"] for e in await page.evaluate("window.voiceAgent.events")]
+        return f"{why}, so the clip was never said (events: {', '.join(dict.fromkeys(types))})"
 
 
 @dataclass
@@ -347,21 +447,26 @@ async def talk(
     quiet_s: float = 1.5,
     reasoning: int = 0,
     page_gone: Callable[[], Awaitable[None]] | None = None,
+    cue: Cue | None = None,
 ) -> PageCall:
     """Open the page with ``wav`` as the microphone, choose the ``reasoning`` budget (one the page
-    offers), press the button, wait until the events satisfy ``until`` and the page has played nothing
-    for ``quiet_s``, then collect what happened and close the page; ``page_gone`` runs then, while the
-    browser is still up."""
+    offers), press the button, say the ``cue`` when it is due (it bounds that wait itself), wait until the
+    events satisfy ``until`` and the page has played nothing for ``quiet_s`` (within ``timeout_s``), then
+    collect what happened and close the page; ``page_gone`` runs then, while the browser is still up."""
     async with async_playwright() as playwright:
         browser = await launch(playwright, chromium_args(wav))
         try:
             page = await browser.new_page(viewport=viewport, device_scale_factor=2 if viewport == PHONE else 1)
+            if cue is not None:
+                await page.add_init_script(cue.init_script())
             await page.goto(url)
             await page.click(".settings summary")  # as a user would: open the settings, choose, close them
             await page.select_option("#reasoning", str(reasoning))
             await page.click(".settings summary")
             await page.click("#talk")
             await page.evaluate(PROBE)
+            if cue is not None:
+                await cue.say_when_due(page)
             async with asyncio.timeout(timeout_s):
                 while not until([e["event"] for e in await page.evaluate("window.voiceAgent.events")]):
                     await asyncio.sleep(0.2)
@@ -405,8 +510,10 @@ def _page_call(result: dict[str, Any]) -> PageCall:
         at_s = float(np.interp(entry["at"], times, positions)) if len(times) else 0.0
         events.append({**entry["event"], "at_s": round(at_s, 3)})
     clock = (positions, (result["origin"] + times) / 1000) if len(times) else (np.zeros(0), np.zeros(0))
+    said = result.get("said")
+    said_at_s = None if said is None or not len(times) else round(float(np.interp(said, times, positions)), 3)
     return PageCall(rate, pcm(result["microphone"]), pcm(result["speaker"]), events, result["turns"], result["status"],
-                    clock, result.get("stats", []))
+                    clock, result.get("stats", []), said_at_s)
 
 
 def seen(*kinds: str) -> Callable[[list[dict[str, Any]]], bool]:
@@ -419,7 +526,7 @@ def seen(*kinds: str) -> Callable[[list[dict[str, Any]]], bool]:
     return check
 
 
-async def _one_call(wav: Path, out: Path, until: list[str], phone: bool, reasoning: int) -> None:
+async def _one_call(wav: Path, out: Path, until: list[str], phone: bool, reasoning: int, cue: Cue | None) -> None:
     from realtime.models import Models
 
     models = Models.load_embedded()
@@ -435,7 +542,7 @@ async def _one_call(wav: Path, out: Path, until: list[str], phone: bool, reasoni
             freed_after_s = None if server.connections else round(time.monotonic() - closed, 2)
 
         call = await talk(server.url, wav, seen(*until), screenshot=out / "page.png", viewport=PHONE if phone else DESKTOP,
-                          reasoning=reasoning, page_gone=page_gone)
+                          reasoning=reasoning, page_gone=page_gone, cue=cue)
         write_wav(out / "speaker.wav", call.speaker, call.rate)
         write_wav(out / "reply.wav", call.reply_audio(), PIPELINE_RATE)
         write_wav(out / "microphone.wav", call.microphone, call.rate)
@@ -448,6 +555,7 @@ async def _one_call(wav: Path, out: Path, until: list[str], phone: bool, reasoni
             "turns": call.turns,
             "status": call.status,
             "page_first_reply_delay_ms": call.first_reply_delay_ms(),
+            "then_said_at_s": call.said_at_s,
             "server_records": [record for s in sessions for record in s.first_packet_delays()],
             "sessions": len(sessions),
             "freed_after_s": freed_after_s,
@@ -463,9 +571,19 @@ def main() -> None:
                         help="event types that end the call once they arrived in this order and the page is quiet")
     parser.add_argument("--phone", action="store_true", help="a phone-sized page")
     parser.add_argument("--reasoning", type=int, default=0, help="the page's reasoning budget (0, 16 or 64)")
+    parser.add_argument("--then-say", type=Path, metavar="CLIP", help="a clip the microphone says at a point of the call")
+    parser.add_argument("--after", metavar="EVENT[#COUNT][:PLAYED_S]",
+                        help="that point: once COUNT (1) EVENTs arrived and the page has played PLAYED_S (0) seconds "
+                             "of sound since the first")
     args = parser.parse_args()
+    if (args.then_say is None) != (args.after is None):
+        parser.error("--then-say and --after go together")
+    cue = None if args.then_say is None else Cue.parse(args.then_say, args.after)
     args.out.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_one_call(args.wav.resolve(), args.out, args.until, args.phone, args.reasoning))
+    try:
+        asyncio.run(_one_call(args.wav.resolve(), args.out, args.until, args.phone, args.reasoning, cue))
+    except CueMissed as missed:
+        sys.exit(str(missed))
 
 
 if __name__ == "__main__":
