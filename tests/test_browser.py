@@ -92,6 +92,7 @@ def test_a_question_spoken_into_the_page_gets_a_spoken_answer(tmp_path, say, whi
     assert call["freed_after_s"] is not None and call["freed_after_s"] < 5, "the page going away frees the session"
 
 
+@pytest.mark.timing
 def test_talking_over_the_reply_stops_it(tmp_path, say) -> None:
     # The user talks over the story once the page has played 1.5 s of it and holds words of it not yet
     # played (its second transcript delta), however late a loaded machine gets there: not at a fixed time
