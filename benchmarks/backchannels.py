@@ -88,10 +88,14 @@ async def trial(models: Models, audio: np.ndarray, config: SessionConfig) -> dic
     speaker = VirtualSpeaker(config.output_rate, realtime=True)
     session = VoiceSession(models, config, speaker)
     seen: dict[str, float] = {}
+    """The first time of each kind of mark."""
+    marks: list[tuple[str, float]] = []
+    """Every pause, resume and clear, in order (a sound may pause and resume the reply more than once)."""
 
     async def on_event(item: OutputItem) -> None:
         if isinstance(item, AudioPaused | AudioResumed | AudioCleared):
             seen.setdefault(type(item).__name__, now())
+            marks.append((type(item).__name__, now()))
 
     heard: list[str] = []
     transcribe = models.asr.transcribe_async
@@ -119,7 +123,7 @@ async def trial(models: Models, audio: np.ndarray, config: SessionConfig) -> dic
         onset = now() + np.flatnonzero(np.abs(audio) > 0.01)[0] / PIPELINE_RATE
         await push(audio)
         end = now()
-        while now() - end < SETTLE_S and not ({"AudioResumed", "AudioCleared"} & seen.keys()):
+        while now() - end < SETTLE_S and not judged(marks, end):
             await push(silence)
     finally:
         await session.close()
@@ -129,9 +133,15 @@ async def trial(models: Models, audio: np.ndarray, config: SessionConfig) -> dic
     return {
         "paused": "AudioPaused" in seen, "stopped": "AudioCleared" in seen, "resumed": "AudioResumed" in seen,
         "onset_to_stop_ms": round(float(paused - onset) * 1000, 1) if paused is not None else None,
-        "resumed_after_ms": round((seen["AudioResumed"] - end) * 1000, 1) if "AudioResumed" in seen else None,
+        "resumed_after_ms": round((resumes[-1] - end) * 1000, 1) if (resumes := [t for k, t in marks if k == "AudioResumed"]) else None,
         "sound_ms": round(len(audio) * 1000 / PIPELINE_RATE), "heard": heard,
     }
+
+
+def judged(marks: list[tuple[str, float]], end: float) -> bool:
+    """Whether the sound that ended at ``end`` has had its outcome: the reply was stopped, or it resumed after the sound
+    ended (a resume during the sound, from a first syllable too short to be speech, is not yet the outcome)."""
+    return any(kind == "AudioCleared" for kind, _ in marks) or (bool(marks) and marks[-1][0] == "AudioResumed" and marks[-1][1] >= end)
 
 
 def summary(rows: list[dict[str, Any]], kind: str) -> dict[str, Any]:

@@ -25,3 +25,13 @@ def test_the_sounds_are_noise_first_then_voices_in_turn() -> None:
     assert [kind for kind, _, _ in chosen] == ["backchannel"] * 6 + ["interruption"] * 2
     assert chosen[0][1].startswith("noise burst") and chosen[4][1] == "Mm-hmm. (flite:kal)"
     assert all(len(audio) > 1_000 for _, _, audio in chosen)
+
+
+def test_a_resume_during_the_sound_is_not_yet_its_outcome() -> None:
+    from benchmarks.backchannels import judged
+
+    end = 10.0
+    assert not judged([], end) and not judged([("AudioPaused", 9.0)], end)
+    assert not judged([("AudioPaused", 8.0), ("AudioResumed", 8.2)], end), "a first syllable too short for speech"
+    assert not judged([("AudioPaused", 8.0), ("AudioResumed", 8.2), ("AudioPaused", 8.5)], end)
+    assert judged([("AudioPaused", 8.0), ("AudioResumed", 10.4)], end) and judged([("AudioPaused", 8.0), ("AudioCleared", 9.5)], end)
