@@ -2,11 +2,12 @@
 than a latency budget, so that a server offered more sessions than its CPU can serve keeps the ones it has usable
 instead of slowing every one of them down together.
 
-The load is measured, not guessed: every reply's first-packet delay (end of the user's speech to the first reply audio,
-the server's own clock) is recorded; while the median of the replies of the last ``window_s`` seconds is past
-``budget_ms``, new sessions get ``server_busy`` (a websocket: an ``error`` event, then close code 1013, try again
-later; a call: HTTP 503 with ``Retry-After``). With no session at all a new one is always admitted, so a burst of slow
-replies cannot lock the server out once it is idle.
+The load is measured, not guessed: every reply's first-packet delay (end of the user's speech to the first reply
+audio, the server's own clock) is recorded; while the median of the replies of the last ``window_s`` seconds is past
+``budget_ms``, or a reply in progress has already waited longer than ``budget_ms`` for its first audio (which shows an
+overload as it builds, before slow replies have finished), new sessions get ``server_busy`` (a websocket: an ``error``
+event, then close code 1013, try again later; a call: HTTP 503 with ``Retry-After``). With no session at all a new one
+is always admitted, so a burst of slow replies cannot lock the server out once it is idle.
 """
 
 from __future__ import annotations
@@ -50,14 +51,20 @@ class Admission:
             return None
         return statistics.median(delay for _, delay in self._delays)
 
-    def refusal(self, sessions: int) -> str | None:
-        """Why a new session is refused now that ``sessions`` are live (None: it is admitted); counts the refusals."""
+    def refusal(self, sessions: int, waiting_ms: float = 0.0) -> str | None:
+        """Why a new session is refused now that ``sessions`` are live, the longest of their replies in progress having
+        waited ``waiting_ms`` for its first audio so far (None: it is admitted); counts the refusals."""
+        if self.budget_ms is None or sessions == 0:
+            return None
         median = self.median_ms()
-        if self.budget_ms is None or sessions == 0 or median is None or median <= self.budget_ms:
+        if median is not None and median > self.budget_ms:
+            why = f"its replies of the last {self.window_s:g} s took {median:.0f} ms at the median"
+        elif waiting_ms > self.budget_ms:
+            why = f"a reply has waited {waiting_ms:.0f} ms for its first audio"
+        else:
             return None
         self.refused += 1
-        return (f"the server is busy: its replies of the last {self.window_s:g} s took {median:.0f} ms at the median, past "
-                f"its budget of {self.budget_ms:.0f} ms; try again later")
+        return f"the server is busy: {why}, past its budget of {self.budget_ms:.0f} ms; try again later"
 
     def _forget(self) -> None:
         horizon = self._clock() - self.window_s

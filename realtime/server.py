@@ -208,7 +208,8 @@ class RealtimeServer:
         """Why a new session cannot be had now: (error code, message), or None."""
         if len(self.connections) >= self.options.max_sessions:
             return "session_limit_reached", f"the server is at its limit of {self.options.max_sessions} sessions; try again later"
-        busy = self.admission.refusal(len(self.connections))
+        waiting = max((c.session.turns.waiting_ms() for c in self.connections), default=0.0)
+        busy = self.admission.refusal(len(self.connections), waiting)
         return None if busy is None else ("server_busy", busy)
 
     async def _session(

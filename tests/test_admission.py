@@ -40,7 +40,8 @@ def test_the_median_of_recent_replies_decides() -> None:
     assert gate.median_ms() is None and gate.refusal(sessions=2) is None, "old replies are forgotten"
     gate.observe(900), gate.observe(900), gate.observe(5000)
     assert gate.refusal(sessions=1) is None, "within budget at the median"
-    assert gate.refused == 1 and Admission(None).refusal(sessions=5) is None
+    assert "waited 1200 ms" in (gate.refusal(sessions=1, waiting_ms=1200) or ""), "an overload as it builds"
+    assert gate.refused == 2 and Admission(None).refusal(sessions=5, waiting_ms=9e9) is None
     with pytest.raises(ValueError, match="positive"):
         Admission(0)
 
@@ -76,3 +77,22 @@ async def test_a_server_past_its_budget_refuses_new_sessions_and_calls(monkeypat
     finally:
         await server.stop()
     assert server.admission.refused == 2
+
+
+async def test_a_reply_still_without_audio_counts_how_long_it_has_waited() -> None:
+    import asyncio
+
+    from tests.fakes import silence, speak
+    from tests.test_overlaps import Overlapped
+    from tests.test_session import QUESTION
+
+    async with Overlapped() as h:
+        assert h.session.turns.waiting_ms() == 0.0
+        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 0  # the reply writes nothing until released
+        await h.push(speak(QUESTION))
+        await h.push(silence(1.5))
+        waited = h.session.turns.waiting_ms()
+        assert 1000 < waited < 1600, waited  # since the end of speech, on the session's (virtual) clock
+        h.decoder.gate.set()
+        await h.push(silence(0.5))
+        assert h.session.turns.waiting_ms() == 0.0, "its audio began"

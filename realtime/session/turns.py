@@ -87,6 +87,14 @@ class TurnKeeper:
             return self._last_reply
         return None
 
+    def waiting_ms(self) -> float:
+        """How long the oldest committed reply still without audio has waited since the end of its user's speech (ms;
+        0 when none waits): a reply's first-packet delay so far, before it is known."""
+        now = self._s.clock()
+        ends = [turn.record.stamps["speech_end"] for turn in self._live
+                if turn.respond and turn.committed and "speech_end" in turn.record.stamps and "first_audio_out" not in turn.record.stamps]
+        return max(((now - end) * 1000 for end in ends), default=0.0)
+
     def replying(self, turn: Turn) -> bool:
         """``turn`` is a committed reply still being produced, or the last reply, whose audio is still playing."""
         return (turn in self._live and turn.respond and turn.committed) or (turn is self._last_reply and self._s.playing)
