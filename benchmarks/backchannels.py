@@ -69,9 +69,10 @@ def noises() -> list[tuple[str, np.ndarray]]:
 
 
 def sounds(backchannels: int, interruptions: int) -> list[tuple[str, str, np.ndarray]]:
-    """``(kind, label, audio)``: the backchannels (noise included) and the real interruptions, voices in turn."""
+    """``(kind, label, audio)``: ``backchannels`` sounds (the noise bursts first, then backchannels in voices in turn)
+    and ``interruptions`` real interruptions."""
     voiced = itertools.cycle(itertools.product(VOICES, BACKCHANNELS))
-    chosen: list[tuple[str, str, np.ndarray]] = [("backchannel", name, audio) for name, audio in noises()]
+    chosen: list[tuple[str, str, np.ndarray]] = [("backchannel", name, audio) for name, audio in noises()[:backchannels]]
     while len(chosen) < backchannels:
         voice, text = next(voiced)
         chosen.append(("backchannel", f"{text} ({voice})", speak(text, voice)))

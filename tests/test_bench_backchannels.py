@@ -25,6 +25,7 @@ def test_the_sounds_are_noise_first_then_voices_in_turn() -> None:
     assert [kind for kind, _, _ in chosen] == ["backchannel"] * 6 + ["interruption"] * 2
     assert chosen[0][1].startswith("noise burst") and chosen[4][1] == "Mm-hmm. (flite:kal)"
     assert all(len(audio) > 1_000 for _, _, audio in chosen)
+    assert [kind for kind, _, _ in sounds(1, 1)] == ["backchannel", "interruption"], "as many as asked"
 
 
 def test_a_resume_during_the_sound_is_not_yet_its_outcome() -> None:

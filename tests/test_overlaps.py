@@ -240,3 +240,21 @@ async def test_speech_over_a_reply_written_whole_but_still_playing_cuts_it_and_i
     heard = h.history()[1][1].split()
     assert len(heard) < len(STORY.split()) and heard == STORY.split()[: len(heard)], "the story cut to what was heard"
     assert h.history()[2:] == [("user", QUESTION), ("assistant", "Four.")]
+
+
+async def test_fewer_words_than_interrupt_resume_the_reply_and_are_answered_after_it() -> None:
+    # "What is the capital of ... Germany?": the reply to the first half began; the last word, over it, is too little
+    # to interrupt (min_interruption_words 2) but is not lost.
+    async with Overlapped(SessionConfig(policy=PolicyConfig(min_interruption_ms=5_000))) as h:
+        await h.story_playing()
+        await h.push(speak("germany"))
+        await h.push(silence(0.4))
+        assert len(h.of(AudioResumed)) == 1 and h.of(AudioCleared) == [], "the reply plays on"
+        story = await h.finish()
+        for _ in range(100):
+            await h.push(silence(0.1))
+            if len(h.of(ReplyDone)) == 2:
+                break
+    assert story.status == "completed" and h.reply_audio(story.generation) == len(STORY.split()) * WORD
+    assert [role for role, _ in h.history()] == ["user", "assistant", "user", "assistant"]
+    assert h.history()[2] == ("user", "germany") and h.of(ReplyDone)[1].status == "completed"

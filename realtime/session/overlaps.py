@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from realtime.policy import interrupts
+from realtime.policy import content_words, interrupts
 from realtime.session.turn import Turn
 
 if TYPE_CHECKING:
@@ -80,15 +80,20 @@ class Overlaps:
             await self._turns.interrupt(reply)
 
     async def judge(self, turn: Turn) -> bool:
-        """Whether ``turn``'s speech, begun over a reply, interrupts it (its final transcript is in ``user_text``):
-        True confirms the interruption (at once, on a task of the session's: the turn waits for the reply to stop);
-        False resumes the reply, and the turn is to leave no reply and no message."""
+        """Whether ``turn``'s speech, begun over a reply, is to be answered (its final transcript is in ``user_text``).
+        Words that interrupt confirm the interruption (at once, on a task of the session's: the turn waits for the reply
+        to stop): True. Fewer words than interrupt ("Germany?" said after the reply began) resume the reply and are
+        answered after it, nothing lost: True. A backchannel or noise resumes the reply, and the turn is to leave no
+        reply and no message: False."""
         if self._reply is None:  # confirmed already, or the reply is over
             return True
-        if interrupts(turn.user_text or "", self._session.config.policy):
+        policy = self._session.config.policy
+        text = turn.user_text or ""
+        if interrupts(text, policy):
             self._session.spawn(self.confirm(), "interrupt")
             return True
-        self._session.stats["backchannels"] += 1
+        answered_after = content_words(text, policy.backchannels) > 0
+        self._session.stats["answered_after_reply" if answered_after else "backchannels"] += 1
         self._dismissed = True
         self._router.resume()
-        return False
+        return answered_after
