@@ -398,7 +398,10 @@ async def test_a_barge_in_cuts_a_bi_streamed_answer_to_the_words_played(models, 
     question = write_question(tmp_path / "q.wav", silence(0.3), story, silence(3.0), stop, silence(0.3))
     result = await respond(question, tmp_path / "reply.wav", voice)
     first = result.turns[0]
-    assert result.stats.get("interrupted", 0) == 1 and model.closed_early == 1
+    # The synthesis is closed early when the story is still being spoken into it at the interruption; a short story may
+    # have been synthesised whole by then (its audio still playing): either way the history is cut to what was played
+    # (that a cancelled synthesis stops within one chunk is tested above, on its own).
+    assert result.stats.get("interrupted", 0) == 1 and model.closed_early <= 1
     told = [text for role, text in result.conversation if role == "assistant"][0].split()
     written = " ".join(piece for piece, _ in model.seen).split()
     # about 2.5 s of the reply was played (0.3 s a word here): the history keeps those words, not the rest
