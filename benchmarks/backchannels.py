@@ -6,8 +6,9 @@ respond`` plays it); once a second of it has played, a sound is streamed over it
 a **backchannel** (a synthetic "mm-hmm", "yeah", "okay", ... in several flite and espeak-ng voices, or a noise burst or
 a cough) or a **real interruption** ("Wait, stop.", "What about Spain?", ...). The real voice activity detector
 (Silero) and recogniser (Whisper base) judge it with the session's default settings. A backchannel **wrongly stopped**
-the reply when the interruption was confirmed (``output_audio_buffer.cleared``); a real interruption was **missed**
-when it was not confirmed within :data:`SETTLE_S` of its end. **Onset to stop**: from the first audible sample of the
+the reply when the interruption was confirmed (``output_audio_buffer.cleared``), and was **answered after** the reply
+when its words were taken for a question too short to interrupt (a misheard "uh-huh" the agent then replies to); a real
+interruption was **missed** when it was not confirmed within :data:`SETTLE_S` of its end. **Onset to stop**: from the first audible sample of the
 sound to the moment the reply's audio stopped at the sink (the pause). **Resumed after**: from the end of a backchannel
 to the reply playing on.
 
@@ -136,6 +137,7 @@ async def trial(models: Models, audio: np.ndarray, config: SessionConfig) -> dic
         "onset_to_stop_ms": round(float(paused - onset) * 1000, 1) if paused is not None else None,
         "resumed_after_ms": round((resumes[-1] - end) * 1000, 1) if (resumes := [t for k, t in marks if k == "AudioResumed"]) else None,
         "sound_ms": round(len(audio) * 1000 / PIPELINE_RATE), "heard": heard,
+        "answered_after": session.stats["answered_after_reply"] > 0,
     }
 
 
@@ -151,6 +153,7 @@ def summary(rows: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return {
         "n": len(group), "paused": sum(r["paused"] for r in group),
         "wrong": len(wrong), "wrong_share": round(len(wrong) / len(group), 3) if group else None,
+        "answered_after": sum(r.get("answered_after", False) for r in group),
         "onset_to_stop_ms": distribution([r["onset_to_stop_ms"] for r in group if r["onset_to_stop_ms"] is not None]),
         "resumed_after_ms": distribution([r["resumed_after_ms"] for r in group if r["resumed_after_ms"] is not None]),
         "wrong_cases": [f"{r['label']} heard as {' / '.join(map(repr, r['heard'])) or 'nothing'}" for r in wrong],
@@ -158,13 +161,13 @@ def summary(rows: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> list[str]:
-    lines = ["| sounds over a reply | n | paused | wrong | onset to stop p50 / p90 ms | resumed after p50 / p90 ms |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| sounds over a reply | n | paused | wrong | answered after the reply | onset to stop p50 / p90 ms "
+             "| resumed after p50 / p90 ms |", "|---|---|---|---|---|---|---|"]
     for kind, what in (("backchannel", "backchannels wrongly stopping the reply"), ("interruption", "interruptions missed")):
         s = result[kind]
         stop, resumed = s["onset_to_stop_ms"], s["resumed_after_ms"]
         lines.append(f"| {kind}s | {s['n']} | {s['paused']} | {what}: {s['wrong']} ({s['wrong_share']:.0%}) "
-                     f"| {stop['p50']} / {stop['p90']} | {resumed['p50']} / {resumed['p90']} |")
+                     f"| {s['answered_after']} | {stop['p50']} / {stop['p90']} | {resumed['p50']} / {resumed['p90']} |")
     return lines
 
 
@@ -179,16 +182,18 @@ async def measure(backchannels: int, interruptions: int, config: SessionConfig) 
     return {"backchannel": summary(rows, "backchannel"), "interruption": summary(rows, "interruption"), "trials": rows}
 
 
-async def _main(backchannels: int, interruptions: int, label: str, load: str, min_interruption_ms: int) -> None:
-    policy = dataclasses.replace(PolicyConfig(), min_interruption_ms=min_interruption_ms)
+async def _main(backchannels: int, interruptions: int, label: str, load: str, min_interruption_ms: int, min_speech_ms: int) -> None:
+    policy = dataclasses.replace(PolicyConfig(), min_interruption_ms=min_interruption_ms, min_interruption_speech_ms=min_speech_ms)
     result = await measure(backchannels, interruptions, SessionConfig(policy=policy))
     record = {"benchmark": "backchannels", "date": now_iso(), "label": label, "machine": machine(), "load": load,
-              "settings": {"min_interruption_ms": min_interruption_ms, "min_interruption_words": policy.min_interruption_words},
+              "settings": {"min_interruption_ms": min_interruption_ms, "min_interruption_words": policy.min_interruption_words,
+                           "min_interruption_speech_ms": min_speech_ms},
               **result}
     wrong = [f"- {kind}: {', '.join(result[kind]['wrong_cases']) or 'none'}" for kind in ("backchannel", "interruption")]
     text = "\n".join([f"# Backchannels and interruptions over a reply ({label}, {record['date']})", "",
                       f"{machine()['cpus']} CPUs, load: {load}; Silero VAD + Whisper base; the reply scripted (Piper); "
-                      f"min_interruption_ms {min_interruption_ms}, min_interruption_words {policy.min_interruption_words}.", "",
+                      f"min_interruption_ms {min_interruption_ms}, min_interruption_words {policy.min_interruption_words}, "
+                      f"min_interruption_speech_ms {min_speech_ms}.", "",
                       *table(result), "", "Wrong cases:", *wrong, "", __doc__.split("\n\n")[1].replace("\n", " ")])
     print(text)
     print(write_results("backchannels", label, record, text + "\n"))
@@ -201,8 +206,10 @@ def main() -> None:
     parser.add_argument("--label", default="cpu")
     parser.add_argument("--load", default="", help="the machine's load while it ran (from uptime), for the record")
     parser.add_argument("--min-interruption-ms", type=int, default=PolicyConfig.min_interruption_ms)
+    parser.add_argument("--min-interruption-speech-ms", type=int, default=PolicyConfig.min_interruption_speech_ms)
     args = parser.parse_args()
-    asyncio.run(_main(args.backchannels, args.interruptions, args.label, args.load, args.min_interruption_ms))
+    asyncio.run(_main(args.backchannels, args.interruptions, args.label, args.load, args.min_interruption_ms,
+                      args.min_interruption_speech_ms))
 
 
 if __name__ == "__main__":

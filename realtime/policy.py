@@ -70,6 +70,11 @@ class PolicyConfig:
     speech with no words never does), unless one of them is an :attr:`interrupt_words` word. Two, because a short
     acknowledgement misheard as one word ("Sure" as "Share", a synthetic "uh-huh" as "Amir") is the commonest false
     interruption measured by ``benchmarks.backchannels``, and a one-word interruption is nearly always a command."""
+    min_interruption_speech_ms: int = 500
+    """Speech over a reply that pauses sooner than this after its onset (ms) interrupts only with an
+    :attr:`interrupt_words` word; other words are answered after the reply. Whisper hears a short synthetic "uh-huh"
+    or "yeah" as two words ("Emma. Emma.", "of that.", "You add.": 3 of 24 backchannels wrongly stopped the reply in
+    ``benchmarks.backchannels`` without this rule). 500 ms is LiveKit Agents' ``min_interruption_duration``."""
     backchannels: tuple[str, ...] = field(default=BACKCHANNELS)
     """Words and phrases that never count toward :attr:`min_interruption_words` (lower case)."""
     interrupt_words: tuple[str, ...] = field(default=INTERRUPT_WORDS)
@@ -91,7 +96,7 @@ class PolicyConfig:
             raise ValueError("threshold must be between 0 and 1")
         durations = (
             self.min_speech_ms, self.speculate_silence_ms, self.end_of_turn_silence_ms, self.resume_ms, self.barge_in_ms,
-            self.max_gap_ms, self.min_interruption_ms or 0, self.min_interruption_words,
+            self.max_gap_ms, self.min_interruption_ms or 0, self.min_interruption_words, self.min_interruption_speech_ms,
         )
         if min(durations) < 0:
             raise ValueError("durations must not be negative")
@@ -281,10 +286,15 @@ def content_words(text: str, backchannels: tuple[str, ...] = BACKCHANNELS) -> in
     return count
 
 
-def interrupts(text: str, config: PolicyConfig) -> bool:
+def interrupts(text: str, config: PolicyConfig, speech_ms: float | None = None) -> bool:
     """Whether speech over a reply whose transcript is ``text`` interrupts it: it has words ("" is noise, a cough,
-    a laugh), and at least ``min_interruption_words`` of them are not backchannels, or one is an interrupt word."""
+    a laugh), one of them is an interrupt word, or at least ``min_interruption_words`` of them are not backchannels
+    and the speech lasted (``speech_ms``, from its onset to its pause; None: long enough) at least
+    ``min_interruption_speech_ms``."""
     words = _WORD.findall(text.lower())
     if not words:
         return False
-    return content_words(text, config.backchannels) >= config.min_interruption_words or not set(words).isdisjoint(config.interrupt_words)
+    if not set(words).isdisjoint(config.interrupt_words):
+        return True
+    long_enough = speech_ms is None or speech_ms >= config.min_interruption_speech_ms
+    return long_enough and content_words(text, config.backchannels) >= config.min_interruption_words

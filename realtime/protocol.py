@@ -14,7 +14,8 @@ reasoning), ``"latency"`` (``response.latency`` carries a reply's stage timestam
 far, and ``output_audio_buffer.resumed`` when that speech was a backchannel or noise and the reply plays on; speech
 that interrupts is told as always: ``output_audio_buffer.cleared``, then ``response.done`` cancelled); its settings, in
 ``turn_detection``, are read from any client and shown to those that ask: ``min_interruption_ms`` (null: speech over a
-reply interrupts it at once, without a pause), ``min_interruption_words``, ``backchannels`` and ``idle_hangup_ms`` (the
+reply interrupts it at once, without a pause), ``min_interruption_words``, ``min_interruption_speech_ms``,
+``backchannels`` and ``idle_hangup_ms`` (the
 silence after the idle prompt that ends the call).
 ``session.reasoning = {"budget_tokens": N}`` sets the reasoning budget; ``response.create`` with
 ``response.interruptible = false`` asks for a reply that speech over it neither pauses nor interrupts (a greeting: what
@@ -436,6 +437,7 @@ class RealtimeProtocol:
         if detection is not None and "pause" in self.extensions:
             policy = config.policy
             detection |= {"min_interruption_ms": policy.min_interruption_ms, "min_interruption_words": policy.min_interruption_words,
+                          "min_interruption_speech_ms": policy.min_interruption_speech_ms,
                           "backchannels": list(policy.backchannels), "idle_hangup_ms": config.idle_hangup_ms}
         common = {
             "id": self.session_id,

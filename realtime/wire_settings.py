@@ -83,12 +83,14 @@ def turn_detection(value: object, policy: PolicyConfig) -> dict[str, Any]:
 
 def _interruption(value: dict[str, Any], policy: PolicyConfig) -> dict[str, Any]:
     """The extension knobs of speech over a reply (``min_interruption_ms``: null interrupts at once, without a pause;
-    ``min_interruption_words``; ``backchannels``, a list of words and phrases): the policy with them."""
+    ``min_interruption_words``; ``min_interruption_speech_ms``; ``backchannels``, a list of words and phrases): the
+    policy with them."""
     knobs: dict[str, Any] = {}
     if "min_interruption_ms" in value:
         knobs["min_interruption_ms"] = _non_negative(value["min_interruption_ms"], "min_interruption_ms", nullable=True)
-    if "min_interruption_words" in value:
-        knobs["min_interruption_words"] = _non_negative(value["min_interruption_words"], "min_interruption_words", nullable=False)
+    for key in ("min_interruption_words", "min_interruption_speech_ms"):
+        if key in value:
+            knobs[key] = _non_negative(value[key], key, nullable=False)
     if "backchannels" in value:
         words = value["backchannels"]
         if not isinstance(words, list) or not all(isinstance(w, str) for w in words):

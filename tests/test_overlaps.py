@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 
 import numpy as np
+import pytest
 
 from realtime.events import AudioCleared, AudioPaused, AudioResumed, ItemDeleted, ReplyDone, SpeechStarted
 from realtime.policy import PolicyConfig
@@ -240,6 +241,27 @@ async def test_speech_over_a_reply_written_whole_but_still_playing_cuts_it_and_i
     heard = h.history()[1][1].split()
     assert len(heard) < len(STORY.split()) and heard == STORY.split()[: len(heard)], "the story cut to what was heard"
     assert h.history()[2:] == [("user", QUESTION), ("assistant", "Four.")]
+
+
+@pytest.mark.parametrize("min_speech_ms", [500, 0])
+async def test_a_short_sound_heard_as_two_words_interrupts_only_when_long_enough(min_speech_ms: int) -> None:
+    # Whisper hears a short synthetic "uh-huh" as "Emma. Emma.": two words, but 0.34 s of speech.
+    policy = PolicyConfig(min_interruption_ms=5_000, min_interruption_speech_ms=min_speech_ms)
+    async with Overlapped(SessionConfig(policy=policy)) as h:
+        await h.story_playing()
+        h.asr.rewrite = lambda text: text.replace("uhhuh", "emma emma")
+        await h.push(speak("uhhuh"))
+        await h.push(silence(0.4))
+        await settle(lambda: bool(h.of(AudioResumed) or h.of(AudioCleared)))
+        assert bool(h.of(AudioCleared)) is (min_speech_ms == 0), "long enough (0 ms) it interrupts; 0.34 s does not"
+        h.decoder.gate.set()
+        for _ in range(100):
+            await h.push(silence(0.1))
+            if len(h.of(ReplyDone)) == 2:
+                break
+    story = h.of(ReplyDone)[0]
+    assert story.status == ("interrupted" if min_speech_ms == 0 else "completed")
+    assert h.history()[2][0] == "user" and "emma" in h.history()[2][1], "the words are not lost either way"
 
 
 async def test_fewer_words_than_interrupt_resume_the_reply_and_are_answered_after_it() -> None:

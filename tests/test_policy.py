@@ -122,6 +122,9 @@ def test_backchannels_and_noise_do_not_interrupt_words_do() -> None:
     assert not interrupts("Stop.", no_commands) and interrupts("Stop, please.", no_commands)
     assert interrupts("Mm-hmm.", PolicyConfig(min_interruption_words=0)), "0: any words interrupt"
     assert interrupts("Yeah, yeah.", PolicyConfig(backchannels=("okay",)))
+    assert not interrupts("Emma. Emma.", config, speech_ms=400), "short speech: a misheard 'uh-huh'"
+    assert interrupts("Emma. Emma.", config, speech_ms=500) and interrupts("Emma. Emma.", config)
+    assert interrupts("Stop.", config, speech_ms=200), "a command word interrupts however short"
 
 
 def test_knobs_change_decisions() -> None:

@@ -121,6 +121,7 @@ def test_append_decodes_and_resamples_to_16k() -> None:
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"create_response": "yes"}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"idle_timeout_ms": -5}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"min_interruption_words": None}}}), "invalid_value"),
+        (json.dumps({"type": "session.update", "session": {"turn_detection": {"min_interruption_speech_ms": -5}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"backchannels": "yeah"}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"turn_detection": {"backchannels": [1]}}}), "invalid_value"),
         (json.dumps({"type": "session.update", "session": {"max_output_tokens": 0}}), "invalid_value"),
@@ -230,9 +231,9 @@ def test_turn_taking_settings_and_the_idle_timeout() -> None:
     proto = protocol()
     configure, updated = receive(proto, {"type": "session.update", "session": {"audio": {"input": {"turn_detection": {
         "type": "server_vad", "idle_timeout_ms": 6000, "idle_hangup_ms": 4000, "min_interruption_ms": None,
-        "min_interruption_words": 2, "backchannels": ["Yeah", "sure thing"]}}}}})
+        "min_interruption_words": 2, "min_interruption_speech_ms": 300, "backchannels": ["Yeah", "sure thing"]}}}}})
     config = configure.config
-    assert (config.idle_timeout_ms, config.idle_hangup_ms) == (6000, 4000)
+    assert (config.idle_timeout_ms, config.idle_hangup_ms, config.policy.min_interruption_speech_ms) == (6000, 4000, 300)
     assert (config.policy.min_interruption_ms, config.policy.min_interruption_words, config.policy.backchannels) == (
         None, 2, ("yeah", "sure thing"))
     detection = updated.event["session"]["audio"]["input"]["turn_detection"]
@@ -241,6 +242,7 @@ def test_turn_taking_settings_and_the_idle_timeout() -> None:
         "min_interruption_ms": 800, "idle_timeout_ms": None}}})
     detection = updated.event["session"]["audio"]["input"]["turn_detection"]
     assert (detection["min_interruption_ms"], detection["backchannels"], detection["idle_hangup_ms"]) == (800, ["yeah", "sure thing"], 4000)
+    assert detection["min_interruption_speech_ms"] == 300
     assert detection["idle_timeout_ms"] is None
     [timeout] = proto.translate(IdleTimeout(16_000, 112_000, "item_u"))
     assert (timeout["type"], timeout["audio_start_ms"], timeout["audio_end_ms"], timeout["item_id"]) == (

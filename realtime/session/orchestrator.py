@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
@@ -182,7 +183,7 @@ class VoiceSession:
     async def _decide(self, event: Event) -> None:
         decision, turn = event.decision, self.turns.live
         if decision is Decision.OVERLAP:
-            self._overlaps.started()
+            self._overlaps.started(event.sample)
         elif decision is Decision.OVERLAP_ENDED:
             self._overlaps.ended()
         elif decision is Decision.BARGE_IN and self._overlaps.pending:  # judged by its words so far, the reply paused
@@ -203,7 +204,7 @@ class VoiceSession:
             self._endpointer.resumed()
             if turn is not None and turn.speculative:
                 await self.turns.discard(turn)
-            self._overlaps.resumed()
+            self._overlaps.resumed(event.sample)
         elif decision is Decision.END_OF_TURN and self.utterance.open:
             await self._end_of_turn(event.sample)
             self._overlaps.finished()
@@ -212,7 +213,7 @@ class VoiceSession:
         """A turn on the user's utterance so far; on speech over a reply, its words decide whether it interrupts."""
         turn = await self.turns.begin(speech_end, respond=self.config.auto_respond)
         if self._overlaps.pending:
-            turn.judge = self._overlaps.judge
+            turn.judge = functools.partial(self._overlaps.judge, speech_end=speech_end)
         return turn
 
     async def _end_of_turn_judged(self, turn: Turn | None, probability: float | None, complete: bool) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from audio import PIPELINE_RATE
 from realtime.policy import content_words, interrupts
 from realtime.session.turn import Turn
 
@@ -33,18 +34,21 @@ class Overlaps:
         """The reply the user's speech is over, until the speech is judged or the interruption confirmed."""
         self._dismissed = False
         """The speech was judged a backchannel: the reply plays on while the utterance ends."""
+        self._onset = 0
+        """The sample the speech over the reply began at."""
 
     @property
     def pending(self) -> bool:
         """Speech over a reply awaits its judgment (a turn begun now is judged: :meth:`judge`)."""
         return self._reply is not None and not self._dismissed
 
-    def started(self) -> None:
-        """A sound began over the reply (or speech went on after a backchannel): pause the reply now."""
+    def started(self, onset: int) -> None:
+        """A sound began over the reply at sample ``onset`` (or speech went on after a backchannel): pause the reply
+        now."""
         reply = self._turns.current_reply()
         if reply is None:
             return
-        self._reply, self._dismissed = reply, False
+        self._reply, self._dismissed, self._onset = reply, False, onset
         self._router.pause(reply.id, reply.generation)
 
     def ended(self) -> None:
@@ -52,10 +56,11 @@ class Overlaps:
         self._reply = None
         self._router.resume()
 
-    def resumed(self) -> None:
-        """The user went on speaking after a pause: speech judged a backchannel so far pauses the reply again."""
+    def resumed(self, onset: int) -> None:
+        """The user went on speaking (from sample ``onset``) after a pause: speech judged a backchannel so far pauses
+        the reply again."""
         if self._dismissed:
-            self.started()
+            self.started(onset)
 
     def finished(self) -> None:
         """The user's turn ended; speech judged a backchannel is over (a turn still being judged keeps its reply)."""
@@ -79,9 +84,10 @@ class Overlaps:
         if reply is not None and self._turns.replying(reply):
             await self._turns.interrupt(reply)
 
-    async def judge(self, turn: Turn) -> bool:
-        """Whether ``turn``'s speech, begun over a reply, is to be answered (its final transcript is in ``user_text``).
-        Words that interrupt confirm the interruption (at once, on a task of the session's: the turn waits for the reply
+    async def judge(self, turn: Turn, speech_end: int | None = None) -> bool:
+        """Whether ``turn``'s speech, begun over a reply and paused at sample ``speech_end`` (None: it is not known,
+        the speech counts as long), is to be answered (its final transcript is in ``user_text``). Words that interrupt
+        (:func:`~realtime.policy.interrupts`) confirm the interruption (at once, on a task of the session's: the turn waits for the reply
         to stop): True. Fewer words than interrupt ("Germany?" said after the reply began) resume the reply and are
         answered after it, nothing lost: True. A backchannel or noise resumes the reply, and the turn is to leave no
         reply and no message: False."""
@@ -89,7 +95,8 @@ class Overlaps:
             return True
         policy = self._session.config.policy
         text = turn.user_text or ""
-        if interrupts(text, policy):
+        speech_ms = None if speech_end is None else (speech_end - self._onset) * 1000 / PIPELINE_RATE
+        if interrupts(text, policy, speech_ms):
             self._session.spawn(self.confirm(), "interrupt")
             return True
         answered_after = content_words(text, policy.backchannels) > 0
