@@ -10,9 +10,8 @@ handshake at some point (before speaking, mid-question, on the reply's first aud
 Measured: the server's resident memory, open file descriptors and threads (``/proc``) at the start, the middle and
 the end of the conversation and after the sessions; the first-packet delay (client clock, from sending the frame
 with the true last speech sample to the first reply audio) of the spoken turns, p50 of the first and the last
-quarter; and the history the server holds at the end (every item the client saw added, retrieved with
-``conversation.item.retrieve``), in items and in estimated prompt tokens. The server's live asyncio tasks are not
-visible from outside and are not reported (nothing was added to the wire for them).
+quarter; the server's live asyncio tasks (``GET /v1/status``); and the history the server holds at the end (every
+item the client saw added, retrieved with ``conversation.item.retrieve``), in items and in estimated prompt tokens.
 
     .venv/bin/python -m benchmarks.soak --turns 200 --sessions 50 --label cpu2
     .venv/bin/python -m benchmarks.soak --tree ../before --label cpu2-before   # the same soak on another checkout
@@ -33,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -221,16 +221,21 @@ def kind_of(turn: int) -> str:
     return "typed" if turn % 6 == 2 else "spoken"
 
 
-def snapshot(server: Server, at: str) -> Record:
+async def snapshot(server: Server, at: str) -> Record:
+    """The server process's resources now (``/proc``), and its live asyncio tasks (None: a server without
+    ``/v1/status``, an older checkout)."""
     u = usage(server.pid)
-    return {"at": at, "rss_mb": u.rss_mb, "fds": u.fds, "threads": u.threads, "cpu_s": round(u.cpu_s, 1)}
+    status_url = server.url.replace("ws://", "http://", 1).split("/v1/")[0] + "/v1/status"
+    async with aiohttp.ClientSession() as http, http.get(status_url) as response:
+        tasks = (await response.json())["asyncio_tasks"] if response.status == 200 else None
+    return {"at": at, "rss_mb": u.rss_mb, "fds": u.fds, "threads": u.threads, "asyncio_tasks": tasks, "cpu_s": round(u.cpu_s, 1)}
 
 
 async def conversation(server: Server, turns: int, questions: Questions) -> tuple[list[Record], list[Record], Record]:
     """The long conversation: its turns, the resource snapshots, and the history the server holds at the end."""
     c = await Conversing.open(server.url)
     started = time.monotonic()
-    snapshots, records = [snapshot(server, "start")], []
+    snapshots, records = [await snapshot(server, "start")], []
     pending: Pending = None
     updates, lost = 0, False
     for turn in range(1, turns + 1):
@@ -249,8 +254,8 @@ async def conversation(server: Server, turns: int, questions: Questions) -> tupl
         if lost:
             break
         if turn == turns // 2:
-            snapshots.append(snapshot(server, "middle"))
-    snapshots.append(snapshot(server, "end"))
+            snapshots.append(await snapshot(server, "middle"))
+    snapshots.append(await snapshot(server, "end"))
     history = {"items_added": None, "items_held": None, "prompt_tokens_estimated": None} if lost else await held_history(c, INSTRUCTIONS[updates % 2])
     c.stop()
     await c.ws.close()
@@ -358,7 +363,7 @@ async def soak(turns: int, count: int, tree: Path | None = None) -> Record:
             records, snapshots, history = await conversation(server, turns, questions)
             dropped = await sessions(server, count, questions)
             await asyncio.sleep(3.0)
-            snapshots.append(snapshot(server, "after sessions"))
+            snapshots.append(await snapshot(server, "after sessions"))
     finally:
         server.stop()
     kinds = {kind: sum(r["kind"] == kind for r in records) for kind in ("spoken", "barge-in", "cancel", "typed")}
@@ -369,7 +374,8 @@ async def soak(turns: int, count: int, tree: Path | None = None) -> Record:
         "typed_first_packet_ms": distribution([r["first_packet_ms"] for r in records if r["kind"] == "typed" and r["first_packet_ms"] is not None]),
         "statuses": {s: sum(str(r["status"]) == s for r in records) for s in sorted({str(r["status"]) for r in records})},
         "history": history, "resources": snapshots,
-        "growth_middle_to_end_pct": {k: round((end[k] - middle[k]) * 100 / middle[k], 1) for k in ("rss_mb", "fds", "threads")},
+        "growth_middle_to_end_pct": {k: round((end[k] - middle[k]) * 100 / middle[k], 1)
+                                     for k in ("rss_mb", "fds", "threads", "asyncio_tasks") if end[k] is not None and middle[k]},
         "abrupt_sessions": dropped, "records": records,
     }
 
@@ -392,11 +398,12 @@ def markdown(label: str, result: Record) -> str:
         lines.append(f"| {name.replace('_', ' ')} | {d['n']} | {d['p50']} | {d['p90']} | {d['mean']} | {d['max']} |")
     t = s["typed_first_packet_ms"]
     lines += ["", f"Typed messages: p50 {t['p50']} ms (n {t['n']}, from `response.create`). Reply statuses: {s['statuses']}.",
-              "", "## Server process (/proc)", "", "| at | RSS MB | fds | threads | CPU s |", "|---|---|---|---|---|"]
-    lines += [f"| {r['at']} | {r['rss_mb']} | {r['fds']} | {r['threads']} | {r['cpu_s']} |" for r in s["resources"]]
+              "", "## Server process (/proc, and `GET /v1/status` for asyncio tasks)", "",
+              "| at | RSS MB | fds | threads | asyncio tasks | CPU s |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['at']} | {r['rss_mb']} | {r['fds']} | {r['threads']} | {r.get('asyncio_tasks')} | {r['cpu_s']} |"
+              for r in s["resources"]]
     h = s["history"]
-    lines += ["", f"Growth from the middle to the end of the conversation: {s['growth_middle_to_end_pct']} (%). Live asyncio "
-              "tasks: not observable from outside the server, not reported.", "",
+    lines += ["", f"Growth from the middle to the end of the conversation: {s['growth_middle_to_end_pct']} (%).", "",
               f"History at the end: {h['items_held']} of {h['items_added']} items added still held, "
               f"~{h['prompt_tokens_estimated']} prompt tokens (upper estimate).", ""]
     return "\n".join(lines)

@@ -54,6 +54,12 @@ class Admission:
     def refusal(self, sessions: int, waiting_ms: float = 0.0) -> str | None:
         """Why a new session is refused now that ``sessions`` are live, the longest of their replies in progress having
         waited ``waiting_ms`` for its first audio so far (None: it is admitted); counts the refusals."""
+        why = self.reason(sessions, waiting_ms)
+        self.refused += why is not None
+        return why
+
+    def reason(self, sessions: int, waiting_ms: float = 0.0) -> str | None:
+        """What :meth:`refusal` would say now, without counting it (for a status report)."""
         if self.budget_ms is None or sessions == 0:
             return None
         median = self.median_ms()
@@ -63,7 +69,6 @@ class Admission:
             why = f"a reply has waited {waiting_ms:.0f} ms for its first audio"
         else:
             return None
-        self.refused += 1
         return f"the server is busy: {why}, past its budget of {self.budget_ms:.0f} ms; try again later"
 
     def _forget(self) -> None:

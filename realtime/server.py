@@ -6,9 +6,10 @@
   (``application/sdp``, or a multipart form with ``sdp`` and an optional ``session`` object applied as a
   ``session.update``); the answer is ``201 Created`` with the SDP answer (:mod:`realtime.webrtc`) and
   ``Location: /v1/realtime/calls/{call_id}`` (the call id is the session's id);
-- ``POST /v1/realtime/calls/{call_id}/hangup``: ends the call (``404`` for a call that is not live).
+- ``POST /v1/realtime/calls/{call_id}/hangup``: ends the call (``404`` for a call that is not live);
+- ``GET /v1/status`` (an extension): the load and what the process holds, as JSON (:meth:`RealtimeServer._status`).
 
-Both endpoints check an optional API key (``Authorization: Bearer KEY``; for the websocket also the
+Every endpoint but the page checks an optional API key (``Authorization: Bearer KEY``; for the websocket also the
 ``openai-insecure-api-key.KEY`` subprotocol that browsers use) and an optional origin allow-list, and share the
 session limit and admission control (:mod:`realtime.admission`: no new session while the replies of the last 30 s took
 longer than ``latency_budget_ms`` at the median): past either a websocket is told why in an ``error`` event
@@ -35,6 +36,7 @@ import logging
 import socket
 import ssl
 import struct
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -58,6 +60,7 @@ log = logging.getLogger(__name__)
 PATH = "/v1/realtime"
 CALLS_PATH = "/v1/realtime/calls"
 HANGUP_PATH = CALLS_PATH + "/{call_id}/hangup"
+STATUS_PATH = "/v1/status"
 HEARTBEAT_S = 20.0
 """The websocket's ping interval: a peer that answers no ping within half of it is gone."""
 CLOSE_GRACE_S = 2.0
@@ -155,6 +158,7 @@ class RealtimeServer:
         app.router.add_get(PATH + "/", self._websocket)
         app.router.add_post(CALLS_PATH, self._call)
         app.router.add_post(HANGUP_PATH, self._hangup)
+        app.router.add_get(STATUS_PATH, self._status)
         for route in (CALLS_PATH, HANGUP_PATH):
             app.router.add_route("OPTIONS", route, self._preflight)
         app.on_response_prepare.append(self._add_cors_headers)
@@ -208,9 +212,27 @@ class RealtimeServer:
         """Why a new session cannot be had now: (error code, message), or None."""
         if len(self.connections) >= self.options.max_sessions:
             return "session_limit_reached", f"the server is at its limit of {self.options.max_sessions} sessions; try again later"
-        waiting = max((c.session.turns.waiting_ms() for c in self.connections), default=0.0)
-        busy = self.admission.refusal(len(self.connections), waiting)
+        busy = self.admission.refusal(len(self.connections), self._waiting_ms())
         return None if busy is None else ("server_busy", busy)
+
+    def _waiting_ms(self) -> float:
+        """The longest any reply in progress has waited for its first audio so far (ms)."""
+        return max((c.session.turns.waiting_ms() for c in self.connections), default=0.0)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        """``GET /v1/status`` (an extension, behind the same API key): the load a new session would meet and what the
+        process holds, as JSON: ``sessions`` (live, websocket and WebRTC), ``calls`` (of them WebRTC),
+        ``max_sessions``, ``busy`` (why a new session would get ``server_busy`` now, or null), ``refused`` (sessions
+        refused so far for load), ``median_first_packet_delay_ms`` (replies of the admission window; null: too few),
+        ``asyncio_tasks`` and ``threads`` (for leak checks: ``benchmarks.soak`` reads them)."""
+        if (refusal := self._refusal(request)) is not None:
+            return refusal
+        return web.json_response({
+            "sessions": len(self.connections), "calls": len(self._calls), "max_sessions": self.options.max_sessions,
+            "busy": self.admission.reason(len(self.connections), self._waiting_ms()), "refused": self.admission.refused,
+            "median_first_packet_delay_ms": self.admission.median_ms(), "asyncio_tasks": len(asyncio.all_tasks()),
+            "threads": threading.active_count(),
+        })
 
     async def _session(
         self, connection: RealtimeConnection, body: Callable[[], Awaitable[None]], hang_up: Callable[[], Awaitable[None]]

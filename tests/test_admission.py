@@ -72,11 +72,29 @@ async def test_a_server_past_its_budget_refuses_new_sessions_and_calls(monkeypat
                                        headers={"Content-Type": "application/sdp"})
                 body = await call.json()
                 assert call.status == 503 and body["error"]["code"] == "server_busy" and call.headers["Retry-After"]
+            async with aiohttp.ClientSession() as http:
+                status = await (await http.get(f"http://127.0.0.1:{server.port}/v1/status")).json()
+            assert (status["sessions"], status["calls"], status["refused"]) == (1, 0, 2), "asking counts no refusal"
+            assert "budget" in status["busy"] and status["median_first_packet_delay_ms"] > 0
+            assert status["asyncio_tasks"] > 0 and status["threads"] > 0
             await ask(first)  # the admitted session goes on
             assert (await until(first, "response.done"))[-1]["response"]["status"] == "completed"
     finally:
         await server.stop()
     assert server.admission.refused == 2
+
+
+async def test_the_status_is_behind_the_api_key() -> None:
+    models = Models(asr=ScriptedAsr(), brain=CascadeBrain(FakeDecoder({})), tts=FakeTts())  # type: ignore[arg-type]
+    server = await RealtimeServer(models, ServerOptions(port=0, web_root=None, api_key="sk-test")).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{server.port}/v1/status"
+            assert (await http.get(url)).status == 401
+            status = await (await http.get(url, headers={"Authorization": "Bearer sk-test"})).json()
+    finally:
+        await server.stop()
+    assert status["sessions"] == 0 and status["busy"] is None and status["median_first_packet_delay_ms"] is None
 
 
 async def test_a_reply_still_without_audio_counts_how_long_it_has_waited() -> None:

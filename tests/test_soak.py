@@ -29,7 +29,7 @@ async def test_a_small_soak_reports_every_figure() -> None:
     assert all(r["first_packet_ms"] is not None and r["first_packet_ms"] > 0 for r in records)
     assert result["first_packet_ms"]["all"]["n"] == 4 and result["typed_first_packet_ms"]["n"] == 1
     assert [r["at"] for r in result["resources"]] == ["start", "middle", "end", "after sessions"]
-    assert all(r["rss_mb"] > 100 and r["fds"] > 3 and r["threads"] > 1 for r in result["resources"])
+    assert all(r["rss_mb"] > 100 and r["fds"] > 3 and r["threads"] > 1 and r["asyncio_tasks"] > 0 for r in result["resources"])
     history = result["history"]
     assert history["items_held"] == history["items_added"] >= 8  # nothing dropped this early
     assert history["prompt_tokens_estimated"] > 50
