@@ -70,14 +70,41 @@ class Message:
 
 @dataclass
 class Conversation:
-    """Instructions plus the turns so far."""
+    """Instructions plus the turns so far.
+
+    Instructions changed once the conversation has begun (:meth:`instruct`, and one reply's own in :meth:`view`) are
+    not written into the system message at the prompt's head: that would move everything after it, and the decoder's
+    prefix cache would no longer match, so the whole history would be prefilled again, on the next reply's critical
+    path (measured with the embedded 0.5B on two cores: ~1300 tokens, 12-14 s; ``benchmarks.soak``, whose
+    ``session.update`` every tenth turn made that turn's reply 4-14 s late). They are given where the conversation
+    stands, as a system message after the last item, and folded into the head at the next :meth:`compact`, which
+    moves the prompt's start anyway."""
 
     instructions: str = DEFAULT_INSTRUCTIONS
+    """The instructions of the system message at the prompt's head (:attr:`current_instructions` are the latest)."""
     messages: list[Message] = field(default_factory=list)
     max_history_tokens: int = HISTORY_TOKENS
     """Most tokens of :meth:`history_prompt` (:func:`estimate_tokens`); :meth:`compact` keeps to it."""
     tools: tuple[Tool, ...] = ()
     """The tools the model is shown in the system message (Qwen2.5's format; empty for a server that renders them)."""
+    changes: list[tuple[str, str]] = field(default_factory=list)
+    """Instructions given since the head's: (the id of the item they follow, "" for none; the instructions), oldest
+    first."""
+
+    @property
+    def current_instructions(self) -> str:
+        """The instructions in force: the latest given."""
+        return self.changes[-1][1] if self.changes else self.instructions
+
+    def instruct(self, instructions: str) -> None:
+        """New instructions from now on. Before any item they replace the head's; after, they follow the last item
+        (the prompt before them is unchanged)."""
+        if instructions == self.current_instructions:
+            return
+        if self.messages:
+            self.changes.append((self.messages[-1].id, instructions))
+        else:
+            self.instructions, self.changes = instructions, []
 
     def add(self, role: Role, text: str, item_id: str | None = None, *, audio_ms: int = 0) -> Message | None:
         """Append a message (empty text is not kept; ``audio_ms``: how long it was spoken). Nothing is dropped here:
@@ -121,6 +148,7 @@ class Conversation:
             cut += 1
         dropped = self.messages[:cut]
         del self.messages[:cut]
+        self.instructions, self.changes = self.current_instructions, []  # the start moved: the head takes the latest
         return dropped
 
     def previous_id(self, item_id: str) -> str | None:
@@ -133,13 +161,23 @@ class Conversation:
         self, *, instructions: str | None = None, tools: tuple[Tool, ...] | None = None, messages: list[Message] | None = None
     ) -> Conversation:
         """This conversation with other instructions, tools or items for one reply (None keeps this one's); the
-        messages list is shared, not copied, unless replaced."""
-        return dataclasses.replace(
+        messages list is shared, not copied, unless replaced. Other instructions for the history follow its last item
+        (before it, when that is the user's message the reply answers: after the question, the 0.5B model answers
+        the instructions instead); with other items, nothing is cached to keep, and they are the head's."""
+        view = dataclasses.replace(
             self,
-            instructions=self.instructions if instructions is None else instructions,
             tools=self.tools if tools is None else tools,
             messages=self.messages if messages is None else messages,
+            changes=[] if messages is not None else list(self.changes),
         )
+        if messages is not None:
+            view.instructions = self.current_instructions if instructions is None else instructions
+        elif instructions is not None and instructions != view.current_instructions:
+            last = len(view.messages) - 1
+            if last >= 0 and (view.messages[last].kind, view.messages[last].role) == ("message", "user"):
+                last -= 1
+            view.changes.append((view.messages[last].id if last >= 0 else "", instructions))
+        return view
 
     def answers_results(self) -> bool:
         """True when the last item is a function call's output (the next reply answers it)."""
@@ -149,8 +187,11 @@ class Conversation:
         return next((m for m in self.messages if m.id == item_id), None)
 
     def delete(self, item_id: str) -> bool:
+        """Delete an item; instructions given after it then follow the item before it."""
         message = self.find(item_id)
         if message is not None:
+            before = self.previous_id(item_id) or ""
+            self.changes = [(before if after == item_id else after, text) for after, text in self.changes]
             self.messages.remove(message)
         return message is not None
 
@@ -162,7 +203,7 @@ class Conversation:
 
     def history_prompt(self) -> str:
         """System prompt and every finished turn: the stable part of every next prompt."""
-        return _block("system", self.instructions + tools_preamble(self.tools)) + "".join(_render(self.messages))
+        return _block("system", self.instructions + tools_preamble(self.tools)) + "".join(_render(self.messages, self.changes))
 
     def user_prefix(self, partial_user_text: str) -> str:
         """The prompt as far as the user's words heard so far (for prefill while they speak)."""
@@ -199,8 +240,9 @@ def _block(role: str, text: str) -> str:
     return f"<|im_start|>{role}\n{text}<|im_end|>\n"
 
 
-def _render(messages: list[Message]) -> list[str]:
-    """The items as blocks; a function call and its output become one system note where the output is (a call
+def _render(messages: list[Message], changes: list[tuple[str, str]]) -> list[str]:
+    """The items as blocks, each of the instruction ``changes`` as a system block after the item it follows (at the
+    start when that item is not among ``messages``); a function call and its output become one system note where the output is (a call
     without one yet, where the call is), as the reasoning note is given (:meth:`Conversation.answer_prompt`).
 
     Notes, not Qwen2.5's ``<tool_call>`` / ``<tool_response>`` turns: given those, the embedded 0.5B model calls
@@ -209,7 +251,8 @@ def _render(messages: list[Message]) -> list[str]:
     results, two instructions), against 4 of 8 for "Answer with this result". Served models read the notes as well."""
     calls = {m.call_id: m for m in messages if m.kind == "function_call"}
     answered = {m.call_id for m in messages if m.kind == "function_call_output"}
-    blocks = []
+    ids = {m.id for m in messages}
+    blocks = [_instructions(text) for after, text in changes if after not in ids]
     for m in messages:
         if m.kind == "function_call" and m.call_id not in answered:
             blocks.append(_block("system", f"The function {_call(m)} was called; its result has not arrived yet."))
@@ -219,7 +262,12 @@ def _render(messages: list[Message]) -> list[str]:
             blocks.append(_block("system", f"{called} returned: {m.text}\nTell the user exactly this result in one sentence."))
         elif m.kind == "message" and m.text:
             blocks.append(_block(m.role, m.text))
+        blocks += [_instructions(text) for after, text in changes if after == m.id]
     return blocks
+
+
+def _instructions(text: str) -> str:
+    return _block("system", f"New instructions, in place of all the earlier ones: {text}")
 
 
 def _call(call: Message) -> str:

@@ -105,10 +105,10 @@ class RemoteAudioBrain:
         """Finished turns kept in the history (each turn's audio is sent again with every request)."""
 
     def open(self, conversation: Conversation, *, block_seconds: float = 2.0) -> RemoteAudioConversation:
-        """A session's conversation, opened with ``conversation.instructions`` (the brain keeps its own history, the
+        """A session's conversation, opened with ``conversation.current_instructions`` (the brain keeps its own history, the
         human audio and the answers as heard). ``block_seconds``: the audio sent as one ``input_audio`` part;
         ``ValueError`` outside (0, 25]."""
-        return RemoteAudioConversation(self, conversation.instructions, block_seconds=block_seconds)
+        return RemoteAudioConversation(self, conversation.current_instructions, block_seconds=block_seconds)
 
 
 class RemoteAudioConversation:

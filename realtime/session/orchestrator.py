@@ -253,7 +253,7 @@ class VoiceSession:
         if config.tools.tools and not self.brain.calls_tools and config.tools != self.config.tools:
             self.error("invalid_value", "this server's model cannot call functions: its replies ignore the tools")
         self.config = config
-        self.conversation.instructions = config.instructions
+        self.conversation.instruct(config.instructions)
         self.conversation.tools = config.tools.offered
         self._policy.config = config.policy
         if not (config.turn_detection and config.interrupt_response):  # nothing will judge speech over a reply now

@@ -72,10 +72,10 @@ class StepAudioBrain:
         return cls(*load_checkpoint(model_dir, device=device, dtype=dtype))
 
     def open(self, conversation: Conversation, *, block_seconds: float = 2.0) -> StepAudioConversation:
-        """A session's conversation with its own KV cache, opened with ``conversation.instructions`` (the brain keeps
+        """A session's conversation with its own KV cache, opened with ``conversation.current_instructions`` (the brain keeps
         its own history, the human audio and the answers as heard). ``block_seconds``: the audio encoded and
         prefilled at a time while the user speaks; ``ValueError`` outside (0, 25]."""
-        return StepAudioConversation(self, conversation.instructions, block_seconds=block_seconds)
+        return StepAudioConversation(self, conversation.current_instructions, block_seconds=block_seconds)
 
     def run(self, call: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
         """Run one model call (blocking: from a worker thread) while no other is running."""
