@@ -68,6 +68,27 @@ class Message:
     """For a spoken reply: how long its audio is (ms), to cut its words to a client's truncation later."""
 
 
+@dataclass(frozen=True)
+class Truncation:
+    """How much of the history a cut keeps: OpenAI's session ``truncation`` (``"auto"``, or ``{"type":
+    "retention_ratio", "retention_ratio": R, "token_limits": {"post_instructions": N}}``)."""
+
+    retention_ratio: float = 0.25
+    """The share of the tokens allowed after the instructions that a cut keeps. "auto" keeps a quarter: a cut makes
+    the decoder prefill all it keeps again, and on two cores the embedded 0.5B prefills ~100 tokens a second, so a
+    quarter of its 2048-token history (~330 real tokens) is prefilled again in ~3 s, behind the reply that is
+    playing, where keeping half made the next reply 4-7 s late (``benchmarks.soak``). A lower ratio also prefills
+    less in all: ``ratio / (1 - ratio)`` tokens again for every token the history grows."""
+    post_instructions_tokens: int | None = None
+    """The most tokens after the instructions (None: as many as the model's context allows)."""
+    auto: bool = True
+    """Asked for as ``"auto"`` (as the session reports it back)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.retention_ratio <= 1.0:
+            raise ValueError("retention_ratio must be from 0 to 1")
+
+
 @dataclass
 class Conversation:
     """Instructions plus the turns so far.
@@ -87,6 +108,8 @@ class Conversation:
     """Most tokens of :meth:`history_prompt` (:func:`estimate_tokens`); :meth:`compact` keeps to it."""
     tools: tuple[Tool, ...] = ()
     """The tools the model is shown in the system message (Qwen2.5's format; empty for a server that renders them)."""
+    truncation: Truncation = field(default_factory=Truncation)
+    """How :meth:`compact` cuts the history (the session's ``truncation``)."""
     changes: list[tuple[str, str]] = field(default_factory=list)
     """Instructions given since the head's: (the id of the item they follow, "" for none; the instructions), oldest
     first."""
@@ -129,20 +152,27 @@ class Conversation:
             self.messages.insert(self.messages.index(previous) + 1, message)
 
     def compact(self, *, quiet: bool) -> list[Message]:
-        """Drop the oldest turns, in one large step, once the history nears :attr:`max_history_tokens`; return them.
+        """Drop the oldest turns, in one large step, once the history nears its limit; return them.
 
-        Every drop moves the prompt's start, so the decoder's prefix cache no longer matches and the whole history is
-        prefilled again (measured with the embedded 0.5B: ~900 tokens, 35-44 s on a loaded two-core machine, when the
-        oldest message went on every turn). So drops are rare and large: past 7/8 of the limit at a ``quiet`` moment
-        (nobody speaks, the caller then prefills the new history in the background), past the limit itself at any
-        moment; items go from the start until the history holds at most half the limit (OpenAI's ``retention_ratio``
-        0.5), and on until it starts at a user message, so a turn is kept whole or not at all."""
+        The limit: :attr:`max_history_tokens` for the whole history prompt, or less where :attr:`truncation` sets
+        the tokens after the instructions. Every drop moves the prompt's start, so the decoder's prefix cache no longer
+        matches and the whole history kept is prefilled again (in the background: the caller prefills at a quiet
+        moment; with the embedded 0.5B on two cores ~100 tokens a second). So drops are rare and large: past 7/8 of
+        the limit at a ``quiet`` moment (nobody speaks), past the limit itself at any moment; items go from the start
+        until the tokens after the instructions are at most :attr:`Truncation.retention_ratio` of what the limit
+        allows them, and on until it starts at a user message, so a turn is kept whole or not at all (the last one always)."""
+        head = estimate_tokens(_block("system", self.current_instructions + tools_preamble(self.tools)))
         limit = self.max_history_tokens
+        if self.truncation.post_instructions_tokens is not None:
+            limit = min(limit, head + self.truncation.post_instructions_tokens)
         if estimate_tokens(self.history_prompt()) <= (limit * 7 // 8 if quiet else limit):
             return []
+        keep = self.truncation.retention_ratio * max(limit - head, 0)
+        users = [i for i, m in enumerate(self.messages) if (m.kind, m.role) == ("message", "user")]
+        last_turn = users[-1] if users else len(self.messages)  # the last turn always stays
         cut = 0
-        while cut < len(self.messages) and (
-            estimate_tokens(self.view(messages=self.messages[cut:]).history_prompt()) > limit // 2
+        while cut < last_turn and (
+            estimate_tokens(self.view(messages=self.messages[cut:]).history_prompt()) - head > keep
             or (self.messages[cut].kind, self.messages[cut].role) != ("message", "user")
         ):
             cut += 1

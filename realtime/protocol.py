@@ -53,7 +53,7 @@ from realtime.commands import (
     Send,
     TruncateMessage,
 )
-from realtime.conversation import Message
+from realtime.conversation import Message, Truncation
 from realtime.events import (
     AssistantTextDelta,
     AudioCleared,
@@ -100,6 +100,7 @@ from realtime.wire_settings import (
     token_limit,
     tool_choice,
     tools,
+    truncation,
     turn_detection,
 )
 
@@ -250,6 +251,8 @@ class RealtimeProtocol:
             changes["temperature"] = float(temperature)
         if "reasoning" in session:
             changes["reasoning_budget"] = reasoning_budget(session["reasoning"])
+        if "truncation" in session:
+            changes["truncation"] = truncation(session["truncation"])
         if input_format != self.input_format:
             self.input_format = input_format
             self._resampler = StreamResampler(input_format.rate, PIPELINE_RATE)
@@ -465,6 +468,7 @@ class RealtimeProtocol:
             "type": "realtime",
             "model": self.model,
             **common,
+            "truncation": _truncation(config.truncation),
             "output_modalities": modalities,
             "audio": {
                 "input": {"format": self.input_format.ga_object(), "transcription": {"model": "whisper-base"},
@@ -505,3 +509,11 @@ def _response_id(turn_id: str) -> str:
 
 def _choice(choice: str) -> str | dict[str, str]:
     return choice if choice in ("auto", "none", "required") else {"type": "function", "name": choice}
+
+
+def _truncation(value: Truncation) -> str | dict[str, Any]:
+    """The session's ``truncation`` as the reference writes it."""
+    if value.auto:
+        return "auto"
+    limits = {"token_limits": {"post_instructions": value.post_instructions_tokens}} if value.post_instructions_tokens else {}
+    return {"type": "retention_ratio", "retention_ratio": value.retention_ratio, **limits}

@@ -9,7 +9,7 @@ from typing import Any
 
 from audio.codecs import AudioFormat, AudioFormatError, parse_format
 from audio.errors import AgentError
-from realtime.conversation import Message
+from realtime.conversation import Message, Truncation
 from realtime.policy import PolicyConfig
 from realtime.tools import Choice, Tool
 
@@ -116,6 +116,27 @@ def token_limit(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 4096:
         raise ProtocolError("invalid_value", "the output token limit must be an integer from 1 to 4096, or 'inf'", "session.max_output_tokens")
     return value
+
+
+def truncation(value: object) -> Truncation:
+    """OpenAI's session ``truncation``: ``"auto"`` or ``{"type": "retention_ratio", "retention_ratio": 0..1,
+    "token_limits": {"post_instructions": N}}``. ``"disabled"`` is refused: the history must be cut to fit the model's
+    context here."""
+    if value == "auto":
+        return Truncation()
+    if value == "disabled":
+        raise ProtocolError("invalid_value", "truncation cannot be disabled here: the oldest turns must go to keep the prompt "
+                            "within the model's context ('auto' or a retention_ratio)", "session.truncation")
+    ratio = value.get("retention_ratio") if isinstance(value, dict) and value.get("type") == "retention_ratio" else None
+    if not isinstance(value, dict) or not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0.0 <= ratio <= 1.0:
+        raise ProtocolError("invalid_value", "truncation must be 'auto' or {'type': 'retention_ratio', 'retention_ratio': 0..1}",
+                            "session.truncation")
+    limits = value.get("token_limits") or {}
+    post = limits.get("post_instructions") if isinstance(limits, dict) else "?"
+    if post is not None and (not isinstance(post, int) or isinstance(post, bool) or post < 1):
+        raise ProtocolError("invalid_value", "truncation.token_limits.post_instructions must be a positive integer",
+                            "session.truncation.token_limits.post_instructions")
+    return Truncation(float(ratio), post, auto=False)
 
 
 def reasoning_budget(value: object) -> int:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from contextlib import aclosing
 
+import pytest
+
 from realtime.brain import ReplyRequest
 from realtime.cascade import CascadeBrain
 from realtime.context_window import SLOT_CONTEXT
-from realtime.conversation import HISTORY_TOKENS, Conversation, Message, estimate_tokens
+from realtime.conversation import HISTORY_TOKENS, Conversation, Message, Truncation, estimate_tokens
 from tests.fakes import FakeDecoder, settle, silence, speak
 from tests.test_session import QUESTION, Harness
 
@@ -38,12 +40,29 @@ def test_old_turns_go_in_one_large_step_at_a_quiet_moment_and_whole() -> None:
     assert conversation.compact(quiet=False) == []  # the user speaks: it waits for a quiet moment
     dropped = conversation.compact(quiet=True)
     assert len(dropped) % 2 == 0 and dropped[0].text.startswith("Question number 0")
-    assert estimate_tokens(conversation.history_prompt()) <= 200  # down to half the limit
+    assert estimate_tokens(conversation.history_prompt()) <= 400 // 4 + 20  # down to a quarter ("auto"), + the head
     assert conversation.messages[0].role == "user"  # a turn kept whole
     turns(conversation, 12)
     assert estimate_tokens(conversation.history_prompt()) > 400
     assert conversation.compact(quiet=False)  # past the limit itself: it goes even mid-turn
     assert estimate_tokens(conversation.history_prompt()) <= 200
+
+
+def test_the_retention_ratio_and_the_token_limit_after_the_instructions_decide_what_stays() -> None:
+    head = estimate_tokens(Conversation(instructions="Be brief.").history_prompt())
+    for ratio in (0.0, 0.5, 0.8):
+        conversation = Conversation(instructions="Be brief.", max_history_tokens=1000, truncation=Truncation(ratio, auto=False))
+        turns(conversation, 40)
+        conversation.compact(quiet=True)
+        kept = estimate_tokens(conversation.history_prompt()) - head
+        assert kept <= max(ratio * (1000 - head), 60), (ratio, kept)  # 0.0 still keeps the last turn (~55 tokens)
+        assert conversation.messages[-1].text == ANSWER and conversation.messages[0].role == "user"
+    limited = Conversation(instructions="Be brief.", truncation=Truncation(0.5, post_instructions_tokens=300, auto=False))
+    turns(limited, 12)
+    assert limited.compact(quiet=False), "past 300 tokens after the instructions, far below the slot's limit"
+    assert estimate_tokens(limited.history_prompt()) - head <= 150
+    with pytest.raises(ValueError):
+        Truncation(1.5)
 
 
 def test_a_turn_is_kept_whole_even_when_it_starts_with_a_call() -> None:

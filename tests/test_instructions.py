@@ -53,7 +53,10 @@ def test_deleting_the_item_they_follow_moves_them_to_the_item_before() -> None:
     assert c.history_prompt().endswith("Be warm.<|im_end|>\n")
     c.messages.clear()
     c.changes = [("gone", "Be kind.")]
-    assert c.history_prompt() == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>system\nNew instructions, in place of all the earlier ones: Be kind.<|im_end|>\n"
+    assert c.history_prompt() == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>system\nNew instructions, in place of all the earlier ones: Be kind.<|im_end|>\n"
+    ), "instructions whose item is not there are given first"
 
 
 def test_one_replys_instructions_come_before_the_question_it_answers_and_leave_the_conversation_alone() -> None:

@@ -23,7 +23,7 @@ from realtime.commands import (
     Send,
     TruncateMessage,
 )
-from realtime.conversation import Message
+from realtime.conversation import Message, Truncation
 from realtime.events import (
     AssistantTextDelta,
     AudioCleared,
@@ -225,6 +225,21 @@ def test_semantic_vad_sets_the_eagerness_pauses_and_back() -> None:
     assert updated.event["session"]["audio"]["input"]["turn_detection"]["type"] == "server_vad"
     bad = {"type": "session.update", "session": {"turn_detection": {"type": "semantic_vad", "eagerness": "eager"}}}
     assert error_code(receive(proto, bad)) == "invalid_value"
+
+
+def test_truncation_is_the_references() -> None:
+    proto = protocol()
+    configure, updated = receive(proto, {"type": "session.update", "session": {"truncation": {
+        "type": "retention_ratio", "retention_ratio": 0.5, "token_limits": {"post_instructions": 1000}}}})
+    assert configure.config.truncation == Truncation(0.5, 1000, auto=False)
+    assert updated.event["session"]["truncation"] == {"type": "retention_ratio", "retention_ratio": 0.5,
+                                                      "token_limits": {"post_instructions": 1000}}
+    configure, updated = receive(proto, {"type": "session.update", "session": {"truncation": "auto"}})
+    assert configure.config.truncation == Truncation() and updated.event["session"]["truncation"] == "auto"
+    for bad in ("disabled", "sometimes", {"type": "retention_ratio", "retention_ratio": 2},
+                {"type": "retention_ratio", "retention_ratio": 0.5, "token_limits": {"post_instructions": 0}}, {"retention_ratio": 0.5}):
+        [error] = proto.receive(json.dumps({"type": "session.update", "session": {"truncation": bad}}))
+        assert error.event["error"]["code"] == "invalid_value" and error.event["error"]["param"].startswith("session.truncation"), bad
 
 
 def test_turn_taking_settings_and_the_idle_timeout() -> None:

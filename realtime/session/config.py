@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from realtime.conversation import DEFAULT_INSTRUCTIONS, Message
+from realtime.conversation import DEFAULT_INSTRUCTIONS, Message, Truncation
 from realtime.policy import PolicyConfig
 from realtime.reasoning import ReplyMode
 from realtime.tools import NO_TOOLS, ToolUse
@@ -61,6 +61,8 @@ class SessionConfig:
     """What the agent says as soon as the session starts, before the user speaks (:meth:`VoiceSession.greet`)."""
     greeting_interruptible: bool = True
     """False: speech over the greeting neither pauses nor stops it, and is answered after it."""
+    truncation: Truncation = field(default_factory=Truncation)
+    """How much of the history a cut keeps when it nears its limit (``session.truncation``)."""
 
     @classmethod
     def naive(cls, **overrides: object) -> SessionConfig:

@@ -80,7 +80,7 @@ class VoiceSession:
         self.router = Router(self.output, sink, self.is_stale)
         self.observers: list[Callable[[OutputItem], None]] = []
         """Called with every output item as it is queued (an event bus such as MQTT listens here)."""
-        self.conversation = Conversation(instructions=self.config.instructions)
+        self.conversation = Conversation(instructions=self.config.instructions, truncation=self.config.truncation)
         self.records: list[LatencyRecord] = []
         self.stats: Counter[str] = Counter()
         """Counts of what happened: speculations, discarded, committed, interrupted, no_speech, failed, ..."""
@@ -254,6 +254,7 @@ class VoiceSession:
             self.error("invalid_value", "this server's model cannot call functions: its replies ignore the tools")
         self.config = config
         self.conversation.instruct(config.instructions)
+        self.conversation.truncation = config.truncation
         self.conversation.tools = config.tools.offered
         self._policy.config = config.policy
         if not (config.turn_detection and config.interrupt_response):  # nothing will judge speech over a reply now
