@@ -168,12 +168,12 @@ class Conversation:
         if estimate_tokens(self.history_prompt()) <= (limit * 7 // 8 if quiet else limit):
             return []
         keep = self.truncation.retention_ratio * max(limit - head, 0)
-        users = [i for i, m in enumerate(self.messages) if (m.kind, m.role) == ("message", "user")]
+        users = [i for i, m in enumerate(self.messages) if _is_user_message(m)]
         last_turn = users[-1] if users else len(self.messages)  # the last turn always stays
         cut = 0
         while cut < last_turn and (
             estimate_tokens(self.view(messages=self.messages[cut:]).history_prompt()) - head > keep
-            or (self.messages[cut].kind, self.messages[cut].role) != ("message", "user")
+            or not _is_user_message(self.messages[cut])
         ):
             cut += 1
         dropped = self.messages[:cut]
@@ -204,7 +204,7 @@ class Conversation:
             view.instructions = self.current_instructions if instructions is None else instructions
         elif instructions is not None and instructions != view.current_instructions:
             last = len(view.messages) - 1
-            if last >= 0 and (view.messages[last].kind, view.messages[last].role) == ("message", "user"):
+            if last >= 0 and _is_user_message(view.messages[last]):
                 last -= 1
             view.changes.append((view.messages[last].id if last >= 0 else "", instructions))
         return view
@@ -294,6 +294,11 @@ def _render(messages: list[Message], changes: list[tuple[str, str]]) -> list[str
             blocks.append(_block(m.role, m.text))
         blocks += [_instructions(text) for after, text in changes if after == m.id]
     return blocks
+
+
+def _is_user_message(message: Message) -> bool:
+    """A message the user said or typed (not a function call's output, which also has the user role)."""
+    return (message.kind, message.role) == ("message", "user")
 
 
 def _instructions(text: str) -> str:

@@ -132,8 +132,8 @@ def truncation(value: object) -> Truncation:
         raise ProtocolError("invalid_value", "truncation must be 'auto' or {'type': 'retention_ratio', 'retention_ratio': 0..1}",
                             "session.truncation")
     limits = value.get("token_limits") or {}
-    post = limits.get("post_instructions") if isinstance(limits, dict) else "?"
-    if post is not None and (not isinstance(post, int) or isinstance(post, bool) or post < 1):
+    post = limits.get("post_instructions") if isinstance(limits, dict) else None
+    if not isinstance(limits, dict) or (post is not None and (not isinstance(post, int) or isinstance(post, bool) or post < 1)):
         raise ProtocolError("invalid_value", "truncation.token_limits.post_instructions must be a positive integer",
                             "session.truncation.token_limits.post_instructions")
     return Truncation(float(ratio), post, auto=False)
