@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from realtime.decoder import Hold, never
 from realtime.reasoning import Piece, ReplyMode
 from realtime.tools import NO_TOOLS, CallPiece, ToolUse
 
@@ -57,6 +58,9 @@ class ReplyRequest:
     """The tools this reply may call, and the choice among them."""
     context: list[Message] | None = None
     """The items this reply answers instead of the conversation's history (an out-of-band reply's ``input``)."""
+    hold: Hold = never
+    """True while the reply's next words are not needed yet (asked from any thread): a decoder on this machine's CPU
+    stops computing meanwhile (:meth:`~realtime.decoder.TextDecoder.generate`)."""
 
 
 class BrainSession(Protocol):

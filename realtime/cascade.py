@@ -111,7 +111,7 @@ class CascadeSession:
             thoughts: list[str] = []
             reasoning = self._decoder.generate(
                 conversation.reasoning_prompt(user_text), max_tokens=request.reasoning_budget,
-                stop=(THINK_CLOSE, *STOP_SEQUENCES), temperature=request.temperature,
+                stop=(THINK_CLOSE, *STOP_SEQUENCES), temperature=request.temperature, hold=request.hold,
             )
             async with aclosing(reasoning):
                 async for text in reasoning:
@@ -122,7 +122,8 @@ class CascadeSession:
             prompt = conversation.answer_prompt(user_text, "".join(thoughts))
         splitter, calls = ThinkSplitter(thinking=False), ToolCallSplitter()
         answer = self._decoder.generate(
-            prompt, max_tokens=request.max_tokens, stop=STOP_SEQUENCES, temperature=request.temperature, tools=tools
+            prompt, max_tokens=request.max_tokens, stop=STOP_SEQUENCES, temperature=request.temperature, tools=tools,
+            hold=request.hold,
         )
         async with aclosing(answer):
             async for text in answer:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +24,15 @@ from realtime.tools import NO_TOOLS, ToolUse, call_grammar
 
 class DecoderError(AgentError, RuntimeError):
     """The decoder failed to produce text for a request."""
+
+
+Hold = Callable[[], bool]
+"""Asked as a reply is written (from any thread): True while its next words are not needed yet."""
+
+
+def never() -> bool:
+    """The :data:`Hold` of a reply written straight through."""
+    return False
 
 
 class TextDecoder(Protocol):
@@ -37,11 +46,17 @@ class TextDecoder(Protocol):
         """Compute and cache the state for ``prompt`` without generating."""
 
     def generate(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS,
+        hold: Hold = never,
     ) -> AsyncGenerator[str, None]:
         """Stream the continuation of ``prompt``; closing the iterator cancels generation. Calls of ``tools`` come back
-        as text in Qwen2.5's form (``<tool_call>...</tool_call>``, read by :class:`~realtime.tools.ToolCallSplitter`)."""
+        as text in Qwen2.5's form (``<tool_call>...</tool_call>``, read by :class:`~realtime.tools.ToolCallSplitter`).
+        A decoder that shares this machine's CPU with the rest of the agent stops computing while ``hold`` says so
+        (the words it streams are the same); one on another machine may ignore it."""
 
+
+HOLD_POLL_S = 0.02
+"""How often a held reply asks whether it may go on (s)."""
 
 PROMPT_CACHE_MIB = 256
 """Host memory for llama.cpp's cache of idle slots' prompts (restored when a session whose slot another took speaks
@@ -100,33 +115,55 @@ class LlamaCppDecoder:
         await asyncio.to_thread(self._request, {"prompt": prompt, "max_tokens": 0, "cache_prompt": True}, None)
 
     async def generate(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS,
+        hold: Hold = never,
     ) -> AsyncGenerator[str, None]:
+        """Stream the continuation. While ``hold`` says so, the decoder computes nothing: the request ends at its next
+        token and, once ``hold`` lets it, a new one goes on from the prompt and the text so far (the slot's cached
+        prefix makes that cost a token or two). On two cores this gives the CPU to the reply's first clause's
+        synthesis and to other sessions' first clauses (:mod:`realtime.priority`). With tools, the grammar constrains
+        one request from its start, so that one is never held."""
+        body: dict[str, object] = {
+            "stop": list(stop),
+            "temperature": temperature,
+            # greedy decoding of a 0.5B model loops ("2 plus 2 equals 4. 2 plus 2 ...") without it
+            "repeat_penalty": 1.15,
+            "repeat_last_n": 64,
+            "stream": True,
+            "cache_prompt": True,
+            **call_grammar(tools),
+        }
+        pausing = None if tools.offered else hold
+        written: list[str] = []
+        while len(written) < max_tokens:
+            paused = False
+            request = {**body, "prompt": prompt + "".join(written), "max_tokens": max_tokens - len(written)}
+            async for piece in self._stream(request, pausing):
+                if piece is None:
+                    paused = True
+                    break
+                written.append(piece)
+                yield piece
+            if not paused:
+                return
+            while hold():
+                await asyncio.sleep(HOLD_POLL_S)
+
+    async def _stream(self, body: dict[str, object], hold: Hold | None) -> AsyncGenerator[str | None, None]:
+        """One streamed request: its pieces, then None if it ended because ``hold`` said so."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-        cancelled = threading.Event()
+        cancelled, paused = threading.Event(), threading.Event()
 
         def on_piece(text: str) -> bool:
             loop.call_soon_threadsafe(pieces.put_nowait, text)
-            return cancelled.is_set()
+            if hold is not None and hold():
+                paused.set()
+            return cancelled.is_set() or paused.is_set()
 
         def run() -> None:
             try:
-                self._request(
-                    {
-                        "prompt": prompt,
-                        "max_tokens": max_tokens,
-                        "stop": list(stop),
-                        "temperature": temperature,
-                        # greedy decoding of a 0.5B model loops ("2 plus 2 equals 4. 2 plus 2 ...") without it
-                        "repeat_penalty": 1.15,
-                        "repeat_last_n": 64,
-                        "stream": True,
-                        "cache_prompt": True,
-                        **call_grammar(tools),
-                    },
-                    on_piece,
-                )
+                self._request(body, on_piece)
                 outcome: BaseException | None = None
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 outcome = exc
@@ -138,6 +175,8 @@ class LlamaCppDecoder:
                 if isinstance(item, BaseException):
                     raise DecoderError(str(item)) from item
                 yield item
+            if paused.is_set():
+                yield None
         finally:
             cancelled.set()
             # Wait for the request to stop (at its next piece); a cancellation of the consumer meanwhile goes on up

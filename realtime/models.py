@@ -9,7 +9,7 @@ model served on an OpenAI-compatible server (vLLM, llama.cpp's server), given ei
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -21,6 +21,7 @@ from realtime.cascade import CascadeBrain
 from realtime.chat_client import ChatClient, ChatEndpoint
 from realtime.conversation import Conversation
 from realtime.decoder import DecoderError, LlamaCppDecoder
+from realtime.priority import FirstAudioFirst
 from tts import PiperSynthesizer, Synthesizer
 from vad.smart_turn import SmartTurn
 
@@ -79,6 +80,8 @@ class Models:
     partial_asr: WhisperTranscriber | None = None
     turn_detector: SmartTurn | None = None
     """The audio end-of-turn model of ``semantic_vad`` (None: the wording of the transcript alone judges a pause)."""
+    priority: FirstAudioFirst = field(default_factory=FirstAudioFirst)
+    """Which replies go first when the sessions sharing these models compete for the CPU."""
 
     @property
     def listening_asr(self) -> WhisperTranscriber:

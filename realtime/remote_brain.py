@@ -30,7 +30,7 @@ from realtime.audio_blocks import AudioBlocks, split_blocks
 from realtime.brain import ReplyRequest
 from realtime.chat_client import ChatClient
 from realtime.conversation import chat_messages
-from realtime.decoder import DecoderError
+from realtime.decoder import DecoderError, Hold, never
 from realtime.errors import BrainStateError
 from realtime.reasoning import THINK_CLOSE, THINK_OPEN, Piece, ThinkSplitter
 from realtime.tools import NO_TOOLS, ToolCallWriter, ToolUse
@@ -63,11 +63,12 @@ class RemoteTextDecoder:
         await self.client.warm(self.client.body(messages, temperature=0.0, **(_CONTINUE if prefix else {})))
 
     async def generate(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS,
+        hold: Hold = never,
     ) -> AsyncGenerator[str, None]:
         """Stream the continuation; reasoning a server returns beside the content comes back inside ``<think>``
         tags (bare when the prompt itself opened the reasoning), tool calls inside ``<tool_call>`` tags, as the local
-        decoder would write them."""
+        decoder would write them. ``hold`` is ignored: the served model computes on its own machine."""
         messages, prefix = chat_messages(prompt)
         body = self.client.body(
             messages, max_tokens=max_tokens, temperature=temperature, stop=list(stop), **(_CONTINUE if prefix else {}),

@@ -9,11 +9,12 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy audio vad tts realtime benchmarks
 
-# The wire protocol core (with its commands and settings parsing), the turn-taking policy and the turn's state table:
-# every line and branch covered by their own fast tests ([tool.coverage] in pyproject.toml).
-.venv/bin/python -m pytest -q tests/test_protocol.py tests/test_policy.py tests/test_turn.py \
+# The wire protocol core (with its commands and settings parsing), the turn-taking policy, the turn's state table and
+# the scheduling between sessions: every line and branch covered by their own fast tests ([tool.coverage] in
+# pyproject.toml).
+.venv/bin/python -m pytest -q tests/test_protocol.py tests/test_policy.py tests/test_turn.py tests/test_priority.py \
   --cov=realtime.protocol --cov=realtime.commands --cov=realtime.wire_settings --cov=realtime.wire_responses --cov=realtime.policy \
-  --cov=realtime.session.turn \
+  --cov=realtime.session.turn --cov=realtime.priority \
   --cov-branch --cov-report=term-missing --cov-fail-under=100
 
 .venv/bin/python -m pytest -ra "$@"

@@ -15,6 +15,7 @@ import numpy as np
 from audio import PIPELINE_RATE
 from realtime.asr import Transcript
 from realtime.cascade import CascadeBrain
+from realtime.decoder import Hold, never
 from realtime.events import AudioOut, OutputItem
 from realtime.latency import now
 from realtime.models import Models
@@ -100,6 +101,8 @@ class FakeDecoder:
         self.hold_after = 0
         self.prefill_gate: asyncio.Event | None = None
         """When given, every prefill waits for it (a slow prefill)."""
+        self.held: list[bool] = []
+        """What the reply's ``hold`` said before each word of the last generation."""
 
     async def prefill(self, prompt: str) -> None:
         self.prefilled.append(prompt)
@@ -107,10 +110,12 @@ class FakeDecoder:
             await self.prefill_gate.wait()
 
     async def generate(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS,
+        hold: Hold = never,
     ) -> AsyncGenerator[str, None]:
         self.prompts.append(prompt)
         self.tools.append(tools)
+        self.held = []
         last = prompt.removesuffix("<|im_start|>assistant\n").rsplit("<|im_start|>", 1)[-1]  # the turn answered
         question = last.partition("\n")[2].split("<|im_end|>", 1)[0].strip()
         answer = self.answers.get(question, self.default)
@@ -120,6 +125,7 @@ class FakeDecoder:
             if self.gate is not None and index >= self.hold_after:
                 await self.gate.wait()
             await asyncio.sleep(0)
+            self.held.append(hold())
             yield ("" if index == 0 else " ") + word
 
 

@@ -115,7 +115,8 @@ class ScriptedDecoder:
             raise DecoderError("the model server is down")
 
     async def generate(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: object = None
+        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: object = None,
+        hold: object = None,
     ) -> AsyncIterator[str]:
         self.generated.append((prompt, max_tokens, tuple(stop)))
         for piece in self.reasoning if prompt.endswith(REASONING_PRIMER) else self.answer:

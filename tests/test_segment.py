@@ -35,25 +35,6 @@ def test_clauses(text: str, expected: list[str]) -> None:
     assert segment(text) == expected
 
 
-@pytest.mark.parametrize(
-    "pieces,cut_after",
-    [
-        (["The", " capital", " of", " Egypt", " is", " Cairo", "."], 7),  # after a word: at once
-        (["Really", "?"], 2),
-        (["Yes", ","], 2),
-        (["It", " costs", " 3", "."], None),  # "3." may go on as "3.5"
-        (["Ask", " Dr", "."], None),  # an abbreviation
-        (["Count", " 1", ","], None),  # "1," may go on as "1,000"
-        (["Ten", " o'clock", "\"", "."], 4),
-    ],
-)
-def test_a_clause_is_cut_as_soon_as_its_end_is_certain(pieces: list[str], cut_after: int | None) -> None:
-    """The piece after which the first clause comes out (None: not before the next piece)."""
-    segmenter = ClauseSegmenter()
-    outs = [segmenter.push(piece) for piece in pieces]
-    assert next((n for n, out in enumerate(outs, 1) if out), None) == cut_after
-
-
 def test_later_clauses_are_cut_at_max_words() -> None:
     words = " ".join(f"w{i}" for i in range(40))
     clauses = segment("Hi. " + words, max_words=10)

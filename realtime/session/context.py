@@ -16,6 +16,7 @@ from realtime.brain import BrainSession
 from realtime.conversation import Conversation
 from realtime.events import OutputItem
 from realtime.latency import LatencyRecord
+from realtime.priority import Lane
 from realtime.session.config import SessionConfig
 from realtime.session.output import AudioSink, Router
 from realtime.session.utterance import UtteranceBuffer
@@ -39,6 +40,8 @@ class SessionContext(Protocol):
     records: list[LatencyRecord]
     stats: Counter[str]
     replier: Replier
+    lane: Lane
+    """The session's place among the sessions sharing its models (:mod:`realtime.priority`)."""
 
     @property
     def closed(self) -> bool: ...

@@ -41,6 +41,7 @@ from realtime.events import (
 from realtime.latency import LatencyRecord, now
 from realtime.models import Models
 from realtime.policy import Decision, Event, TurnPolicy
+from realtime.priority import USER_SPEECH
 from realtime.session.config import ResponseOptions, SessionConfig
 from realtime.session.endpointing import Endpointer
 from realtime.session.history import History
@@ -90,7 +91,9 @@ class VoiceSession:
         self.brain = models.brain.open(self.conversation, block_seconds=self.config.audio_block_seconds)
         self._vad = vad if vad is not None else VoiceActivityDetector()
         self._policy = TurnPolicy(self.config.policy)
-        self.replier = Replier(models.asr, self.brain, Speaker(models.tts, self.output.room))
+        self.lane = models.priority.lane()
+        """This session's place among the sessions sharing ``models`` (:mod:`realtime.priority`)."""
+        self.replier = Replier(models.asr, self.brain, Speaker(models.tts, self.output.room, self.lane))
         self.history = History(self)
         self.turns = TurnKeeper(self, self.history)
         self._overlaps = Overlaps(self, self.turns, self.router)
@@ -191,6 +194,7 @@ class VoiceSession:
         elif decision is Decision.BARGE_IN:  # min_interruption_ms None: speech over a reply interrupts at once
             await self._overlaps.confirm()
         elif decision is Decision.SPEECH_STARTED:
+            self.lane.waiting(USER_SPEECH)  # other sessions' long replies give way until this turn's first audio
             self._hear(self.utterance.begin(event.sample))
             self._listener.reset(event.sample)
             self.put(SpeechStarted(event.sample, self.user_item_id))
@@ -205,9 +209,11 @@ class VoiceSession:
             if turn is not None and turn.speculative:
                 await self.turns.discard(turn)
             self._overlaps.resumed(event.sample)
-        elif decision is Decision.END_OF_TURN and self.utterance.open:
-            await self._end_of_turn(event.sample)
-            self._overlaps.finished()
+        elif decision is Decision.END_OF_TURN:
+            self.lane.started(USER_SPEECH)  # the turn itself waits now, if it is answered
+            if self.utterance.open:
+                await self._end_of_turn(event.sample)
+                self._overlaps.finished()
 
     async def _begin(self, speech_end: int) -> Turn:
         """A turn on the user's utterance so far; on speech over a reply, its words decide whether it interrupts."""
@@ -359,6 +365,7 @@ class VoiceSession:
         if self._closed:
             return
         self._closed = True
+        self.lane.close()
         await self.turns.stop_all()
         self.brain.close()
         tasks = list(self._tasks)

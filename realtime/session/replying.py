@@ -13,6 +13,7 @@ from audio.samples import PIPELINE_RATE
 from realtime.asr import WhisperTranscriber
 from realtime.brain import BrainSession, ReplyPiece, ReplyRequest
 from realtime.conversation import Message, new_item_id
+from realtime.decoder import Hold
 from realtime.events import ReasoningDelta, ReasoningDone, ReplyStarted, ToolCallDelta, ToolCallDone, ToolCallStarted, UserTranscriptFinal
 from realtime.reasoning import Piece
 from realtime.session.config import SessionConfig
@@ -21,8 +22,10 @@ from realtime.session.turn import Turn
 from realtime.tools import CallPiece
 from tts import ClauseSegmenter, RepetitionGuard
 
-MAX_QUEUED_CLAUSES = 16
-"""Answer clauses written ahead of the speech (the decoder waits beyond that)."""
+MAX_QUEUED_CLAUSES = 2
+"""Answer clauses written ahead of their synthesis; beyond that the writer waits, and the embedded decoder holds. The
+synthesis takes a clause in a fraction of the time the decoder writes one, so the queue fills only while the speech
+is paused or the reply gives way to another session's first audio (:mod:`realtime.priority`)."""
 
 
 class Replier:
@@ -53,10 +56,21 @@ class Replier:
         clauses: Clauses = asyncio.Queue(maxsize=MAX_QUEUED_CLAUSES)
         speak = self.speaker.speak if spoken else self.speaker.write
         speaking = turn.spawn(speak(turn, clauses, rate=config.output_rate, stream=config.stream_speech), "speak")
+
+        def hold() -> bool:
+            """The reply's next words are not needed yet: its synthesis is clauses behind (the speech is paused, or
+            the reply gives way to another session's first audio: :mod:`realtime.priority`), or its first clause is
+            being synthesised (on two cores the first audio comes sooner with the CPU to itself)."""
+            stamps = turn.record.stamps
+            return clauses.full() or (spoken and "first_clause" in stamps and "first_tts_audio" not in stamps)
+
         try:
-            await self._write(turn, config, brain or self._brain, clauses, speaking)
+            await self._write(turn, config, brain or self._brain, clauses, speaking, hold)
+        except Exception:
+            await _last_clause(clauses, speaking)
+            raise
         finally:
-            speaking.cancel()  # a failed reply's speech ends with it (a finished one has ended already)
+            speaking.cancel()  # a stopped reply's speech ends with it (a finished one has ended already)
 
     def begin(self, turn: Turn, config: SessionConfig) -> bool:
         """The reply begins: it gets its assistant item and the client is told. Returns whether it is spoken."""
@@ -67,7 +81,7 @@ class Replier:
         return spoken
 
     async def _write(
-        self, turn: Turn, config: SessionConfig, brain: BrainSession, clauses: Clauses, speaking: asyncio.Task[None]
+        self, turn: Turn, config: SessionConfig, brain: BrainSession, clauses: Clauses, speaking: asyncio.Task[None], hold: Hold
     ) -> None:
         """Write the reply into ``clauses`` for the ``speaking`` stage and wait for its speech to end. Raises what the
         brain raises, or what the speaking stage raised (it then takes no more clauses)."""
@@ -88,7 +102,7 @@ class Replier:
                     held.append(clause)
             return True
 
-        async with contextlib.aclosing(self._think(turn, config, brain)) as pieces:
+        async with contextlib.aclosing(self._think(turn, config, brain, hold)) as pieces:
             async for piece in pieces:
                 turn.record.mark("first_token")
                 if isinstance(piece, CallPiece):
@@ -111,7 +125,7 @@ class Replier:
         await _hand_over(clauses, None, speaking)
         await speaking
 
-    async def _think(self, turn: Turn, config: SessionConfig, brain: BrainSession) -> AsyncGenerator[ReplyPiece, None]:
+    async def _think(self, turn: Turn, config: SessionConfig, brain: BrainSession, hold: Hold) -> AsyncGenerator[ReplyPiece, None]:
         """Reasoning, answer text and tool calls: the turn's script, or the brain's reply."""
         if turn.script is not None:
             yield Piece("answer", turn.script)
@@ -120,7 +134,7 @@ class Replier:
         request = ReplyRequest(
             turn.user_text, max_tokens=options.max_answer_tokens or config.max_answer_tokens,
             reasoning_budget=config.reasoning_budget, temperature=config.temperature, mode=config.reasoning_mode,
-            instructions=options.instructions, tools=options.tools or config.tools, context=turn.context,
+            instructions=options.instructions, tools=options.tools or config.tools, context=turn.context, hold=hold,
         )
         async with contextlib.aclosing(brain.reply(request)) as pieces:
             async for piece in pieces:
@@ -137,6 +151,15 @@ async def _hand_over(clauses: Clauses, clause: str | None, speaking: asyncio.Tas
         putting.cancel()
     if speaking.done() and not speaking.cancelled() and (error := speaking.exception()) is not None:
         raise error
+
+
+async def _last_clause(clauses: Clauses, speaking: asyncio.Task[None]) -> None:
+    """The reply failed: its speech ends with the clause being spoken (its words and its audio then agree), the
+    clauses queued after it are dropped. Returns once the speaking stage ended (or had failed itself)."""
+    while not clauses.empty():
+        clauses.get_nowait()
+    clauses.put_nowait(None)
+    await asyncio.wait({speaking})
 
 
 def _call(turn: Turn, piece: CallPiece) -> None:

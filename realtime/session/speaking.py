@@ -16,6 +16,7 @@ import numpy as np
 
 from audio import StreamResampler
 from realtime.events import AssistantTextDelta, AudioOut
+from realtime.priority import FirstAudioFirst, Lane
 from realtime.session.crediting import WordRateCredit
 from realtime.session.turn import SpokenClause, Turn
 from tts import Synthesizer, TextStreamingSynthesizer
@@ -28,11 +29,13 @@ _NO_AUDIO = np.zeros(0, np.float32)
 
 class Speaker:
     """Speaks turns' clauses with ``tts``. ``room`` is awaited before each piece of audio (the output queue is
-    bounded)."""
+    bounded); on ``lane`` (the session's, in the process's :class:`~realtime.priority.FirstAudioFirst`) a playing
+    reply holds back its next clause while another session's turn waits for its first audio."""
 
-    def __init__(self, tts: Synthesizer, room: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, tts: Synthesizer, room: Callable[[], Awaitable[None]], lane: Lane | None = None) -> None:
         self._tts = tts
         self._room = room
+        self._lane = lane or FirstAudioFirst().lane()
 
     async def speak(self, turn: Turn, clauses: Clauses, *, rate: int, stream: bool = True) -> None:
         """Speak until the ``None`` that ends ``clauses``, at ``rate`` Hz (the sink's rate when the reply began);
@@ -53,6 +56,7 @@ class Speaker:
 
     async def _emit(self, turn: Turn, samples: np.ndarray) -> None:
         turn.record.mark("first_tts_audio")
+        self._lane.started(turn.id)
         await self._room()
         turn.emit(AudioOut(turn.id, turn.generation, samples))
 
@@ -61,6 +65,8 @@ class Speaker:
 
     async def _speak_clauses(self, turn: Turn, clauses: Clauses, rate: int) -> None:
         while (text := await clauses.get()) is not None:
+            if turn.spoken:
+                await self._lane.give_way(lambda: _lead_s(turn, rate))
             resampler = StreamResampler(self._tts.sample_rate, rate)
             clause = SpokenClause(text, 0)
             async for chunk in self._tts.stream(text, trim_lead=not turn.spoken):
@@ -93,3 +99,12 @@ class Speaker:
             credit.credit(len(tail))
             await self._emit(turn, tail)
         credit.finish()
+
+
+def _lead_s(turn: Turn, rate: int) -> float:
+    """Seconds of ``turn``'s audio (at ``rate`` Hz) not yet played, on a listener that plays it in real time from its
+    first piece (a pause over the reply is not counted: the lead is then smaller than it is)."""
+    started = turn.record.stamps.get("first_tts_audio")
+    if started is None:
+        return 0.0
+    return sum(c.samples for c in turn.spoken) / rate - (turn.record.clock() - started)

@@ -147,6 +147,8 @@ class TurnKeeper:
 
     async def _run_turn(self, turn: Turn, audio: np.ndarray | None) -> None:
         outcome = Outcome.COMPLETED
+        if turn.respond:
+            self._s.lane.waiting(turn.id)
         try:
             if audio is not None and self._s.brain.hears_audio:  # the audio brain hears the audio itself
                 transcribing = turn.spawn(self._transcribe_for_client(turn, audio), "transcribe")
@@ -170,6 +172,8 @@ class TurnKeeper:
         except Exception as exc:  # noqa: BLE001 - one failed reply never ends the session
             outcome = Outcome.FAILED
             await self._fail(turn, exc)
+        finally:
+            self._s.lane.started(turn.id)
         await self._finish(turn, outcome)
 
     async def _fail(self, turn: Turn, exc: Exception) -> None:
