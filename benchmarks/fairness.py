@@ -111,6 +111,13 @@ def table(rows: list[Record]) -> list[str]:
     return lines
 
 
+def baseline_commit(tree: Path | None) -> str | None:
+    """The commit checked out in ``tree`` (recorded instead of its path, which is this machine's)."""
+    if tree is None:
+        return None
+    return subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+
+
 def launch(tree: Path | None, extra: list[str]) -> subprocess.Popen[str]:
     """``realtime serve`` without admission control, from ``tree`` (another checkout) when given."""
     return subprocess.Popen([*AGENT, "--latency-budget-ms", "0", *extra, "--port", "0"], stdout=subprocess.PIPE, text=True, cwd=tree)
@@ -136,7 +143,7 @@ def main() -> None:
             with contextlib.suppress(Exception):
                 Server(process, "").stop()
     record = {"benchmark": "fairness", "date": now_iso(), "label": args.label, "machine": machine(),
-              "models": EMBEDDED_MODELS, "options": {**vars(args), "baseline_tree": str(args.baseline_tree or "")},
+              "models": EMBEDDED_MODELS, "options": {**vars(args), "baseline_tree": baseline_commit(args.baseline_tree)},
               "rows": rows}
     text = "\n".join([
         f"# Fairness: a first clause during another session's long answer ({args.label}, {record['date']})", "",

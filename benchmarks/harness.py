@@ -324,7 +324,8 @@ async def measure(options: BenchOptions) -> dict[str, Any]:
         "preset": options.preset,
         "machine": machine(),
         "models": f"realtime serve {shlex.join(options.serve_args)}" if options.serve_args else EMBEDDED_MODELS,
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()},
+        # where the files go is not a setting of the measurement (and would put a machine's path in a committed file)
+        "options": {k: v for k, v in dataclasses.asdict(options).items() if k != "output_dir"},
         "duration_s": round(time.monotonic() - started, 1),
         "corpus": {
             "questions": len(questions),
