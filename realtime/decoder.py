@@ -2,9 +2,11 @@
 
 A decoder streams text for a prompt, can prefill its cache with a prompt prefix ahead of time (so
 that a later prompt extending it only computes the tail), and stops at once when its consumer goes
-away. The embedded engine is llama.cpp in-process (``xllamacpp``): measured on two cores it decodes
-the 0.5B Q4_K_M model at 27-58 tok/s and prefills at ~150 tok/s, against ~10 tok/s decode for
-transformers in bf16 (see README, "Choosing the engine"). Its server keeps one KV cache per slot and
+away. The embedded engine is llama.cpp in-process (``xllamacpp``): on the two cores of the reference machine
+(measured 2026-12-01, quiet) it decodes the 0.5B Q4_K_M model at 21-22 tok/s (46 ms a token with two threads, 84
+with one: memory-bound, the 491 MB model read per token) and prefills at ~78 tok/s in a batch of 50 tokens but only
+~60 in a batch of 8 (the last words and the chat template after a final transcript: ~135 ms), against ~10 tok/s
+decode for transformers in bf16 (see README, "Choosing the engine"). Its server keeps one KV cache per slot and
 reuses the longest common prefix of a new prompt, which is what incremental prefill needs.
 """
 
