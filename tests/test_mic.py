@@ -376,4 +376,5 @@ async def test_the_reply_plays_over_its_own_echo_and_the_user_still_interrupts(p
     finally:
         stop(recorder, signal.SIGINT, timeout=10)
     assert "Traceback" not in err.read_text(), err.read_text()
-    assert "lighthouse" in transcribe_recording(recording).lower(), "the first story played to its end"
+    # its last words (Whisper has written "lighthouse" as "lythouse" in one of six runs: the words before it are checked)
+    assert "slept by the old" in transcribe_recording(recording).lower(), "the first story played to its end"
