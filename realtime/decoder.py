@@ -135,7 +135,7 @@ class LlamaCppDecoder:
             "cache_prompt": True,
             **call_grammar(tools),
         }
-        pausing = None if tools.offered else hold
+        pausing = never if tools.offered else hold
         written: list[str] = []
         while len(written) < max_tokens:
             paused = False
@@ -151,7 +151,7 @@ class LlamaCppDecoder:
             while hold():
                 await asyncio.sleep(HOLD_POLL_S)
 
-    async def _stream(self, body: dict[str, object], hold: Hold | None) -> AsyncGenerator[str | None, None]:
+    async def _stream(self, body: dict[str, object], hold: Hold) -> AsyncGenerator[str | None, None]:
         """One streamed request: its pieces, then None if it ended because ``hold`` said so."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
@@ -159,7 +159,7 @@ class LlamaCppDecoder:
 
         def on_piece(text: str) -> bool:
             loop.call_soon_threadsafe(pieces.put_nowait, text)
-            if hold is not None and hold():
+            if hold():
                 paused.set()
             return cancelled.is_set() or paused.is_set()
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from audio import StreamResampler
 from realtime.events import AssistantTextDelta, AudioOut
-from realtime.priority import FirstAudioFirst, Lane
+from realtime.priority import Lane
 from realtime.session.crediting import WordRateCredit
 from realtime.session.turn import SpokenClause, Turn
 from tts import Synthesizer, TextStreamingSynthesizer
@@ -32,10 +32,10 @@ class Speaker:
     bounded); on ``lane`` (the session's, in the process's :class:`~realtime.priority.FirstAudioFirst`) a playing
     reply holds back its next clause while another session's turn waits for its first audio."""
 
-    def __init__(self, tts: Synthesizer, room: Callable[[], Awaitable[None]], lane: Lane | None = None) -> None:
+    def __init__(self, tts: Synthesizer, room: Callable[[], Awaitable[None]], lane: Lane) -> None:
         self._tts = tts
         self._room = room
-        self._lane = lane or FirstAudioFirst().lane()
+        self._lane = lane
 
     async def speak(self, turn: Turn, clauses: Clauses, *, rate: int, stream: bool = True) -> None:
         """Speak until the ``None`` that ends ``clauses``, at ``rate`` Hz (the sink's rate when the reply began);
