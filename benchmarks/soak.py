@@ -312,11 +312,19 @@ async def held_history(c: Conversing, instructions: str) -> Record:
     return {"items_added": len(added), "items_held": len(kept), "prompt_tokens_estimated": estimate_tokens(prompt)}
 
 
+SESSIONS_PER_SAMPLE = 10
+"""How often the session phase reads the server's resident memory (sessions), to show whether it levels off."""
+
+
 async def sessions(server: Server, count: int, questions: Questions) -> Record:
     """``count`` sessions one after another, each dropped without a close handshake: before speaking, mid-question, on
-    the reply's first audio, or after the reply (in turn)."""
+    the reply's first audio, or after the reply (in turn). ``rss_mb``: the server's resident memory (MB) before the
+    first session and after every :data:`SESSIONS_PER_SAMPLE` sessions, as ``[sessions so far, MB]`` pairs."""
     opened, moments = 0, ("before speaking", "mid-question", "first audio", "after the reply")
+    rss_mb = [[0, usage(server.pid).rss_mb]]
     for index in range(count):
+        if index and index % SESSIONS_PER_SAMPLE == 0:
+            rss_mb.append([index, usage(server.pid).rss_mb])
         c = await Conversing.open(server.url)
         opened += any(e["type"] == "session.created" for _, e in c.inbox.events)
         moment = moments[index % len(moments)]
@@ -324,7 +332,7 @@ async def sessions(server: Server, count: int, questions: Questions) -> Record:
             await drop_at(c, moment, questions)
         c.stop()
         c.ws.transport.abort()  # gone, without a close frame
-    return {"sessions": count, "opened": opened, "moments": list(moments)}
+    return {"sessions": count, "opened": opened, "moments": list(moments), "rss_mb": rss_mb}
 
 
 async def drop_at(c: Conversing, moment: str, questions: Questions) -> None:
@@ -406,6 +414,10 @@ def markdown(label: str, result: Record) -> str:
     lines += ["", f"Growth from the middle to the end of the conversation: {s['growth_middle_to_end_pct']} (%).", "",
               f"History at the end: {h['items_held']} of {h['items_added']} items added still held, "
               f"~{h['prompt_tokens_estimated']} prompt tokens (upper estimate).", ""]
+    samples = s["abrupt_sessions"].get("rss_mb", [])
+    if samples:
+        lines += ["## Resident memory through the abrupt sessions", "", "| sessions so far | RSS MB |", "|---|---|",
+                  *(f"| {n} | {mb} |" for n, mb in samples), ""]
     return "\n".join(lines)
 
 

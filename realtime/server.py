@@ -46,6 +46,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiortc import RTCIceServer
 
+from realtime import heap
 from realtime.admission import Admission
 from realtime.commands import Send
 from realtime.connection import RealtimeConnection
@@ -250,6 +251,8 @@ class RealtimeServer:
                     watcher.cancel()
         finally:
             self.connections.discard(connection)
+            if not self.connections:  # a quiet moment: give the freed memory of the sessions back (realtime.heap)
+                await asyncio.to_thread(heap.release)
 
     def _measured(self, reply: ReplyDone) -> None:
         """A session's reply finished: its first-packet delay is a measure of the server's load."""
@@ -267,6 +270,10 @@ class RealtimeServer:
             protocols=("realtime",),  # a browser's key subprotocol is never echoed
             max_msg_size=2 * self.options.max_message_bytes,  # past this the transport drops the connection
             heartbeat=HEARTBEAT_S,
+            # No permessage-deflate: base64 audio shrinks by a quarter at most, for CPU the replies need, and aiohttp
+            # compresses a large frame in a shielded task whose failure, once its client is gone, is logged as a
+            # "Task exception was never retrieved" (seen in benchmarks.soak's abrupt sessions).
+            compress=False,
         )
         if not websocket.can_prepare(request).ok:
             return web.Response(status=426, text=f"connect to {PATH} with a websocket\n", headers={"Upgrade": "websocket"})

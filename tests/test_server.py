@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from audio.samples import resample, to_pcm16
+from realtime import heap
 from realtime.server import RealtimeServer, ServerOptions
 from tests.conftest import silence
 
@@ -185,6 +186,32 @@ async def test_auth_origin_limit_and_disconnect(server, say) -> None:
     for ws in others:
         await ws.close()
     await drained(server)
+
+
+async def test_frames_are_not_compressed(server) -> None:
+    async with connect(url(server), additional_headers=AUTH) as ws:  # the client offers permessage-deflate
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        assert json.loads(await ws.recv())["type"] == "session.created"
+
+
+async def test_freed_memory_is_given_back_once_the_last_session_leaves(server, monkeypatch) -> None:
+    released: list[int] = []
+    monkeypatch.setattr(heap, "release", lambda: released.append(len(server.connections)) or True)
+    first, second = [await connect(url(server), additional_headers=AUTH) for _ in range(2)]
+    for ws in (first, second):
+        assert json.loads(await ws.recv())["type"] == "session.created"
+    await first.close()
+    async with asyncio.timeout(10):
+        while len(server.connections) > 1:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    assert released == []  # a session still runs: no trimming beside it
+    second.transport.abort()
+    await drained(server)
+    async with asyncio.timeout(5):
+        while not released:
+            await asyncio.sleep(0.05)
+    assert released == [0]
 
 
 async def test_the_official_openai_sdk_talks_to_it(server, models, say) -> None:

@@ -1,0 +1,39 @@
+"""Giving freed memory back (realtime.heap), in a process of its own: glibc keeps the free pages between blocks that
+are still in use, and ``malloc_trim`` returns them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HOLES = """
+import ctypes, sys
+from pathlib import Path
+from realtime import heap
+
+def rss_mb():
+    return int(next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS")).split()[1]) / 1024
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+blocks = [libc.malloc(64 * 1024) for _ in range(3200)]  # 200 MB in the main heap (below glibc's mmap threshold)
+for block in blocks:
+    ctypes.memset(block, 1, 64 * 1024)
+for block in blocks[:-1]:  # the last block stays in use: the heap's top cannot shrink past it
+    libc.free(block)
+before = rss_mb()
+released = heap.release()
+print(before, rss_mb(), released)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_free_pages_below_a_block_in_use_go_back() -> None:
+    out = subprocess.run([sys.executable, "-c", HOLES], capture_output=True, text=True, check=True).stdout.split()
+    before, after, released = float(out[0]), float(out[1]), out[2]
+    assert before > 200 and before - after > 150, out
+    assert released == "True"
+
