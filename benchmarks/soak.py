@@ -3,9 +3,12 @@
 The server runs in its own process on loopback. One websocket conversation holds ``--turns`` turns: spoken questions
 (the corpus's synthetic voices, streamed in real time as 20 ms appends, silence in between, as a microphone would),
 with barge-ins (the next question spoken over the reply), ``response.cancel`` s, typed ``conversation.item.create``
-messages and ``session.update`` s (new instructions) mixed in; the client waits for each reply to play out before it
-speaks again. Then ``--sessions`` sessions are opened one after another, and each is dropped without a close
-handshake at some point (before speaking, mid-question, on the reply's first audio, after the reply).
+messages, tool calls and ``session.update`` s (new instructions) mixed in; the client waits for each reply to play out
+before it speaks again. The session has a tool from the start with ``tool_choice: "none"``; a tool turn asks for the
+weather in text, forces the call with the response's ``tool_choice``, hands back the function's output and asks for
+the answer with ``tool_choice: "auto"``, as an app that calls a tool now and then would. Then ``--sessions``
+sessions are opened one after another, and each is dropped without a close handshake at some point (before speaking,
+mid-question, on the reply's first audio, after the reply).
 
 Measured: the server's resident memory, open file descriptors and threads (``/proc``) at the start, the middle and
 the end of the conversation and after the sessions; the first-packet delay (client clock, from sending the frame
@@ -51,6 +54,9 @@ INSTRUCTIONS = (DEFAULT_INSTRUCTIONS, DEFAULT_INSTRUCTIONS + " Be warm and encou
 SPOKEN = ("spoken", "barge-in", "cancel")
 """The kinds of turn whose first-packet delay runs from the end of speech."""
 REPLY_TIMEOUT_S = 90.0
+WEATHER = {"type": "function", "name": "get_weather", "description": "The current weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+CITIES = ("Paris", "Tokyo", "Oslo", "Lima", "Cairo", "Denver")
 
 
 class Inbox:
@@ -128,6 +134,11 @@ class Questions:
     def __init__(self, folder: Path) -> None:
         self._questions, self._folder, self._next = load_questions(), folder, 0
 
+    @property
+    def asked(self) -> int:
+        """How many questions were handed out."""
+        return self._next
+
     def next(self) -> tuple[str, np.ndarray, float]:
         index = self._next
         self._next += 1
@@ -203,6 +214,33 @@ async def typed_turn(c: Conversing, text: str) -> Record:
     await c.send(c.ws, {"type": "conversation.item.create",
                         "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
     await c.send(c.ws, {"type": "response.create"})
+    return await spoken_reply(c, mark, sent)
+
+
+async def tool_turn(c: Conversing, city: str) -> Record:
+    """A typed question whose reply must call the tool, its output handed back, and the spoken answer to it:
+    ``call_ms`` from ``response.create`` to the call's ``response.done``, ``first_packet_ms`` from the second
+    ``response.create`` to the answer's first audio."""
+    mark, sent = len(c.inbox.events), time.monotonic()
+    await c.send(c.ws, {"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": f"What is the weather in {city} now?"}]}})
+    await c.send(c.ws, {"type": "response.create", "response": {"tool_choice": {"type": "function", "name": "get_weather"}}})
+    done = await c.inbox.first(lambda e: e["type"] == "response.done", mark)
+    calls = [] if done is None else [i for i in done[1]["response"]["output"] if i["type"] == "function_call"]
+    if done is None or not calls:
+        return {"first_packet_ms": None, "call_ms": None, "status": "no call"}
+    record: Record = {"call_ms": round((done[0] - sent) * 1000, 1)}
+    output = json.dumps({"city": city, "sky": "sunny", "celsius": 21})
+    await c.send(c.ws, {"type": "conversation.item.create",
+                        "item": {"type": "function_call_output", "call_id": calls[0]["call_id"], "output": output}})
+    mark, sent = len(c.inbox.events), time.monotonic()
+    await c.send(c.ws, {"type": "response.create", "response": {"tool_choice": "auto"}})
+    return {**record, **await spoken_reply(c, mark, sent)}
+
+
+async def spoken_reply(c: Conversing, mark: int, sent: float) -> Record:
+    """Follow the reply asked for at ``sent`` (events from ``mark``) to its end and its playout: its first-packet
+    delay from ``sent`` and its status."""
     first = await c.inbox.first(lambda e: e["type"] == "response.output_audio.delta", mark)
     if first is None:
         return {"first_packet_ms": None, "status": "no reply"}
@@ -213,11 +251,14 @@ async def typed_turn(c: Conversing, text: str) -> Record:
 
 
 def kind_of(turn: int) -> str:
-    """The schedule: mostly plain spoken turns, a barge-in every 7th, a cancel every 9th, a typed message every 6th."""
+    """The schedule: mostly plain spoken turns, a barge-in every 7th, a cancel every 9th, a tool call every 8th, a
+    typed message every 6th."""
     if turn % 7 == 3:
         return "barge-in"
     if turn % 9 == 5:
         return "cancel"
+    if turn % 8 == 6:
+        return "tool"
     return "typed" if turn % 6 == 2 else "spoken"
 
 
@@ -236,6 +277,9 @@ async def conversation(server: Server, turns: int, questions: Questions) -> tupl
     c = await Conversing.open(server.url)
     started = time.monotonic()
     snapshots, records = [await snapshot(server, "start")], []
+    mark = len(c.inbox.events)
+    await c.send(c.ws, {"type": "session.update", "session": {"type": "realtime", "tools": [WEATHER], "tool_choice": "none"}})
+    await c.inbox.first(lambda e: e["type"] in ("session.updated", "error"), mark, 10)
     pending: Pending = None
     updates, lost = 0, False
     for turn in range(1, turns + 1):
@@ -272,6 +316,8 @@ async def one_turn(c: Conversing, kind: str, pending: Pending, questions: Questi
         return await follow(c, *pending), None
     if kind == "typed":
         return await typed_turn(c, questions.next()[0]), None
+    if kind == "tool":
+        return await tool_turn(c, CITIES[questions.asked % len(CITIES)]), None
     _, audio, end = questions.next()
     barge = questions.next()[1:] if kind == "barge-in" else None
     record, spoken_next, next_mark = await spoken_turn(c, audio, end, then=kind, barge=barge)
@@ -306,7 +352,8 @@ async def held_history(c: Conversing, instructions: str) -> Record:
         answer = await c.inbox.first(lambda e: e["type"] in ("conversation.item.retrieved", "error"), mark, 10)
         if answer is not None and answer[1]["type"] == "conversation.item.retrieved":
             item = answer[1]["item"]
-            text = " ".join(p.get("text") or p.get("transcript") or "" for p in item.get("content", []))
+            text = " ".join(p.get("text") or p.get("transcript") or "" for p in item.get("content", [])) or item.get(
+                "arguments") or item.get("output") or ""
             kept.append(Message(item.get("role", "user"), text, item_id))
     prompt = Conversation(instructions=instructions, messages=[m for m in kept if m.text.strip()]).history_prompt()
     return {"items_added": len(added), "items_held": len(kept), "prompt_tokens_estimated": estimate_tokens(prompt)}
@@ -374,12 +421,15 @@ async def soak(turns: int, count: int, tree: Path | None = None) -> Record:
             snapshots.append(await snapshot(server, "after sessions"))
     finally:
         server.stop()
-    kinds = {kind: sum(r["kind"] == kind for r in records) for kind in ("spoken", "barge-in", "cancel", "typed")}
+    kinds = {kind: sum(r["kind"] == kind for r in records) for kind in ("spoken", "barge-in", "cancel", "typed", "tool")}
     middle, end = snapshots[1] if len(snapshots) > 3 else snapshots[0], snapshots[-2]
     return {
         "turns": turns, "kinds": kinds, "session_updates": turns // 10,
         "first_packet_ms": quarters(records),
         "typed_first_packet_ms": distribution([r["first_packet_ms"] for r in records if r["kind"] == "typed" and r["first_packet_ms"] is not None]),
+        "tool_call_ms": distribution([r["call_ms"] for r in records if r["kind"] == "tool" and r.get("call_ms") is not None]),
+        "tool_answer_first_packet_ms": distribution([r["first_packet_ms"] for r in records
+                                                     if r["kind"] == "tool" and r["first_packet_ms"] is not None]),
         "statuses": {s: sum(str(r["status"]) == s for r in records) for s in sorted({str(r["status"]) for r in records})},
         "history": history, "resources": snapshots,
         "growth_middle_to_end_pct": {k: round((end[k] - middle[k]) * 100 / middle[k], 1)
@@ -405,7 +455,13 @@ def markdown(label: str, result: Record) -> str:
         d = q[name]
         lines.append(f"| {name.replace('_', ' ')} | {d['n']} | {d['p50']} | {d['p90']} | {d['mean']} | {d['max']} |")
     t = s["typed_first_packet_ms"]
-    lines += ["", f"Typed messages: p50 {t['p50']} ms (n {t['n']}, from `response.create`). Reply statuses: {s['statuses']}.",
+    lines += ["", f"Typed messages: p50 {t['p50']} ms (n {t['n']}, from `response.create`). Reply statuses: {s['statuses']}."]
+    if "tool_call_ms" in s:
+        call, answer = s["tool_call_ms"], s["tool_answer_first_packet_ms"]
+        lines += ["", f"Tool turns (n {call['n']}): the forced call done p50 {call['p50']} / p90 {call['p90']} / max "
+                      f"{call['max']} ms from `response.create`; the answer to its output, first audio p50 {answer['p50']} / "
+                      f"p90 {answer['p90']} / max {answer['max']} ms."]
+    lines += ["",
               "", "## Server process (/proc, and `GET /v1/status` for asyncio tasks)", "",
               "| at | RSS MB | fds | threads | asyncio tasks | CPU s |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['at']} | {r['rss_mb']} | {r['fds']} | {r['threads']} | {r.get('asyncio_tasks')} | {r['cpu_s']} |"

@@ -14,6 +14,7 @@ it (the user's words, the answer as heard), so :meth:`CascadeSession.finish_turn
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -25,7 +26,7 @@ from realtime.conversation import STOP_SEQUENCES, Conversation, Message
 from realtime.decoder import TextDecoder
 from realtime.errors import BrainStateError
 from realtime.reasoning import THINK_CLOSE, Piece, ThinkSplitter
-from realtime.tools import NO_TOOLS, ToolCallSplitter
+from realtime.tools import ToolCallSplitter, ToolUse
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,22 @@ class CascadeSession:
         self._prefilled = text
         await self._prefill(self._conversation.user_prefix(text))
 
+    def _with_tools(self, conversation: Conversation, tools: ToolUse) -> tuple[Conversation, ToolUse]:
+        """The reply's conversation with the tools its prompt shows, and the tools it may call.
+
+        Every change of the prompt's head (the system message, where the tools are shown) makes llama.cpp prefill the
+        whole history again, on the reply's critical path (``benchmarks.soak``: a forced call 5-17 s late in a 64-turn
+        conversation), so the head changes only where the model must read the tools. A forced call is written by the
+        grammar (:func:`~realtime.tools.call_grammar`): the embedded 0.5B filled the arguments right in 7 of 7 calls
+        without reading the tools. A function's result is answered in words with the conversation's own head and no
+        call allowed (the 0.5B would call again). A model shown tools it may not call answers worse (with
+        ``tool_choice: none`` the 0.5B wrote calls as text for 12 of 24 corpus questions), so "none" shows none."""
+        if not self._decoder.tools_in_prompt:
+            return conversation.view(tools=()), tools
+        if tools.choice == "auto" and conversation.answers_results():
+            return conversation, dataclasses.replace(tools, choice="none")
+        return (conversation if tools.forced else conversation.view(tools=tools.offered)), tools
+
     async def reply(self, request: ReplyRequest) -> AsyncGenerator[ReplyPiece, None]:
         """Stream the reply to ``request.user_text`` (None: to the history as it stands): with a reasoning budget,
         ``reasoning`` pieces from the formulation stream, then ``answer`` pieces from the articulation stream.
@@ -103,9 +120,7 @@ class CascadeSession:
             return
         user_text, tools = request.user_text, request.tools
         conversation = self._conversation.view(instructions=request.instructions, messages=request.context)
-        if self._decoder.tools_in_prompt and tools.choice == "auto" and conversation.answers_results():
-            tools = NO_TOOLS  # the model here answers a function's result in words (it would call it again)
-        conversation = conversation.view(tools=tools.offered if self._decoder.tools_in_prompt else ())
+        conversation, tools = self._with_tools(conversation, tools)
         prompt = conversation.reply_prompt(user_text)
         if request.reasoning_budget > 0:
             thoughts: list[str] = []

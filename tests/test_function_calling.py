@@ -58,7 +58,9 @@ async def test_a_reply_calls_a_tool_and_the_next_one_answers_with_its_output() -
         second = (await h.done(2))[1]
     assert second.text == "It is sunny and 21 degrees in Paris." and h.sink.items, "the answer is spoken"
     assert NOTE in h.decoder.prompts[1], "the call and its result are a note to the model"
-    assert "<tools>" not in h.decoder.prompts[1] and h.decoder.tools[1].offered == (), "a result is answered in words"
+    assert h.decoder.tools[1].offered == (), "a result is answered in words"
+    head = h.decoder.prompts[0].split("<|im_start|>user")[0]
+    assert "<tools>" in head and h.decoder.prompts[1].startswith(head), "with the tools still shown: the same head"
     assert [m.kind for m in h.session.conversation.messages] == ["message", "function_call", "function_call_output", "message"]
 
 
@@ -72,6 +74,18 @@ async def test_tool_choice_reaches_the_decoder_per_response() -> None:
     assert "<tools>" not in h.decoder.prompts[0], "with tool_choice none the model is not shown the tools"
     assert call_grammar(ToolUse((WEATHER,), "none")) == {}
     assert "grammar_lazy" not in call_grammar(ToolUse((WEATHER,), "get_weather"))
+
+
+async def test_a_forced_call_keeps_the_prompts_head() -> None:
+    config = SessionConfig(turn_detection=False, tools=ToolUse((WEATHER,), "none"))
+    async with Harness(config, ANSWERS) as h:
+        h.session.history.add(typed(ASKED))
+        await h.session.create_response(ResponseOptions(tools=ToolUse((WEATHER,), "get_weather")))
+        await h.done()
+    assert h.decoder.tools == [ToolUse((WEATHER,), "get_weather")], "the grammar writes the call"
+    assert "<tools>" not in h.decoder.prompts[0], "the head is the session's, without tools: the prefix cache holds"
+    [call] = h.of(ToolCallDone)
+    assert json.loads(call.arguments) == {"city": "Paris"}
 
 
 async def test_text_only_replies_make_no_audio() -> None:

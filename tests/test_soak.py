@@ -17,21 +17,22 @@ def test_proc_usage_counts_open_files_and_threads() -> None:
 
 
 def test_the_schedule_mixes_every_kind_of_turn() -> None:
-    assert [kind_of(turn) for turn in range(1, 6)] == ["spoken", "typed", "barge-in", "spoken", "cancel"]
+    assert [kind_of(turn) for turn in range(1, 7)] == ["spoken", "typed", "barge-in", "spoken", "cancel", "tool"]
 
 
 @pytest.mark.slow
 async def test_a_small_soak_reports_every_figure() -> None:
-    result = await soak(5, 2)
-    assert result["kinds"] == {"spoken": 2, "barge-in": 1, "cancel": 1, "typed": 1}
+    result = await soak(6, 2)
+    assert result["kinds"] == {"spoken": 2, "barge-in": 1, "cancel": 1, "typed": 1, "tool": 1}
     records = result["records"]
-    assert [r["turn"] for r in records] == [1, 2, 3, 4, 5]
+    assert [r["turn"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert all(r["first_packet_ms"] is not None and r["first_packet_ms"] > 0 for r in records)
     assert result["first_packet_ms"]["all"]["n"] == 4 and result["typed_first_packet_ms"]["n"] == 1
+    assert result["tool_call_ms"]["n"] == result["tool_answer_first_packet_ms"]["n"] == 1
     assert [r["at"] for r in result["resources"]] == ["start", "middle", "end", "after sessions"]
     assert all(r["rss_mb"] > 100 and r["fds"] > 3 and r["threads"] > 1 and r["asyncio_tasks"] > 0 for r in result["resources"])
     history = result["history"]
-    assert history["items_held"] == history["items_added"] >= 8  # nothing dropped this early
+    assert history["items_held"] == history["items_added"] >= 10  # nothing dropped this early (a call and its output too)
     assert history["prompt_tokens_estimated"] > 50
     assert result["abrupt_sessions"]["opened"] == 2
     assert [n for n, _ in result["abrupt_sessions"]["rss_mb"]] == [0]  # sampled before the first and every 10th

@@ -81,7 +81,9 @@ class VoiceSession:
         self.router = Router(self.output, sink, self.is_stale)
         self.observers: list[Callable[[OutputItem], None]] = []
         """Called with every output item as it is queued (an event bus such as MQTT listens here)."""
-        self.conversation = Conversation(instructions=self.config.instructions, truncation=self.config.truncation)
+        self.conversation = Conversation(
+            instructions=self.config.instructions, truncation=self.config.truncation, tools=self.config.tools.offered
+        )
         self.records: list[LatencyRecord] = []
         self.stats: Counter[str] = Counter()
         """Counts of what happened: speculations, discarded, committed, interrupted, no_speech, failed, ..."""
