@@ -272,11 +272,17 @@ async def snapshot(server: Server, at: str) -> Record:
     return {"at": at, "rss_mb": u.rss_mb, "fds": u.fds, "threads": u.threads, "asyncio_tasks": tasks, "cpu_s": round(u.cpu_s, 1)}
 
 
-async def conversation(server: Server, turns: int, questions: Questions) -> tuple[list[Record], list[Record], Record]:
-    """The long conversation: its turns, the resource snapshots, and the history the server holds at the end."""
+TURNS_PER_SAMPLE = 20
+
+
+async def conversation(server: Server, turns: int, questions: Questions) -> tuple[list[Record], list[Record], Record, list[list[float]]]:
+    """The long conversation: its turns, the resource snapshots, the history the server holds at the end, and the
+    server's resident memory (MB) at the start and after every :data:`TURNS_PER_SAMPLE` turns, as ``[turns so far, MB]``
+    pairs."""
     c = await Conversing.open(server.url)
     started = time.monotonic()
     snapshots, records = [await snapshot(server, "start")], []
+    rss_mb = [[0, snapshots[0]["rss_mb"]]]
     mark = len(c.inbox.events)
     await c.send(c.ws, {"type": "session.update", "session": {"type": "realtime", "tools": [WEATHER], "tool_choice": "none"}})
     await c.inbox.first(lambda e: e["type"] in ("session.updated", "error"), mark, 10)
@@ -299,11 +305,13 @@ async def conversation(server: Server, turns: int, questions: Questions) -> tupl
             break
         if turn == turns // 2:
             snapshots.append(await snapshot(server, "middle"))
+        if turn % TURNS_PER_SAMPLE == 0:
+            rss_mb.append([turn, usage(server.pid).rss_mb])
     snapshots.append(await snapshot(server, "end"))
     history = {"items_added": None, "items_held": None, "prompt_tokens_estimated": None} if lost else await held_history(c, INSTRUCTIONS[updates % 2])
     c.stop()
     await c.ws.close()
-    return records, snapshots, history
+    return records, snapshots, history, rss_mb
 
 
 Pending = tuple[asyncio.Future[float] | None, int] | None
@@ -415,7 +423,7 @@ async def soak(turns: int, count: int, tree: Path | None = None) -> Record:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             questions = Questions(Path(tmp))
-            records, snapshots, history = await conversation(server, turns, questions)
+            records, snapshots, history, rss_mb = await conversation(server, turns, questions)
             dropped = await sessions(server, count, questions)
             await asyncio.sleep(3.0)
             snapshots.append(await snapshot(server, "after sessions"))
@@ -431,7 +439,7 @@ async def soak(turns: int, count: int, tree: Path | None = None) -> Record:
         "tool_answer_first_packet_ms": distribution([r["first_packet_ms"] for r in records
                                                      if r["kind"] == "tool" and r["first_packet_ms"] is not None]),
         "statuses": {s: sum(str(r["status"]) == s for r in records) for s in sorted({str(r["status"]) for r in records})},
-        "history": history, "resources": snapshots,
+        "history": history, "resources": snapshots, "conversation_rss_mb": rss_mb,
         "growth_middle_to_end_pct": {k: round((end[k] - middle[k]) * 100 / middle[k], 1)
                                      for k in ("rss_mb", "fds", "threads", "asyncio_tasks") if end[k] is not None and middle[k]},
         "abrupt_sessions": dropped, "records": records,
@@ -470,6 +478,9 @@ def markdown(label: str, result: Record) -> str:
     lines += ["", f"Growth from the middle to the end of the conversation: {s['growth_middle_to_end_pct']} (%).", "",
               f"History at the end: {h['items_held']} of {h['items_added']} items added still held, "
               f"~{h['prompt_tokens_estimated']} prompt tokens (upper estimate).", ""]
+    if s.get("conversation_rss_mb"):
+        lines += ["## Resident memory through the conversation", "", "| turns so far | RSS MB |", "|---|---|",
+                  *(f"| {n} | {mb} |" for n, mb in s["conversation_rss_mb"]), ""]
     samples = s["abrupt_sessions"].get("rss_mb", [])
     if samples:
         lines += ["## Resident memory through the abrupt sessions", "", "| sessions so far | RSS MB |", "|---|---|",

@@ -4,16 +4,22 @@ glibc's allocator keeps the pages of freed blocks in its heaps for reuse. A serv
 audio buffers, transcripts and model inputs of every size, and the main heap's resident size then grows with every
 session although nothing stays allocated: ``benchmarks.soak`` measured the main heap growing by 70 MB over 40 abrupt
 sessions and by 43 MB over the next 40 (``/proc/PID/smaps``), and by 9 and 4 MB with glibc's mmap threshold fixed
-at 128 KiB. ``malloc_trim(0)`` (glibc 2.8+) returns every whole free page of every heap to the system; it takes the
-heaps' locks while it runs, so :func:`release` is called only when no session is left, never beside a reply.
+at 128 KiB. That fixed threshold is no cure: a Whisper base transcription of a 2-3 s question took ~400 ms with it
+against ~265 ms without (``MALLOC_MMAP_THRESHOLD_=131072``, 2026-12-01, two cores), its large buffers mapped and
+faulted in anew each time. ``malloc_trim(0)`` (glibc 2.8+) instead returns every whole free page of every heap to the
+system once in a while: :class:`Releases` calls :func:`release` when the last session leaves and after a reply at
+most once every :data:`RELEASE_INTERVAL_S` (the pages given back are faulted in again by the next turn's buffers: a
+transcription after a release took 5-20 ms longer, the same probe).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import functools
 import logging
+import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -38,3 +44,29 @@ def release() -> bool:
     released = bool(trim(0))
     log.debug("malloc_trim: %s", "memory released" if released else "nothing to release")
     return released
+
+
+RELEASE_INTERVAL_S = 60.0
+"""The least time between two releases after replies (s): one turn a minute pays for the pages faulted in again."""
+
+
+class Releases:
+    """When the server gives freed memory back: :meth:`now` (the last session left) and :meth:`after_reply`, each in a
+    worker thread; ``clock`` is in seconds (monotonic)."""
+
+    def __init__(self, interval_s: float = RELEASE_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last = clock()
+        self._task: asyncio.Task[bool] | None = None
+
+    def after_reply(self) -> None:
+        """A reply finished (the moment its session's CPU work ends): release in the background unless one ran less
+        than ``interval_s`` ago or still runs."""
+        if (self._task is None or self._task.done()) and self._clock() - self._last >= self._interval_s:
+            self._task = asyncio.create_task(self.now(), name="heap-release")
+
+    async def now(self) -> bool:
+        """Release now (:func:`release`, in a worker thread)."""
+        self._last = self._clock()
+        return await asyncio.to_thread(release)

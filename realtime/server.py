@@ -134,6 +134,7 @@ class RealtimeServer:
         self.connections: set[RealtimeConnection] = set()
         """Every live session, websocket and WebRTC alike."""
         self.admission = Admission(self.options.latency_budget_ms)
+        self.heap = heap.Releases()
         self._ice_servers = self.options.rtc_ice_servers()
         self._sockets: set[web.WebSocketResponse] = set()
         self._calls: dict[str, _LiveCall] = {}
@@ -252,10 +253,12 @@ class RealtimeServer:
         finally:
             self.connections.discard(connection)
             if not self.connections:  # a quiet moment: give the freed memory of the sessions back (realtime.heap)
-                await asyncio.to_thread(heap.release)
+                await self.heap.now()
 
     def _measured(self, reply: ReplyDone) -> None:
-        """A session's reply finished: its first-packet delay is a measure of the server's load."""
+        """A session's reply finished: its first-packet delay is a measure of the server's load, and its buffers are freed
+        (given back to the system now and then: :class:`~realtime.heap.Releases`)."""
+        self.heap.after_reply()
         delay = reply.latency.get("first_packet_delay_ms")
         if isinstance(delay, (int, float)):
             self.admission.observe(float(delay))

@@ -1,12 +1,15 @@
 """Giving freed memory back (realtime.heap), in a process of its own: glibc keeps the free pages between blocks that
-are still in use, and ``malloc_trim`` returns them."""
+are still in use, and ``malloc_trim`` returns them; and when the server does it."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
 import pytest
+
+from realtime import heap
 
 HOLES = """
 import ctypes, sys
@@ -37,3 +40,25 @@ def test_free_pages_below_a_block_in_use_go_back() -> None:
     assert before > 200 and before - after > 150, out
     assert released == "True"
 
+
+
+async def test_releases_after_replies_are_spaced_out(monkeypatch) -> None:
+    released: list[float] = []
+    now = [100.0]
+    monkeypatch.setattr(heap, "release", lambda: released.append(now[0]) or True)
+    releases = heap.Releases(interval_s=60.0, clock=lambda: now[0])
+
+    async def reply_at(t: float) -> None:
+        now[0] = t
+        releases.after_reply()
+        await asyncio.sleep(0.05)  # the worker thread's turn
+
+    await reply_at(130.0)  # less than a minute after the server started
+    await reply_at(161.0)
+    await reply_at(200.0)
+    await reply_at(221.0)
+    assert released == [161.0, 221.0]
+    now[0] = 230.0
+    assert await releases.now() is True  # the last session left: at once
+    await reply_at(260.0)
+    assert released == [161.0, 221.0, 230.0]

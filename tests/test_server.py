@@ -294,3 +294,21 @@ async def test_a_session_without_client_events_is_closed_while_pings_flow() -> N
     assert any(last_event < ping < closed for ping in pings), "pings and pongs flowed while the client was idle"
     assert [e["type"] for e in events] == ["session.created", "session.updated", "error"]
     assert events[-1]["error"]["code"] == "idle_timeout"
+
+
+async def test_freed_memory_is_given_back_after_a_reply_now_and_then(server, monkeypatch) -> None:
+    released: list[int] = []
+    monkeypatch.setattr(heap, "release", lambda: released.append(len(server.connections)) or True)
+    now = [0.0]
+    monkeypatch.setattr(server, "heap", heap.Releases(interval_s=60.0, clock=lambda: now[0]))
+    now[0] = 60.0  # a minute after the server started
+    async with connect(url(server), additional_headers=AUTH) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        for question in ("What is two plus two?", "What colour is the sky?"):
+            await ws.send(json.dumps({"type": "conversation.item.create", "item": {
+                "type": "message", "role": "user", "content": [{"type": "input_text", "text": question}]}}))
+            await ws.send(json.dumps({"type": "response.create"}))
+            await events_until(ws, "response.done", timeout=60)
+        await asyncio.sleep(0.2)
+        assert released == [1]  # after the first reply, beside its session; not again within the interval
+    await drained(server)

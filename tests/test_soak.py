@@ -36,3 +36,4 @@ async def test_a_small_soak_reports_every_figure() -> None:
     assert history["prompt_tokens_estimated"] > 50
     assert result["abrupt_sessions"]["opened"] == 2
     assert [n for n, _ in result["abrupt_sessions"]["rss_mb"]] == [0]  # sampled before the first and every 10th
+    assert [n for n, _ in result["conversation_rss_mb"]] == [0]  # sampled at the start and every 20th turn
