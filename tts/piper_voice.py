@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tts.normalize import spoken_form
+from tts.onnx_memory import ArenaShrinkingSession
 
 if TYPE_CHECKING:
     from piper import AudioChunk
@@ -86,6 +87,7 @@ class PiperSynthesizer:
 
         directory = Path(model_dir) if model_dir else PIPER_JOE.path()
         self._voice = PiperVoice.load(directory / "voice.onnx", directory / "voice.onnx.json")
+        self._voice.session = ArenaShrinkingSession(self._voice.session)  # its memory stays bounded
         self._config = SynthesisConfig(length_scale=length_scale, noise_scale=noise_scale, noise_w_scale=noise_w_scale)
         self.sample_rate: int = self._voice.config.sample_rate
         # espeak-ng phonemisation inside Piper keeps global state: one synthesis step at a time.
