@@ -1,4 +1,5 @@
-"""Giving freed memory back to the operating system once the server is idle.
+"""Giving freed memory back to the operating system: when the server's last session leaves, and now and then after a
+reply.
 
 glibc's allocator keeps the pages of freed blocks in its heaps for reuse. A server whose sessions come and go frees
 audio buffers, transcripts and model inputs of every size, and the main heap's resident size then grows with every
@@ -9,7 +10,8 @@ against ~265 ms without (``MALLOC_MMAP_THRESHOLD_=131072``, 2026-12-01, two core
 faulted in anew each time. ``malloc_trim(0)`` (glibc 2.8+) instead returns every whole free page of every heap to the
 system once in a while: :class:`Releases` calls :func:`release` when the last session leaves and after a reply at
 most once every :data:`RELEASE_INTERVAL_S` (the pages given back are faulted in again by the next turn's buffers: a
-transcription after a release took 5-20 ms longer, the same probe).
+transcription after a release took 5-20 ms longer, the same probe). ``malloc_trim`` holds each heap's lock while it
+trims it, so another session's reply that allocates meanwhile waits as long (~10 ms for 200 MB of free heap).
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ RELEASE_INTERVAL_S = 60.0
 
 
 class Releases:
-    """When the server gives freed memory back: :meth:`now` (the last session left) and :meth:`after_reply`, each in a
-    worker thread; ``clock`` is in seconds (monotonic)."""
+    """When the server gives freed memory back: :meth:`now` (the last session left) and :meth:`after_reply` (not in the
+    first ``interval_s`` after it was made, nor within ``interval_s`` of the last release), each in a worker thread;
+    ``clock`` is in seconds (monotonic). Use it from the event loop's thread."""
 
     def __init__(self, interval_s: float = RELEASE_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
         self._interval_s = interval_s
@@ -60,13 +63,26 @@ class Releases:
         self._last = clock()
         self._task: asyncio.Task[bool] | None = None
 
-    def after_reply(self) -> None:
+    def after_reply(self) -> asyncio.Task[bool] | None:
         """A reply finished (the moment its session's CPU work ends): release in the background unless one ran less
-        than ``interval_s`` ago or still runs."""
-        if (self._task is None or self._task.done()) and self._clock() - self._last >= self._interval_s:
-            self._task = asyncio.create_task(self.now(), name="heap-release")
+        than ``interval_s`` ago or still runs. Returns the release started (a failure is logged), or None."""
+        if (self._task is not None and not self._task.done()) or self._clock() - self._last < self._interval_s:
+            return None
+        self._task = asyncio.get_running_loop().create_task(self.now(), name="heap-release")
+        self._task.add_done_callback(_log_failure)
+        return self._task
 
     async def now(self) -> bool:
         """Release now (:func:`release`, in a worker thread)."""
         self._last = self._clock()
         return await asyncio.to_thread(release)
+
+    async def settle(self) -> None:
+        """Wait for a release started by :meth:`after_reply` to end (before the event loop closes)."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _log_failure(task: asyncio.Task[bool]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("giving freed memory back failed: %r", exc)

@@ -189,6 +189,7 @@ class RealtimeServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.heap.settle()
         self._stopped.set()
 
     async def serve_forever(self) -> None:
@@ -258,10 +259,10 @@ class RealtimeServer:
     def _measured(self, reply: ReplyDone) -> None:
         """A session's reply finished: its first-packet delay is a measure of the server's load, and its buffers are freed
         (given back to the system now and then: :class:`~realtime.heap.Releases`)."""
-        self.heap.after_reply()
         delay = reply.latency.get("first_packet_delay_ms")
         if isinstance(delay, (int, float)):
             self.admission.observe(float(delay))
+        self.heap.after_reply()
 
     # ---- the websocket -----------------------------------------------------------------------------
 

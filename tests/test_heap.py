@@ -41,7 +41,6 @@ def test_free_pages_below_a_block_in_use_go_back() -> None:
     assert released == "True"
 
 
-
 async def test_releases_after_replies_are_spaced_out(monkeypatch) -> None:
     released: list[float] = []
     now = [100.0]
@@ -50,8 +49,8 @@ async def test_releases_after_replies_are_spaced_out(monkeypatch) -> None:
 
     async def reply_at(t: float) -> None:
         now[0] = t
-        releases.after_reply()
-        await asyncio.sleep(0.05)  # the worker thread's turn
+        if (task := releases.after_reply()) is not None:
+            assert await task is True
 
     await reply_at(130.0)  # less than a minute after the server started
     await reply_at(161.0)
@@ -62,3 +61,18 @@ async def test_releases_after_replies_are_spaced_out(monkeypatch) -> None:
     assert await releases.now() is True  # the last session left: at once
     await reply_at(260.0)
     assert released == [161.0, 221.0, 230.0]
+    await releases.settle()
+
+
+async def test_a_failed_release_is_logged(monkeypatch, caplog) -> None:
+    def broken() -> bool:
+        raise OSError("no memory to trim")
+
+    monkeypatch.setattr(heap, "release", broken)
+    task = heap.Releases(interval_s=0.0).after_reply()
+    assert task is not None
+    await heap.Releases().settle()  # nothing started: returns at once
+    with pytest.raises(OSError):
+        await task
+    await asyncio.sleep(0)  # the done callback's turn
+    assert "giving freed memory back failed" in caplog.text

@@ -39,4 +39,6 @@ class ArenaShrinkingSession:
         return self._session.run(output_names, input_feed, self._options)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_session":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
         return getattr(self._session, name)
