@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tts.normalize import spoken_form
-from tts.onnx_memory import ArenaShrinkingSession
 from tts.piper_voice import stream_chunks
 
 if TYPE_CHECKING:
@@ -103,7 +102,6 @@ class StreamingPiperSynthesizer:
             self._tts: Any = StreamingTTS(
                 model, profile=profile, threads=threads or os.cpu_count() or 1, verbose=False, use_cached=False, cache=cache
             )
-        self._tts.fe, self._tts.dec = ArenaShrinkingSession(self._tts.fe), ArenaShrinkingSession(self._tts.dec)  # bounded
         self._scales = self._tts.scales(noise=noise_scale, length=length_scale, noise_w=noise_w_scale)
         self._schedule = tuple(schedule)
         self._gain = gain
