@@ -155,7 +155,7 @@ class Player:
                     self._offset = 0
         out[filled:] = 0.0
         if self.echo is not None:
-            self.echo.played(out)
+            self.echo.played(out, time.outputBufferDacTime)
 
 
 @dataclass
