@@ -15,7 +15,7 @@ output device's clock shows it (the next block sounds later than the last one en
 ``realtime mic`` on 200 ms buffers), and that silence goes into the far end too, so the far end stays in step with
 what was heard. Offline (tests/test_echo.py, three 200 ms stalls), the echo removed over the 0.5 s after each stall
 stays at 53 dB with it, against 38, 45 and 50 dB without (46 before them). Live, the process stopped three times for
-400 ms while its reply played into a 60 ms echo path heard its own words in 11 of 22 runs before, in 3 of 10 with the
+400 ms while its reply played into a 60 ms echo path heard its own words in 11 of 22 runs before, in 6 of 20 with the
 silence (5 of 16 with the delay restated too): what else lets the echo through then is not understood.
 ``benchmarks/echo_cancel.py`` measures the canceller against speexdsp's.
 """
@@ -41,8 +41,14 @@ MAX_DELAY_MS = 500
 """The longest stream delay the module takes (ms; libwebrtc's ``AudioProcessing::set_stream_delay_ms`` refuses more,
 and ``livekit`` raises)."""
 
-MAX_GAP_S = 2.0
-"""The longest silence put into the far end for an output that ran dry (s): enough for any stall worth surviving."""
+MIN_GAP_S = 0.02
+"""The shortest late start of a block taken for an output that ran dry (s): one 20 ms block. Silence is only ever
+added, so clock jitter taken for gaps would push the far end later and later (offline, ±4 ms of jitter under a 5 ms
+threshold took the echo removed to 6-36 dB); a real stall leaves a gap of 100 ms or more."""
+
+MAX_GAP_S = 0.5
+"""The longest silence put into the far end for one gap (s). Offline, silences up to 0.5 s kept 53 dB of echo
+removed after a stall; 0.6-0.7 s ones took it to 25-37 dB (AEC3's render buffer holds no more), worse than none."""
 
 
 class _Framer:
@@ -94,14 +100,18 @@ class EchoCanceller:
     def played(self, samples: np.ndarray, sounds_at: float | None = None) -> None:
         """The speaker plays ``samples`` (float32 mono at ``render_rate``, any length; silence too), whose first sample
         sounds at ``sounds_at`` (s, on the output device's clock: PortAudio's ``outputBufferDacTime``; None or 0: not
-        known). A block that sounds later than the one before it ended means that the output ran dry meanwhile (the
-        process stalled) and the device played silence: that silence goes into the far end first, so what follows
-        stays in step with what was heard."""
+        known, it follows the block before). A block that sounds :data:`MIN_GAP_S` or more later than the one before
+        it ended means that the output ran dry meanwhile (the process stalled) and the device played silence: that
+        silence (up to :data:`MAX_GAP_S`) goes into the far end first, so what follows stays in step with what was
+        heard."""
         with self._render_lock:
-            if sounds_at and self._render_end is not None and (gap := sounds_at - self._render_end) * 1000 >= FRAME_MS / 2:
-                log.debug("the output ran dry for %.0f ms: as much silence goes into the far end", gap * 1000)
+            if sounds_at and self._render_end is not None and (gap := sounds_at - self._render_end) >= MIN_GAP_S:
+                log.debug("the output ran dry for %.0f ms: silence goes into the far end", gap * 1000)
                 self._far_end(np.zeros(round(min(gap, MAX_GAP_S) * self.render_rate), np.float32))
-            self._render_end = sounds_at + len(samples) / self.render_rate if sounds_at else None
+            if sounds_at:
+                self._render_end = sounds_at
+            if self._render_end is not None:  # a block of unknown time follows the one before it
+                self._render_end += len(samples) / self.render_rate
             self._far_end(samples)
 
     def _far_end(self, samples: np.ndarray) -> None:
