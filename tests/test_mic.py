@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -377,5 +378,10 @@ async def test_the_reply_plays_over_its_own_echo_and_the_user_still_interrupts(p
     finally:
         stop(recorder, signal.SIGINT, timeout=10)
     assert "Traceback" not in err.read_text(), err.read_text()
-    # its last words (Whisper has written "lighthouse" as "lythouse" in one of six runs: the words before it are checked)
-    assert "slept by the old" in transcribe_recording(recording).lower(), "the first story played to its end"
+    # its last sentence, which the second story (cut after ~3 s) never reaches: most of its words, as Whisper may mishear
+    # one or two ("lighthouse" as "lythouse"; "slept by the old lighthouse" as "the adult lighthouse" in a CI run)
+    heard_words = set(re.findall(r"[a-z]+", transcribe_recording(recording).lower()))
+    last = [{"evening"}, {"counted"}, {"stars"}, {"above"}, {"harbour", "harbor"}, {"night"}, {"slept"}, {"old"},
+            {"lighthouse", "lythouse"}]
+    missed = [sorted(word) for word in last if not word & heard_words]
+    assert len(missed) <= 3, ("the first story played to its end", missed)
