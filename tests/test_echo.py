@@ -6,6 +6,7 @@ import numpy as np
 
 from audio.echo import MAX_DELAY_MS, EchoCanceller
 from benchmarks.corpus import speak
+from benchmarks.noise import snr_db
 
 RATE = 16_000
 BLOCK = RATE // 50
@@ -54,7 +55,7 @@ def _erle_after_stalls(timed: bool, *, jitter_s: float = 0.0, stall_s: float = 0
 
     def removed(start_s: float) -> float:
         span = slice(round(start_s * RATE), round((start_s + WINDOW_S) * RATE))
-        return float(10 * np.log10(np.mean(mic[span].astype(np.float64) ** 2) / np.mean(out[span].astype(np.float64) ** 2)))
+        return float(snr_db(mic[span], out[span]))  # the power ratio, microphone over output
 
     return removed(sounds_at[50]), [removed(sounds_at[k]) for k in stalls]
 
