@@ -15,6 +15,7 @@ import base64
 import contextlib
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -60,9 +61,11 @@ class Server:
                 self.process.wait()
 
 
-def launch(command: Sequence[str] = AGENT, *extra: str) -> subprocess.Popen[str]:
-    """Start a server on a free loopback port (it prints ``listening on URL`` once its models are warm)."""
-    return subprocess.Popen([*command, "--port", "0", *extra], stdout=subprocess.PIPE, text=True)
+def launch(command: Sequence[str] = AGENT, *extra: str, tree: str | None = None) -> subprocess.Popen[str]:
+    """Start a server on a free loopback port (it prints ``listening on URL`` once its models are warm); ``tree``: run
+    the code of that checkout (a baseline's git worktree) with this environment's packages."""
+    env = None if tree is None else {**os.environ, "PYTHONPATH": tree}
+    return subprocess.Popen([*command, "--port", "0", *extra], stdout=subprocess.PIPE, text=True, cwd=tree, env=env)
 
 
 def ready(process: subprocess.Popen[str]) -> Server:
@@ -75,9 +78,10 @@ def ready(process: subprocess.Popen[str]) -> Server:
 
 
 @contextlib.contextmanager
-def running(*commands: Sequence[str], extra: Sequence[str] = ()) -> Iterator[list[Server]]:
-    """Start servers side by side (their models load in parallel), stop them on exit."""
-    processes = [launch(command, *extra) for command in commands]
+def running(*commands: Sequence[str], extra: Sequence[str] = (), trees: Sequence[str | None] = ()) -> Iterator[list[Server]]:
+    """Start servers side by side (their models load in parallel), stop them on exit; ``trees``: the checkout each
+    command runs (:func:`launch`), this one where None or missing."""
+    processes = [launch(command, *extra, tree=trees[i] if i < len(trees) else None) for i, command in enumerate(commands)]
     try:
         yield [ready(process) for process in processes]
     finally:

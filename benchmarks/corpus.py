@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -60,27 +61,115 @@ def load_questions(limit: int | None = None) -> list[Question]:
     return questions[:limit] if limit else questions
 
 
+def _synthesise(text: str, voice: str, wav: Path, *, speed: float = 1.0, ssml: bool = False, phones: bool = False) -> str:
+    """Run flite or espeak-ng for ``voice`` (``flite:NAME`` or ``espeak:VOICE``), writing ``wav``; ``speed`` above 1
+    speaks faster; ``ssml``: espeak-ng reads SSML markup; ``phones``: flite prints each segment with its end time
+    (``-psdur``). Returns what the synthesiser printed. Raises ``ValueError`` for an unknown engine or an option the
+    engine lacks."""
+    engine, _, name = voice.partition(":")
+    if engine == "flite" and not ssml:
+        # only when asked: the voices' own duration_stretch is not 1 (kal at 1.0 speaks too fast to follow)
+        stretch = ["--setf", f"duration_stretch={1 / speed:.3f}"] if speed != 1.0 else []
+        command = ["flite", "-voice", name or "kal", *stretch, *(["-psdur"] if phones else []), "-t", text, "-o", str(wav)]
+    elif engine == "espeak" and not phones:
+        command = ["espeak-ng", "-v", name or "en-us", "-s", str(round(165 * speed)), *(["-m"] if ssml else []),
+                   "-w", str(wav), text]
+    else:
+        raise ValueError(f"cannot voice {voice!r} with ssml={ssml}, phones={phones}")
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+QUIET = 3e-4
+"""Samples below this magnitude are the synthesisers' digital silence."""
+
+
+def _trimmed(speech: np.ndarray, rate: int) -> np.ndarray:
+    """``speech`` without its leading and trailing silence, keeping 30 ms of faint edges (fricatives: "France" loses
+    its "s" otherwise)."""
+    sound = np.flatnonzero(np.abs(speech) > QUIET)
+    if not len(sound):
+        return speech
+    margin = rate * 30 // 1000
+    return speech[max(0, sound[0] - margin) : sound[-1] + 1 + margin]
+
+
 def speak(text: str, voice: str = "flite:kal", rate: int = PIPELINE_RATE, *, speed: float = 1.0) -> np.ndarray:
     """``voice`` is ``flite:NAME`` or ``espeak:VOICE``; float32 mono at ``rate``, leading and trailing silence
     cut; ``speed`` above 1 speaks faster."""
-    engine, _, name = voice.partition(":")
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "q.wav"
-        if engine == "flite":
-            # only when asked: the voices' own duration_stretch is not 1 (kal at 1.0 speaks too fast to follow)
-            stretch = ["--setf", f"duration_stretch={1 / speed:.3f}"] if speed != 1.0 else []
-            command = ["flite", "-voice", name or "kal", *stretch, "-t", text, "-o", str(wav)]
-        elif engine == "espeak":
-            command = ["espeak-ng", "-v", name or "en-us", "-s", str(round(165 * speed)), "-w", str(wav), text]
+        _synthesise(text, voice, wav, speed=speed)
+        return _trimmed(read_audio(wav, rate), rate)
+
+
+def speak_paused(first: str, second: str, voice: str, pause_s: float, *, speed: float = 1.0,
+                 rate: int = PIPELINE_RATE) -> tuple[np.ndarray, int]:
+    """``first second`` voiced as **one** sentence with a pause of ``pause_s`` seconds before ``second``, so that
+    ``first`` keeps the pitch of a sentence that goes on rather than falling as a finished one does (voicing the
+    parts apart gives ``first`` a final fall: espeak-ng en-us ends "What is the capital of" at ~80 Hz alone, at ~110 Hz
+    inside the sentence). espeak-ng: an SSML ``<break time="..."/>`` (its silence is exact to ~10 ms); flite, which
+    ignores ``<break>``: the sentence is voiced whole and cut where its segment timings (``-psdur``) put the end of
+    ``first``'s last phone, with silence and 5 ms fades inserted. Returns float32 mono at ``rate`` (leading and
+    trailing silence cut as by :func:`speak`) and the sample where ``second``'s sound resumes (espeak-ng: 30 ms before its
+    onset, the faint edge :func:`speak` keeps; flite: the cut). Raises ``ValueError`` when the pause cannot be
+    placed."""
+    engine = voice.partition(":")[0]
+    margin = rate * 30 // 1000
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "q.wav"
+        if engine == "espeak":
+            markup = f'<speak>{escape(first)} <break time="{round(pause_s * 1000)}ms"/> {escape(second)}</speak>'
+            _synthesise(markup, voice, wav, speed=speed, ssml=True)
+            audio = read_audio(wav, rate)
+            quiet_from, onset = _longest_quiet(audio)
+            if onset - quiet_from < min(pause_s / 2, 0.15) * rate:  # en-us+f3 echoes its words for ~250 ms
+                raise ValueError(f"espeak-ng left no {pause_s} s pause in {first!r} / {second!r}")
+            resumes = max(quiet_from, onset - margin)
         else:
-            raise ValueError(f"unknown voice {voice!r}")
-        subprocess.run(command, check=True, capture_output=True)
-        speech = read_audio(wav, rate)
-    sound = np.flatnonzero(np.abs(speech) > 3e-4)
-    if not len(sound):
-        return speech
-    margin = rate * 30 // 1000  # keep the faint edges of fricatives ("France" loses its "s" otherwise)
-    return speech[max(0, sound[0] - margin) : sound[-1] + 1 + margin]
+            timings = _synthesise(f"{first} {second}", voice, wav, speed=speed, phones=True)
+            audio = read_audio(wav, rate)
+            cut = round(_phones_end(timings, _phone_count(first, voice, speed)) * rate)
+            fade = np.sin(np.linspace(0, np.pi / 2, rate * 5 // 1000, dtype=np.float32)) ** 2
+            head, rest = audio[:cut].copy(), audio[cut:].copy()
+            head[len(head) - len(fade):] *= fade[::-1]
+            rest[: len(fade)] *= fade
+            gap = np.zeros(round(pause_s * rate), np.float32)
+            audio, resumes = np.concatenate([head, gap, rest]), cut + len(gap)
+    start = max(0, int(np.flatnonzero(np.abs(audio) > QUIET)[0]) - margin)
+    return _trimmed(audio, rate), resumes - start
+
+
+def _longest_quiet(audio: np.ndarray) -> tuple[int, int]:
+    """The longest run inside ``audio`` (not at its edges) quieter than 60 dB under its peak (or :data:`QUIET`), as
+    [start, end) samples."""
+    loud = np.flatnonzero(np.abs(audio) > max(QUIET, 1e-3 * float(np.abs(audio).max(initial=0.0))))
+    if len(loud) < 2:
+        raise ValueError("no speech to find a pause in")
+    gaps = np.diff(loud)
+    widest = int(np.argmax(gaps))
+    return int(loud[widest]) + 1, int(loud[widest + 1])
+
+
+def _phone_count(text: str, voice: str, speed: float) -> int:
+    """How many segments (pauses not counted) flite voices ``text`` with."""
+    with tempfile.TemporaryDirectory() as tmp:
+        printed = _synthesise(text, voice, Path(tmp) / "p.wav", speed=speed, phones=True)
+    return sum(1 for name, _ in _segments(printed) if name != "pau")
+
+
+def _segments(printed: str) -> list[tuple[str, float]]:
+    """flite's ``-psdur`` output ("pau:0.220 w:0.262 ...") as (segment, end time in s)."""
+    return [(name, float(end)) for name, _, end in (item.rpartition(":") for item in printed.split()) if name]
+
+
+def _phones_end(printed: str, count: int) -> float:
+    """When the ``count``-th non-pause segment of flite's ``-psdur`` output ends, in seconds (a word boundary when
+    ``count`` is the segment count of the words before it: flite voices a word with as many segments in a sentence as
+    alone, though a final "a" is "ey" alone and "ax" inside)."""
+    ends = [end for name, end in _segments(printed) if name != "pau"]
+    if not 0 < count < len(ends):
+        raise ValueError(f"cannot cut after segment {count} of {len(ends)}")
+    return ends[count - 1]
 
 
 def spoken_question(text: str, voice: str, path: Path, *, lead_s: float = 0.5, tail_s: float = 0.2) -> float:
@@ -199,24 +288,42 @@ class PausedSample(SpokenSample):
     first: str = ""
     second: str = ""
     pause_s: float = 0.0
-    """The silence put between the two voiced parts (each part keeps 30 ms of its own faint edges)."""
+    """The pause put between the two parts, in seconds (:func:`render_paused`)."""
     second_start_s: float = 0.0
-    """Where the second voiced part begins in ``audio``."""
+    """Where the second voiced part begins in ``audio`` (at most 30 ms before its onset)."""
+    rendering: str = "continuous"
+    """One of :data:`RENDERINGS`."""
+
+
+RENDERINGS = ("continuous", "separate")
+"""How a paused question is voiced: ``continuous`` as one sentence with the pause inside (:func:`speak_paused`: the
+first part's pitch goes on, as a speaker's does who is still looking for a word); ``separate`` each part voiced on its
+own (the first part ends with a finished sentence's fall: harder for an end-of-turn model that listens to prosody, and
+what the benchmark used until 2026-12-02)."""
 
 
 def render_paused(
-    question: Question, how: Rendition, rng: random.Random, *, lead_s: float = 0.5, tail_s: float = 0.2, seed: int = 0
+    question: Question, how: Rendition, rng: random.Random, *, lead_s: float = 0.5, tail_s: float = 0.2, seed: int = 0,
+    rendering: str = "continuous",
 ) -> PausedSample:
-    """Voice ``question`` with a pause drawn from :data:`PAUSE_S` at a word boundary (:func:`split_text`), both
-    parts in the same voice at the same speed."""
+    """Voice ``question`` with a pause drawn from :data:`PAUSE_S` at a word boundary (:func:`split_text`), in one of
+    :data:`RENDERINGS`; ``pause_s`` is the silence inserted or asked for (espeak-ng's break comes out ~5-10 ms
+    longer; the parts apart keep 30 ms of faint edges each).
+    Raises ``ValueError`` for an unknown ``rendering``."""
     first, second = split_text(question.text, rng)
     pause_s = round(rng.uniform(*PAUSE_S), 3)
-    head, rest = (speak(part, how.voice, speed=how.speed) for part in (first, second))
-    gap = np.zeros(round(pause_s * PIPELINE_RATE), np.float32)
-    whole = _placed(question, how, np.concatenate([head, gap, rest]), lead_s, tail_s, seed)
-    second_start = (int(lead_s * PIPELINE_RATE) + len(head) + len(gap)) / PIPELINE_RATE
+    if rendering == "continuous":
+        speech, resumes = speak_paused(first, second, how.voice, pause_s, speed=how.speed)
+    elif rendering == "separate":
+        head, rest = (speak(part, how.voice, speed=how.speed) for part in (first, second))
+        gap = np.zeros(round(pause_s * PIPELINE_RATE), np.float32)
+        speech, resumes = np.concatenate([head, gap, rest]), len(head) + len(gap)
+    else:
+        raise ValueError(f"unknown rendering {rendering!r}: one of {RENDERINGS}")
+    whole = _placed(question, how, speech, lead_s, tail_s, seed)
     return PausedSample(**{f.name: getattr(whole, f.name) for f in dataclasses.fields(SpokenSample)},
-                        first=first, second=second, pause_s=pause_s, second_start_s=second_start)
+                        first=first, second=second, pause_s=pause_s,
+                        second_start_s=(int(lead_s * PIPELINE_RATE) + resumes) / PIPELINE_RATE, rendering=rendering)
 
 
 def pick(questions: list[Question], count: int | None) -> list[Question]:

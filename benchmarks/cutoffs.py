@@ -14,7 +14,10 @@ transcript of its last reply (``response.output_audio_transcript.done``) against
 A setting the server refuses (an ``error`` to the ``session.update``), or accepts but reports back as another
 type, is recorded as unsupported, not measured.
 
-    .venv/bin/python -m benchmarks.cutoffs --questions 8 --label cpu2
+    .venv/bin/python -m benchmarks.cutoffs --questions 8 --label cpu2 [--baseline REV] [--rendering separate]
+
+With ``--baseline REV`` the server of that git revision (a temporary worktree, this environment's packages) is
+measured on the same questions in the same run, first.
 
 ``realtime bench`` runs it as a phase (``--cutoffs N``).
 """
@@ -23,12 +26,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
-from collections.abc import Sequence
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from benchmarks.client import AGENT, Exchange, Stamped, exchange, running
-from benchmarks.corpus import PausedSample, Question, SpokenSample, load_questions, pausable, pick, render, render_paused, rendition
+from benchmarks.corpus import RENDERINGS, PausedSample, Question, SpokenSample, load_questions, pausable, pick, render, render_paused, rendition
 from benchmarks.report import EMBEDDED_MODELS, distribution, machine, now_iso, write_results
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -127,19 +134,21 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def samples(count: int, seed: int = 0) -> list[tuple[SpokenSample, SpokenSample]]:
+def samples(count: int, seed: int = 0, rendering: str = "continuous") -> list[tuple[SpokenSample, SpokenSample]]:
     """``count`` questions spread over the corpus (those long enough to pause in), each as (paused, plain), voices,
-    speeds and noise cycling as in the latency phase."""
+    speeds and noise cycling as in the latency phase; the paused ones voiced as ``rendering`` (one of
+    :data:`~benchmarks.corpus.RENDERINGS`)."""
     rng = random.Random(seed)
     chosen: list[Question] = pick([q for q in load_questions() if pausable(q)], count)
-    return [(render_paused(q, rendition(i), rng, seed=seed + i), render(q, rendition(i), seed=seed + i))
+    return [(render_paused(q, rendition(i), rng, seed=seed + i, rendering=rendering), render(q, rendition(i), seed=seed + i))
             for i, q in enumerate(chosen)]
 
 
 async def measure(url: str, count: int, settings: dict[str, dict[str, Any]] | None = None, *, seed: int = 0,
-                  plain: bool = True) -> dict[str, Any]:
-    """Every setting on the same spoken questions (paused, and unless ``plain`` is off, plain), one session per turn."""
-    pairs = samples(count, seed)
+                  plain: bool = True, rendering: str = "continuous") -> dict[str, Any]:
+    """Every setting on the same spoken questions (paused as ``rendering``, and unless ``plain`` is off, plain), one
+    session per turn."""
+    pairs = samples(count, seed, rendering)
     results: dict[str, Any] = {}
     for name, asked in (settings or SETTINGS).items():
         rows: dict[str, list[dict[str, Any]]] = {"paused": [], "plain": []}
@@ -161,7 +170,7 @@ async def measure(url: str, count: int, settings: dict[str, dict[str, Any]] | No
         results[name] = {"turn_detection": asked, "status": "unsupported" if reason else "measured", "reason": reason,
                          **({} if reason else {k: summary(v) for k, v in rows.items() if v}),
                          "turns": [] if reason else [{"mode": k, **r} for k, v in rows.items() for r in v]}
-    return {"questions": len(pairs), "pause_ms": [300, 700], "settings": results}
+    return {"questions": len(pairs), "pause_ms": [300, 700], "rendering": rendering, "settings": results}
 
 
 def table(cutoffs: dict[str, Any]) -> list[str]:
@@ -187,13 +196,39 @@ NOTE = ("Paused: each question spoken in two parts (same voice) with a 300-700 m
         "(turns not cut off). Answered: the server's transcript of its last reply holds a known answer.")
 
 
-async def _main(count: int, names: list[str], label: str, seed: int) -> None:
-    with running(AGENT) as (server,):
-        result = await measure(server.url, count, {n: SETTINGS[n] for n in names}, seed=seed)
+@contextlib.contextmanager
+def worktree(rev: str) -> Iterator[str]:
+    """A temporary git worktree of this repository at ``rev`` (removed on exit). Raises
+    ``subprocess.CalledProcessError`` for a revision git does not know."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as parent:
+        tree = str(Path(parent) / "baseline")
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--quiet", "--detach", tree, rev], check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", tree], check=False)
+
+
+def report(result: dict[str, Any], title: str) -> list[str]:
+    """Markdown for one server's :func:`measure`."""
+    return [f"## {title}", "", f"Paused questions voiced {result['rendering']}.", "", *table(result), ""]
+
+
+async def _main(count: int, names: list[str], label: str, seed: int, rendering: str, baseline: str | None) -> None:
+    settings = {n: SETTINGS[n] for n in names}
+    with contextlib.ExitStack() as stack:
+        trees = [None, stack.enter_context(worktree(baseline))] if baseline else [None]
+        servers = stack.enter_context(running(*[AGENT] * len(trees), trees=trees))
+        # the baseline first: whatever the machine does meanwhile, both see the same questions in the same run
+        result = {"before": await measure(servers[1].url, count, settings, seed=seed, rendering=rendering)} if baseline else {}
+        result["after"] = await measure(servers[0].url, count, settings, seed=seed, rendering=rendering)
     record = {"benchmark": "cutoffs", "date": now_iso(), "label": label, "machine": machine(), "models": EMBEDDED_MODELS,
-              "cutoffs": result}
-    text = "\n".join([f"# False cut-offs and end-of-turn delay per turn detection ({label}, {record['date']})", "",
-                      f"{machine()['cpus']} CPUs; {EMBEDDED_MODELS}; {count} questions.", "", *table(result), "", NOTE])
+              "baseline": baseline, "cutoffs": result["after"], **({"before": result["before"]} if baseline else {})}
+    heading = [f"# False cut-offs and end-of-turn delay per turn detection ({label}, {record['date']})", "",
+               f"{machine()['cpus']} CPUs; {EMBEDDED_MODELS}; {count} questions.", ""]
+    sections = report(result["after"], "This version") + (report(result["before"], f"Baseline {baseline}") if baseline else [])
+    text = "\n".join([*heading, *sections, NOTE])
     print(text)
     print(write_results("cutoffs", label, record, text + "\n"))
 
@@ -202,13 +237,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from: {', '.join(SETTINGS)}")
+    parser.add_argument("--rendering", choices=RENDERINGS, default="continuous",
+                        help="how a paused question is voiced (benchmarks.corpus.RENDERINGS)")
+    parser.add_argument("--baseline", metavar="REV", help="also measure the server of this git revision, in the same run")
     parser.add_argument("--label", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     names = [n.strip() for n in args.settings.split(",") if n.strip()]
     if unknown := [n for n in names if n not in SETTINGS]:
         parser.error(f"unknown settings: {unknown}")
-    asyncio.run(_main(args.questions, names, args.label, args.seed))
+    asyncio.run(_main(args.questions, names, args.label, args.seed, args.rendering, args.baseline))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The false cut-off measurement (``benchmarks.cutoffs``): paused questions are built as described (a word boundary,
 a pause in range, the true end at the end of the second part), and the verdict on recorded event sequences flags a
-turn the server ended before the true end and not one it ended after. Fast: flite only, no server."""
+turn the server ended before the true end and not one it ended after. Fast: flite and espeak-ng, no server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from audio.samples import PIPELINE_RATE
 from benchmarks.client import Exchange, Stamped
-from benchmarks.corpus import PAUSE_S, Question, Rendition, load_questions, pausable, render_paused, speak, split_text
+from benchmarks.corpus import PAUSE_S, Question, Rendition, load_questions, pausable, render_paused, speak, speak_paused, split_text
 from benchmarks.cutoffs import SETTINGS, judge, summary, table, unsupported
 from realtime.cli import build_parser
 
@@ -30,11 +30,11 @@ def test_every_pausable_question_splits_at_a_word_boundary_before_its_last_words
         split_text("Good morning!", rng)
 
 
-def test_a_paused_question_has_its_pause_in_range_and_ends_with_its_second_part() -> None:
+def test_a_paused_question_voiced_apart_has_its_pause_in_range_and_ends_with_its_second_part() -> None:
     question = Question("What is the capital of France?", ("paris",))
     how = Rendition("flite:slt")
-    sample = render_paused(question, how, random.Random(7), lead_s=0.5, tail_s=0.2)
-    assert (sample.first, sample.second) == ("What is the capital of", "France?")
+    sample = render_paused(question, how, random.Random(7), lead_s=0.5, tail_s=0.2, rendering="separate")
+    assert (sample.first, sample.second, sample.rendering) == ("What is the capital of", "France?", "separate")
     assert PAUSE_S[0] <= sample.pause_s <= PAUSE_S[1]
     head, rest = speak(sample.first, how.voice), speak(sample.second, how.voice)
     lead = int(0.5 * PIPELINE_RATE)
@@ -47,8 +47,60 @@ def test_a_paused_question_has_its_pause_in_range_and_ends_with_its_second_part(
     assert sample.second_start_s < sample.speech_end_s <= second_end_s
     assert second_end_s - sample.speech_end_s < 0.1
     assert 0.5 <= sample.speech_start_s < sample.second_start_s
-    pauses = [render_paused(question, how, random.Random(seed)).pause_s for seed in range(12)]
+    pauses = [render_paused(question, how, random.Random(seed), rendering="separate").pause_s for seed in range(12)]
     assert all(PAUSE_S[0] <= p <= PAUSE_S[1] for p in pauses) and len(set(pauses)) > 6
+    with pytest.raises(ValueError, match="unknown rendering"):
+        render_paused(question, how, random.Random(7), rendering="spliced")
+
+
+@pytest.mark.parametrize("voice", ["flite:slt", "espeak:en-us", "espeak:en-us+f3"])
+def test_a_paused_question_voiced_as_one_sentence_has_its_pause_where_the_second_part_resumes(voice: str) -> None:
+    question = Question("How many sides does a triangle have?", ("three",))
+    sample = render_paused(question, Rendition(voice, speed=0.85), random.Random(2), lead_s=0.5, tail_s=0.2)
+    assert (sample.first, sample.rendering) == ("How many sides does a", "continuous") and PAUSE_S[0] <= sample.pause_s <= PAUSE_S[1]
+    resumes = round(sample.second_start_s * PIPELINE_RATE)
+    quiet = np.abs(sample.audio[resumes - round((sample.pause_s - 0.25) * PIPELINE_RATE) : resumes])  # en-us+f3 echoes ~250 ms
+    loud = np.abs(sample.audio[resumes : resumes + PIPELINE_RATE // 10])
+    assert quiet.max() < 1e-3 < loud.max()
+    assert 0.5 <= sample.speech_start_s < sample.second_start_s < sample.speech_end_s <= len(sample.audio) / PIPELINE_RATE - 0.2
+
+
+def test_flite_pauses_inside_the_sentence_it_voiced_whole() -> None:
+    """The first part is the whole sentence's own beginning (cut after its last phone), not a rendering of its own."""
+    whole = speak("How many sides does a triangle have?", "flite:kal")
+    audio, resumes = speak_paused("How many sides does a", "triangle have?", "flite:kal", 0.5)
+    gap = PIPELINE_RATE // 2
+    head = resumes - gap
+    assert not audio[head:resumes].any()
+    assert np.array_equal(audio[: head - PIPELINE_RATE // 100], whole[: head - PIPELINE_RATE // 100])  # all but the fade
+    assert len(audio) == len(whole) + gap
+    alone = speak("How many sides does a", "flite:kal")
+    assert len(alone) > head + PIPELINE_RATE // 20  # voiced alone, "a" is a final, stressed "ey"
+
+
+def _f0_hz(audio: np.ndarray) -> float:
+    """The median pitch (Hz) of ``audio``'s voiced 40 ms frames, by autocorrelation (60-400 Hz)."""
+    frame, pitches = 640, []
+    for at in range(0, len(audio) - frame, frame // 4):
+        x = audio[at : at + frame] - audio[at : at + frame].mean()
+        if np.sqrt(np.mean(x**2)) < 0.01:
+            continue
+        ac = np.correlate(x, x, "full")[frame - 1 :]
+        lag = 40 + int(np.argmax(ac[40:267]))
+        if ac[lag] > 0.4 * ac[0]:
+            pitches.append(PIPELINE_RATE / lag)
+    return float(np.median(pitches))
+
+
+def test_the_first_part_keeps_the_pitch_of_a_sentence_that_goes_on() -> None:
+    """espeak-ng ends "What is the capital of" with a final fall when it is voiced alone, not inside the sentence."""
+    question, how = Question("What is the capital of France?", ("paris",)), Rendition("espeak:en-us")
+    ending: dict[str, float] = {}
+    for rendering in ("continuous", "separate"):
+        sample = render_paused(question, how, random.Random(7), lead_s=0.0, tail_s=0.0, rendering=rendering)
+        first_end = round((sample.second_start_s - sample.pause_s) * PIPELINE_RATE)
+        ending[rendering] = _f0_hz(sample.audio[first_end - PIPELINE_RATE // 4 : first_end])
+    assert ending["continuous"] > 1.15 * ending["separate"]
 
 
 # Recorded event sequences (arrival on the client's clock, type, kept fields); the first frame went at 100.0, the

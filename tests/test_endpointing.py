@@ -4,9 +4,11 @@ end of speech means for the partial transcripts (none starts in the silence befo
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
-from realtime.events import ReplyDone, ReplyStarted
+from realtime.events import ReplyDone, ReplyStarted, SpeechStopped
 from realtime.policy import EAGERNESS, PolicyConfig
 from realtime.session import SessionConfig
 from tests.fakes import settle, silence, speak
@@ -65,6 +67,65 @@ async def test_an_unfinished_turn_waits_and_is_answered_whole() -> None:
         [done] = await h.done()
     assert done.text == "Berlin." and len(h.of(ReplyStarted)) == 1
     assert h.history() == [("user", "what is the capital of germany?"), ("assistant", "Berlin.")]
+
+
+async def paused_mid_question(h: Harness, *, reply_ready: bool) -> int:
+    """The user says what reads as a whole question, pauses 600 ms (more than the short silence, less than the long
+    one) and goes on; the reply to the first part is ready at once, or only after the pause (the decoder waits).
+    Returns how many turns had ended when the user went on."""
+    if not reply_ready:
+        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 0
+    await h.push(speak("what do you call a baby"))
+    await h.push(silence(0.6))
+    ended = len(h.of(SpeechStopped))
+    await h.push(speak("cat?"))
+    if h.decoder.gate is not None:
+        h.decoder.gate.set()
+    await h.push(silence(1.5))
+    return ended
+
+
+async def test_a_user_who_goes_on_before_the_reply_could_be_heard_is_not_cut_off() -> None:
+    """A pause judged complete ends the turn only once its reply has something to say: before that, going on is no
+    interruption of anything, and the question is answered whole."""
+    answers = {"what do you call a baby cat?": "A kitten.", "what do you call a baby": "A baby."}
+    async with Harness(SEMANTIC, answers) as h:
+        assert await paused_mid_question(h, reply_ready=False) == 0
+        [done] = await h.done()
+    assert done.text == "A kitten." and len(h.of(SpeechStopped)) == len(h.of(ReplyStarted)) == 1
+    assert h.history() == [("user", "what do you call a baby cat?"), ("assistant", "A kitten.")]
+    async with Harness(SEMANTIC, answers) as ready:  # the control: a reply ready within the pause is committed in it
+        assert await paused_mid_question(ready, reply_ready=True) == 1
+        first = (await ready.done())[0]
+    assert first.text == "A baby."
+
+
+async def test_the_end_of_turn_waits_for_the_reply_only_as_long_as_the_long_silence() -> None:
+    async with Harness(SEMANTIC) as h:
+        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 0  # the reply never gets ready on its own
+        await h.push(speak(QUESTION))
+        await h.push(silence(1.6))
+        assert len(h.of(SpeechStopped)) == 1, "committed at the long silence"
+        h.decoder.gate.set()
+        [done] = await h.done()
+    assert done.text == "Four." and INCOMPLETE_MS - 40 <= end_of_turn_ms(h) < INCOMPLETE_MS + 100
+    assert h.session.records[0].end_of_turn_complete is True
+
+
+async def test_a_reply_that_fails_before_a_word_does_not_hold_the_end_of_the_turn() -> None:
+    """A turn with nothing more to say (here a decoder that fails at once) ends at the short silence, the client is
+    told, and the next turn works."""
+    async with Harness(SEMANTIC) as h:
+        h.decoder.fail_after = 0
+        await h.push(speak(QUESTION))
+        await h.push(silence(0.5))  # past the short silence (256 ms), well short of the long one (1400 ms)
+        assert len(h.of(SpeechStopped)) == 1
+        [failed] = await h.done()
+        h.decoder.fail_after = None
+        await h.push(speak(QUESTION))
+        await h.push(silence(1.5))
+        done = (await h.done(2))[1]
+    assert failed.status == "failed" and done.text == "Four."
 
 
 async def test_a_turn_that_does_not_sound_finished_waits_the_long_silence() -> None:

@@ -7,9 +7,10 @@ out of some finished questions). Optionally also on how they *sound*: Smart Turn
 (:mod:`vad.smart_turn`; finished at a probability of 0.5 or more, the model's own decision boundary), asked only when
 the wording reads finished. It is opt-in (:meth:`~realtime.models.Models.hear_turn_ends`): on the benchmark's
 synthetic voices it judged 10 of 30 finished questions unfinished (each then waits the long silence) and 22 of 30
-cut-off ones finished. A turn judged finished ends after the eagerness's short silence, any other waits the long
-one. Without a speculating reply (no transcript) and without the audio model, a pause is not judged: it waits the
-long silence.
+cut-off ones finished. A turn judged finished ends after the eagerness's short silence and once its speculative reply
+has begun to answer (:attr:`~realtime.session.turn.Turn.answering`: until then nothing could be heard anyway, so a user
+who goes on within that time is not cut off); any other waits the long one. Without a speculating reply (no
+transcript) and without the audio model, a pause is not judged: it waits the long silence.
 """
 
 from __future__ import annotations

@@ -225,10 +225,15 @@ class VoiceSession:
         return turn
 
     async def _end_of_turn_judged(self, turn: Turn | None, probability: float | None, complete: bool) -> None:
-        """The pause was judged (semantic end of turn): recorded on the speculating ``turn``, handed to the policy."""
+        """The pause was judged (semantic end of turn): recorded on the speculating ``turn``, handed to the policy. A
+        turn judged complete ends only once its speculative reply has begun to answer (:attr:`Turn.answering`): it
+        could not be heard sooner anyway, and a user who goes on meanwhile was not cut off (the judgment is one of the
+        turn's tasks, dropped with it)."""
         if turn is not None:
             turn.record.mark("end_of_turn_signal")
             turn.record.end_of_turn_probability, turn.record.end_of_turn_complete = probability, complete
+            if complete and turn.respond:
+                await turn.answering.wait()
         for event in self._policy.judge(complete):
             await self._decide(event)
 

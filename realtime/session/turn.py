@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from realtime.conversation import Message
 from realtime.errors import TurnStateError
-from realtime.events import OutputItem
+from realtime.events import Interruptible, OutputItem, ReplyDone, ToolCallStarted
 from realtime.latency import LatencyRecord
 from realtime.session.config import ResponseOptions
 
@@ -67,6 +67,10 @@ class SpokenClause:
     text: str
     samples: int
     """Samples of reply audio (at the session's output rate) that speak this clause."""
+
+
+ANSWERING = (Interruptible, ToolCallStarted, ReplyDone)
+"""Output items that show the reply has begun to answer (reply audio and text are :class:`Interruptible`)."""
 
 
 class Turn:
@@ -120,6 +124,10 @@ class Turn:
         """Set once the turn is committed or over."""
         self.finished = asyncio.Event()
         """Set once the turn is over and its tasks have ended."""
+        self.answering = asyncio.Event()
+        """Set once the reply has something for the user to hear or read (audio, text, a function call, its end),
+        held or sent, or the turn has nothing more to say (no reply to noise or a backchannel, a failure) or is over:
+        a semantic end of turn waits for it (:mod:`~realtime.session.endpointing`)."""
         self._phase = Phase.SPECULATIVE
         self._outcome: Outcome | None = None
         self._emit = emit
@@ -176,6 +184,7 @@ class Turn:
         running (the caller is one of them); :attr:`finished` is set. Raises on a step the table does not allow."""
         self._step(outcome)
         self._held.clear()
+        self.answering.set()
         self.finished.set()
 
     async def stop(self, outcome: Outcome) -> None:
@@ -190,6 +199,7 @@ class Turn:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure is already kept by _task_done
                 await task
+        self.answering.set()
         self.finished.set()
 
     # ---- tasks and output ---------------------------------------------------------------------------
@@ -214,6 +224,8 @@ class Turn:
 
     def emit(self, item: OutputItem) -> None:
         """Send ``item`` now if committed, hold it if speculative, drop it if the turn is over."""
+        if isinstance(item, ANSWERING) and self._phase is not Phase.DONE:
+            self.answering.set()
         if self._phase is Phase.COMMITTED:
             self._emit(item)
         elif self._phase is Phase.SPECULATIVE:

@@ -205,6 +205,7 @@ class TurnKeeper:
 
     async def _finish(self, turn: Turn, outcome: Outcome) -> None:
         """Close a turn that ran to its end or failed, once the user's turn is confirmed."""
+        turn.answering.set()  # all it will say is said or held (a failure, no reply to noise): the end of turn need not wait
         await turn.decided.wait()
         if not turn.committed:
             return
