@@ -15,12 +15,12 @@ import base64
 import contextlib
 import json
 import math
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,11 +61,11 @@ class Server:
                 self.process.wait()
 
 
-def launch(command: Sequence[str] = AGENT, *extra: str, tree: str | None = None) -> subprocess.Popen[str]:
+def launch(command: Sequence[str] = AGENT, *extra: str, tree: str | Path | None = None) -> subprocess.Popen[str]:
     """Start a server on a free loopback port (it prints ``listening on URL`` once its models are warm); ``tree``: run
-    the code of that checkout (a baseline's git worktree) with this environment's packages."""
-    env = None if tree is None else {**os.environ, "PYTHONPATH": tree}
-    return subprocess.Popen([*command, "--port", "0", *extra], stdout=subprocess.PIPE, text=True, cwd=tree, env=env)
+    the code of that checkout (e.g. a git worktree of an older commit; ``python -m`` imports from the working
+    directory first) with this environment's packages."""
+    return subprocess.Popen([*command, "--port", "0", *extra], stdout=subprocess.PIPE, text=True, cwd=tree)
 
 
 def ready(process: subprocess.Popen[str]) -> Server:
@@ -78,7 +78,7 @@ def ready(process: subprocess.Popen[str]) -> Server:
 
 
 @contextlib.contextmanager
-def running(*commands: Sequence[str], extra: Sequence[str] = (), trees: Sequence[str | None] = ()) -> Iterator[list[Server]]:
+def running(*commands: Sequence[str], extra: Sequence[str] = (), trees: Sequence[str | Path | None] = ()) -> Iterator[list[Server]]:
     """Start servers side by side (their models load in parallel), stop them on exit; ``trees``: the checkout each
     command runs (:func:`launch`), this one where None or missing."""
     processes = [launch(command, *extra, tree=trees[i] if i < len(trees) else None) for i, command in enumerate(commands)]

@@ -1,7 +1,8 @@
 """False cut-offs: does the agent start answering while the user pauses mid-question?
 
-Each question is spoken in two parts in the same voice with a natural pause of 300-700 ms between them ("What is
-the capital of ... France?", :func:`benchmarks.corpus.render_paused`) and streamed in real time to ``realtime
+Each question is spoken as one sentence with a natural pause of 300-700 ms before its last word or two ("What is
+the capital of ... France?", :func:`benchmarks.corpus.render_paused`; ``--rendering separate`` voices the two parts
+apart, the first then falling like a finished sentence) and streamed in real time to ``realtime
 serve`` (:func:`benchmarks.client.exchange`), once per turn-detection setting (:data:`SETTINGS`, sent with
 ``session.update``). A turn is a **false cut-off** when the agent began answering before the user finished
 (:func:`judge`): the server ended the turn before the true end of the second part (``speech_stopped`` or
@@ -190,10 +191,11 @@ def table(cutoffs: dict[str, Any]) -> list[str]:
     return lines
 
 
-NOTE = ("Paused: each question spoken in two parts (same voice) with a 300-700 ms pause before its last content word "
-        "or two; a false cut-off is a turn the server ended before the true end of the second part (followed by "
-        "`response.created`) or reply audio before it. Delays run from the true end of speech to the first reply audio "
-        "(turns not cut off). Answered: the server's transcript of its last reply holds a known answer.")
+NOTE = ("Paused: each question spoken with a 300-700 ms pause before its last content word or two (continuous: voiced "
+        "as one sentence with the pause inside; separate: each part voiced alone); a false cut-off is a turn the "
+        "server ended before the true end of the second part (followed by `response.created`) or reply audio before "
+        "it. Delays run from the true end of speech to the first reply audio (turns not cut off). Answered: the "
+        "server's transcript of its last reply holds a known answer.")
 
 
 @contextlib.contextmanager
@@ -215,14 +217,15 @@ def report(result: dict[str, Any], title: str) -> list[str]:
     return [f"## {title}", "", f"Paused questions voiced {result['rendering']}.", "", *table(result), ""]
 
 
-async def _main(count: int, names: list[str], label: str, seed: int, rendering: str, baseline: str | None) -> None:
+async def _main(count: int, names: list[str], label: str, seed: int, rendering: str, baseline: str | None, plain: bool) -> None:
     settings = {n: SETTINGS[n] for n in names}
     with contextlib.ExitStack() as stack:
         trees = [None, stack.enter_context(worktree(baseline))] if baseline else [None]
         servers = stack.enter_context(running(*[AGENT] * len(trees), trees=trees))
         # the baseline first: whatever the machine does meanwhile, both see the same questions in the same run
-        result = {"before": await measure(servers[1].url, count, settings, seed=seed, rendering=rendering)} if baseline else {}
-        result["after"] = await measure(servers[0].url, count, settings, seed=seed, rendering=rendering)
+        options: dict[str, Any] = {"seed": seed, "rendering": rendering, "plain": plain}
+        result = {"before": await measure(servers[1].url, count, settings, **options)} if baseline else {}
+        result["after"] = await measure(servers[0].url, count, settings, **options)
     record = {"benchmark": "cutoffs", "date": now_iso(), "label": label, "machine": machine(), "models": EMBEDDED_MODELS,
               "baseline": baseline, "cutoffs": result["after"], **({"before": result["before"]} if baseline else {})}
     heading = [f"# False cut-offs and end-of-turn delay per turn detection ({label}, {record['date']})", "",
@@ -240,13 +243,14 @@ def main() -> None:
     parser.add_argument("--rendering", choices=RENDERINGS, default="continuous",
                         help="how a paused question is voiced (benchmarks.corpus.RENDERINGS)")
     parser.add_argument("--baseline", metavar="REV", help="also measure the server of this git revision, in the same run")
+    parser.add_argument("--paused-only", action="store_true", help="skip the same questions spoken without a pause")
     parser.add_argument("--label", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     names = [n.strip() for n in args.settings.split(",") if n.strip()]
     if unknown := [n for n in names if n not in SETTINGS]:
         parser.error(f"unknown settings: {unknown}")
-    asyncio.run(_main(args.questions, names, args.label, args.seed, args.rendering, args.baseline))
+    asyncio.run(_main(args.questions, names, args.label, args.seed, args.rendering, args.baseline, not args.paused_only))
 
 
 if __name__ == "__main__":

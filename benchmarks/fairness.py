@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.client import AGENT, WIRE_RATE, Server, ready
+from benchmarks.client import AGENT, WIRE_RATE, Server, launch, ready
 from benchmarks.playout import simulate
 from benchmarks.report import EMBEDDED_MODELS, Record, distribution, machine, now_iso, write_results
 from benchmarks.soak import Conversing, Questions, spoken_turn
@@ -118,11 +118,6 @@ def baseline_commit(tree: Path | None) -> str | None:
     return subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
 
 
-def launch(tree: Path | None, extra: list[str]) -> subprocess.Popen[str]:
-    """``realtime serve`` without admission control, from ``tree`` (another checkout) when given."""
-    return subprocess.Popen([*AGENT, "--latency-budget-ms", "0", *extra, "--port", "0"], stdout=subprocess.PIPE, text=True, cwd=tree)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=8)
@@ -133,7 +128,8 @@ def main() -> None:
     parser.add_argument("--serve-args", default="", help="more `realtime serve` options")
     args = parser.parse_args()
     trees = {"this": None, **({"baseline": args.baseline_tree.resolve()} if args.baseline_tree else {})}
-    processes = {name: launch(tree, args.serve_args.split()) for name, tree in trees.items()}
+    # without admission control: both sessions are served whatever the load
+    processes = {name: launch(AGENT, "--latency-budget-ms", "0", *args.serve_args.split(), tree=tree) for name, tree in trees.items()}
     try:
         servers = {name: ready(process) for name, process in processes.items()}
         with tempfile.TemporaryDirectory() as tmp:

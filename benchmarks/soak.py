@@ -28,7 +28,6 @@ import base64
 import contextlib
 import dataclasses
 import json
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,7 +40,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from audio.samples import PIPELINE_RATE, read_audio, resample, to_pcm16
-from benchmarks.client import AGENT, FRAME, FRAME_S, WIRE_RATE, Server, ready
+from benchmarks.client import AGENT, FRAME, FRAME_S, WIRE_RATE, Server, launch, ready
 from benchmarks.corpus import VOICES, load_questions, spoken_question
 from benchmarks.procstat import usage
 from benchmarks.report import EMBEDDED_MODELS, Record, distribution, machine, now_iso, write_results
@@ -418,7 +417,7 @@ def quarters(records: list[Record]) -> Record:
 
 async def soak(turns: int, count: int, tree: Path | None = None) -> Record:
     """Run the soak against a server started here (from ``tree``, another checkout of the project, when given)."""
-    process = subprocess.Popen([*AGENT, "--port", "0"], stdout=subprocess.PIPE, text=True, cwd=tree)
+    process = launch(AGENT, tree=tree)
     server = ready(process)
     try:
         with tempfile.TemporaryDirectory() as tmp:
