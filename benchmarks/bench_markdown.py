@@ -82,7 +82,8 @@ def render(result: dict[str, Any]) -> str:
                   "its buffer on `output_audio_buffer.cleared` stops playing; "
                   "`last_audio`: the last reply audio received (negative: all of it had arrived before the onset)."]
     if result.get("cutoffs"):
-        lines += ["", f"## False cut-offs per turn detection ({result['cutoffs']['questions']} questions)", "",
+        lines += ["", f"## False cut-offs per turn detection ({result['cutoffs']['questions']} questions, paused ones voiced "
+                  f"{result['cutoffs'].get('rendering', 'separate')})", "",
                   *cutoffs.table(result["cutoffs"]), "", cutoffs.NOTE]
     if result.get("backchannels"):
         lines += ["", "## Backchannels and interruptions over a reply", "", *backchannels.table(result["backchannels"]), "",
