@@ -83,14 +83,14 @@ QUIET = 3e-4
 """Samples below this magnitude are the synthesisers' digital silence."""
 
 
-def _trimmed(speech: np.ndarray, rate: int) -> np.ndarray:
-    """``speech`` without its leading and trailing silence, keeping 30 ms of faint edges (fricatives: "France" loses
-    its "s" otherwise)."""
+def _sound_span(speech: np.ndarray, rate: int) -> slice:
+    """Where ``speech``'s sound lies, keeping 30 ms of faint edges (fricatives: "France" loses its "s" otherwise); all
+    of it when silent."""
     sound = np.flatnonzero(np.abs(speech) > QUIET)
     if not len(sound):
-        return speech
+        return slice(0, len(speech))
     margin = rate * 30 // 1000
-    return speech[max(0, sound[0] - margin) : sound[-1] + 1 + margin]
+    return slice(max(0, int(sound[0]) - margin), int(sound[-1]) + 1 + margin)
 
 
 def speak(text: str, voice: str = "flite:kal", rate: int = PIPELINE_RATE, *, speed: float = 1.0) -> np.ndarray:
@@ -99,7 +99,8 @@ def speak(text: str, voice: str = "flite:kal", rate: int = PIPELINE_RATE, *, spe
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "q.wav"
         _synthesise(text, voice, wav, speed=speed)
-        return _trimmed(read_audio(wav, rate), rate)
+        speech = read_audio(wav, rate)
+        return speech[_sound_span(speech, rate)]
 
 
 def speak_paused(first: str, second: str, voice: str, pause_s: float, *, speed: float = 1.0,
@@ -107,7 +108,7 @@ def speak_paused(first: str, second: str, voice: str, pause_s: float, *, speed: 
     """``first second`` voiced as **one** sentence with a pause of ``pause_s`` seconds before ``second``, so that
     ``first`` keeps the pitch of a sentence that goes on rather than falling as a finished one does (voicing the
     parts apart gives ``first`` a final fall: espeak-ng en-us ends "What is the capital of" at ~80 Hz alone, at ~110 Hz
-    inside the sentence). espeak-ng: an SSML ``<break time="..."/>`` (its silence is exact to ~10 ms); flite, which
+    inside the sentence). espeak-ng: an SSML ``<break time="..."/>`` (exact to ~10 ms; :func:`_espeak_paused`); flite, which
     ignores ``<break>``: the sentence is voiced whole and cut where its segment timings (``-psdur``) put the end of
     ``first``'s last phone, with silence and 5 ms fades inserted. Returns float32 mono at ``rate`` (leading and
     trailing silence cut as by :func:`speak`) and the sample where ``second``'s sound resumes (espeak-ng: 30 ms before its
@@ -118,43 +119,49 @@ def speak_paused(first: str, second: str, voice: str, pause_s: float, *, speed: 
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "q.wav"
         if engine == "espeak":
-            markup = f'<speak>{escape(first)} <break time="{round(pause_s * 1000)}ms"/> {escape(second)}</speak>'
-            _synthesise(markup, voice, wav, speed=speed, ssml=True)
-            audio = read_audio(wav, rate)
-            quiet_from, onset = _longest_quiet(audio)
-            if onset - quiet_from < min(pause_s / 2, 0.15) * rate:  # en-us+f3 echoes its words for ~250 ms
-                raise ValueError(f"espeak-ng left no {pause_s} s pause in {first!r} / {second!r}")
-            resumes = max(quiet_from, onset - margin)
+            audio, onset = _espeak_paused(first, second, voice, pause_s, speed, Path(tmp), rate)
+            resumes = max(0, onset - margin)
         else:
             timings = _synthesise(f"{first} {second}", voice, wav, speed=speed, phones=True)
             audio = read_audio(wav, rate)
-            cut = round(_phones_end(timings, _phone_count(first, voice, speed)) * rate)
+            cut = round(_phones_end(timings, _phones(first, voice, speed)) * rate)
             fade = np.sin(np.linspace(0, np.pi / 2, rate * 5 // 1000, dtype=np.float32)) ** 2
             head, rest = audio[:cut].copy(), audio[cut:].copy()
             head[len(head) - len(fade):] *= fade[::-1]
             rest[: len(fade)] *= fade
             gap = np.zeros(round(pause_s * rate), np.float32)
             audio, resumes = np.concatenate([head, gap, rest]), cut + len(gap)
-    start = max(0, int(np.flatnonzero(np.abs(audio) > QUIET)[0]) - margin)
-    return _trimmed(audio, rate), resumes - start
+    span = _sound_span(audio, rate)
+    return audio[span], resumes - span.start
 
 
-def _longest_quiet(audio: np.ndarray) -> tuple[int, int]:
-    """The longest run inside ``audio`` (not at its edges) quieter than 60 dB under its peak (or :data:`QUIET`), as
-    [start, end) samples."""
-    loud = np.flatnonzero(np.abs(audio) > max(QUIET, 1e-3 * float(np.abs(audio).max(initial=0.0))))
-    if len(loud) < 2:
-        raise ValueError("no speech to find a pause in")
-    gaps = np.diff(loud)
-    widest = int(np.argmax(gaps))
-    return int(loud[widest]) + 1, int(loud[widest + 1])
+LONGER_S = 0.5
+"""How much longer the second break of :func:`_espeak_paused` is."""
 
 
-def _phone_count(text: str, voice: str, speed: float) -> int:
-    """How many segments (pauses not counted) flite voices ``text`` with."""
+def _espeak_paused(first: str, second: str, voice: str, pause_s: float, speed: float, tmp: Path,
+                   rate: int) -> tuple[np.ndarray, int]:
+    """espeak-ng's rendering of ``first <break> second`` and the sample where ``second`` begins. The sentence is voiced
+    twice, with the break and with it :data:`LONGER_S` longer: the two are the same up to where the shorter one's
+    second part begins (silence alone cannot tell: en-us+f3 echoes its words for ~250 ms, filling short pauses as
+    it fills stop closures). Raises ``ValueError`` unless the renderings differ by that length."""
+    renderings = []
+    for break_s in (pause_s, pause_s + LONGER_S):
+        markup = f'<speak>{escape(first)} <break time="{round(break_s * 1000)}ms"/> {escape(second)}</speak>'
+        _synthesise(markup, voice, tmp / "q.wav", speed=speed, ssml=True)
+        renderings.append(read_audio(tmp / "q.wav", rate))
+    audio, longer = renderings
+    differ = np.flatnonzero(np.abs(audio - longer[: len(audio)]) > QUIET)
+    if abs(len(longer) - len(audio) - LONGER_S * rate) > rate // 50 or not len(differ):
+        raise ValueError(f"espeak-ng did not pause {pause_s} s in {first!r} / {second!r}")
+    return audio, int(differ[0])
+
+
+def _phones(text: str, voice: str, speed: float) -> list[str]:
+    """The segments (pauses left out) flite voices ``text`` with."""
     with tempfile.TemporaryDirectory() as tmp:
         printed = _synthesise(text, voice, Path(tmp) / "p.wav", speed=speed, phones=True)
-    return sum(1 for name, _ in _segments(printed) if name != "pau")
+    return [name for name, _ in _segments(printed) if name != "pau"]
 
 
 def _segments(printed: str) -> list[tuple[str, float]]:
@@ -162,14 +169,16 @@ def _segments(printed: str) -> list[tuple[str, float]]:
     return [(name, float(end)) for name, _, end in (item.rpartition(":") for item in printed.split()) if name]
 
 
-def _phones_end(printed: str, count: int) -> float:
-    """When the ``count``-th non-pause segment of flite's ``-psdur`` output ends, in seconds (a word boundary when
-    ``count`` is the segment count of the words before it: flite voices a word with as many segments in a sentence as
-    alone, though a final "a" is "ey" alone and "ax" inside)."""
-    ends = [end for name, end in _segments(printed) if name != "pau"]
-    if not 0 < count < len(ends):
-        raise ValueError(f"cannot cut after segment {count} of {len(ends)}")
-    return ends[count - 1]
+def _phones_end(printed: str, first: list[str]) -> float:
+    """When the segments ``first`` end inside the sentence flite printed (``-psdur``), in seconds: a word boundary.
+    flite voices the words before it alike in the sentence and alone, but for the last segment (a final "a" is "ey"
+    alone, "ax" inside). Raises ``ValueError`` when they differ otherwise (a number or abbreviation read another
+    way), rather than cutting inside a word."""
+    phones = [(name, end) for name, end in _segments(printed) if name != "pau"]
+    count = len(first)
+    if not 0 < count < len(phones) or [name for name, _ in phones[: count - 1]] != first[:-1]:
+        raise ValueError(f"the segments {first} do not begin the sentence's {[name for name, _ in phones]}")
+    return phones[count - 1][1]
 
 
 def spoken_question(text: str, voice: str, path: Path, *, lead_s: float = 0.5, tail_s: float = 0.2) -> float:

@@ -13,7 +13,8 @@ not interrupt. Unset, any ``barge_in_ms`` of speech over a reply interrupts it a
 
 With semantic end of turn (OpenAI's ``semantic_vad``), how long a pause must be depends on a judgment of the turn
 made during the pause (:meth:`TurnPolicy.judge`: the speech sounds and reads finished): a turn judged complete ends
-after ``complete_silence_ms``, any other waits ``end_of_turn_silence_ms``. The eagerness presets
+after ``complete_silence_ms``, any other waits ``end_of_turn_silence_ms``. (A session hands a "complete" judgment over
+only once the pause's reply has begun to answer: :mod:`realtime.session.endpointing`.) The eagerness presets
 (:data:`EAGERNESS`) are this project's, chosen by the false cut-off and latency measurements of ``realtime bench``.
 """
 

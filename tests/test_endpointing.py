@@ -5,8 +5,10 @@ end of speech means for the partial transcripts (none starts in the silence befo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
+import pytest
 
 from realtime.events import ReplyDone, ReplyStarted, SpeechStopped
 from realtime.policy import EAGERNESS, PolicyConfig
@@ -110,6 +112,39 @@ async def test_the_end_of_turn_waits_for_the_reply_only_as_long_as_the_long_sile
         [done] = await h.done()
     assert done.text == "Four." and INCOMPLETE_MS - 40 <= end_of_turn_ms(h) < INCOMPLETE_MS + 100
     assert h.session.records[0].end_of_turn_complete is True
+
+
+@pytest.mark.parametrize("interrupt_response", [True, False])
+async def test_a_judgment_that_waited_past_its_pause_does_not_end_the_next_one(interrupt_response: bool) -> None:
+    """The first turn ends at the long silence before its reply has a word; the user then says something unfinished
+    over it ("and ...") and pauses; the first reply's words arriving now must not apply its "finished" to this pause."""
+    config = dataclasses.replace(SEMANTIC, interrupt_response=interrupt_response)
+    async with Harness(config, {QUESTION: "Four.", "and": "What?", "what is the capital of": "Hm?"}) as h:
+        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 0
+        await h.push(speak(QUESTION))
+        await h.push(silence(1.5))
+        assert len(h.of(SpeechStopped)) == 1, "committed at the long silence"
+        await h.push(speak("and" if interrupt_response else "what is the capital of"))
+        await h.push(silence(0.3))
+        h.decoder.gate.set()  # the first reply begins to answer during the second utterance's pause
+        await h.push(silence(0.3))  # past the short silence, short of the long one
+        assert len(h.of(SpeechStopped)) == 1, "the unfinished second utterance was cut off"
+
+
+async def test_an_early_reply_replaced_by_the_final_transcript_still_ends_at_the_short_silence() -> None:
+    config = dataclasses.replace(SEMANTIC, answer_early=True, partial_interval_ms=200)
+    async with Harness(config, {QUESTION: "Four.", "what is two plus three?": "Five."}) as h:
+        h.decoder.gate, h.decoder.hold_after = asyncio.Event(), 0  # the early reply has no word by the pause
+        await h.push(speak(QUESTION))
+        assert h.session.stats["early"] == 1
+        h.session.configure(dataclasses.replace(config, partial_interval_ms=60_000))
+        h.asr.rewrite = lambda text: text.replace("two?", "three?")  # the final transcript differs: a new turn
+        await h.push(silence(0.2))
+        h.decoder.gate.set()
+        await h.push(silence(0.6))
+        assert len(h.of(SpeechStopped)) == 1, "ended at the short silence, not the long one"
+        [done] = await h.done()
+    assert done.text == "Five."
 
 
 async def test_a_reply_that_fails_before_a_word_does_not_hold_the_end_of_the_turn() -> None:

@@ -228,12 +228,15 @@ class VoiceSession:
         """The pause was judged (semantic end of turn): recorded on the speculating ``turn``, handed to the policy. A
         turn judged complete ends only once its speculative reply has begun to answer (:attr:`Turn.answering`): it
         could not be heard sooner anyway, and a user who goes on meanwhile was not cut off (the judgment is one of the
-        turn's tasks, dropped with it)."""
+        turn's tasks, dropped with it). Not an early reply (begun while the user spoke): the final transcript may
+        replace it with a turn that has no judgment of its own."""
         if turn is not None:
             turn.record.mark("end_of_turn_signal")
             turn.record.end_of_turn_probability, turn.record.end_of_turn_complete = probability, complete
-            if complete and turn.respond:
+            if complete and turn.respond and not turn.early:
                 await turn.answering.wait()
+                if not turn.speculative:
+                    return  # the long silence ended the turn meanwhile: this judgment belongs to no pause now
         for event in self._policy.judge(complete):
             await self._decide(event)
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from realtime.conversation import Message
 from realtime.errors import TurnStateError
-from realtime.events import Interruptible, OutputItem, ReplyDone, ToolCallStarted
+from realtime.events import Interruptible, OutputItem, ToolCallStarted
 from realtime.latency import LatencyRecord
 from realtime.session.config import ResponseOptions
 
@@ -69,7 +69,7 @@ class SpokenClause:
     """Samples of reply audio (at the session's output rate) that speak this clause."""
 
 
-ANSWERING = (Interruptible, ToolCallStarted, ReplyDone)
+ANSWERING = (Interruptible, ToolCallStarted)
 """Output items that show the reply has begun to answer (reply audio and text are :class:`Interruptible`)."""
 
 
@@ -125,9 +125,9 @@ class Turn:
         self.finished = asyncio.Event()
         """Set once the turn is over and its tasks have ended."""
         self.answering = asyncio.Event()
-        """Set once the reply has something for the user to hear or read (audio, text, a function call, its end),
-        held or sent, or the turn has nothing more to say (no reply to noise or a backchannel, a failure) or is over:
-        a semantic end of turn waits for it (:mod:`~realtime.session.endpointing`)."""
+        """Set once the reply has something for the user to hear or read (audio, text, a function call), held or sent,
+        or the turn has nothing more to say (a failure, no reply to noise) or is over: a semantic end of turn waits for
+        it (:mod:`~realtime.session.endpointing`)."""
         self._phase = Phase.SPECULATIVE
         self._outcome: Outcome | None = None
         self._emit = emit
