@@ -146,9 +146,9 @@ def samples(count: int, seed: int = 0, rendering: str = "continuous") -> list[tu
 
 
 async def measure(url: str, count: int, settings: dict[str, dict[str, Any]] | None = None, *, seed: int = 0,
-                  plain: bool = True, rendering: str = "continuous") -> dict[str, Any]:
+                  plain: bool = True, rendering: str = "continuous", server: str = "") -> dict[str, Any]:
     """Every setting on the same spoken questions (paused as ``rendering``, and unless ``plain`` is off, plain), one
-    session per turn."""
+    session per turn; ``server`` names the server in the progress lines."""
     pairs = samples(count, seed, rendering)
     results: dict[str, Any] = {}
     for name, asked in (settings or SETTINGS).items():
@@ -162,11 +162,11 @@ async def measure(url: str, count: int, settings: dict[str, dict[str, Any]] | No
                     break
                 rows[kind].append(row(sample, seen))
                 r = rows[kind][-1]
-                print(f"[cut-offs {name:19}] {kind:6} {sample.question.text!r:58} "
+                print(f"[cut-offs {server}{name:19}] {kind:6} {sample.question.text!r:58} "
                       f"{'CUT ' + str(r['early_ms']) + ' ms early' if r['cut_off'] else 'waited'}, "
                       f"{r['first_packet_delay_ms']} ms, answered {r['answered']}", flush=True)
             if reason is not None:
-                print(f"[cut-offs {name:19}] unsupported: {reason}", flush=True)
+                print(f"[cut-offs {server}{name:19}] unsupported: {reason}", flush=True)
                 break
         results[name] = {"turn_detection": asked, "status": "unsupported" if reason else "measured", "reason": reason,
                          **({} if reason else {k: summary(v) for k, v in rows.items() if v}),
@@ -176,7 +176,7 @@ async def measure(url: str, count: int, settings: dict[str, dict[str, Any]] | No
 
 def table(cutoffs: dict[str, Any]) -> list[str]:
     """Markdown: one row per setting, false cut-offs of paused questions beside the delays of plain ones."""
-    lines = ["| turn detection | false cut-offs (paused) | answered whole (paused) | p50 / p90 ms (paused, not cut) "
+    lines = ["| turn detection | false cut-offs (paused) | answered right (paused) | p50 / p90 ms (paused, not cut) "
              "| p50 / p90 ms (plain) | cut-offs (plain) | answered (plain) |", "|---|---|---|---|---|---|---|"]
     for name, s in cutoffs["settings"].items():
         if s["status"] != "measured":
@@ -198,18 +198,27 @@ NOTE = ("Paused: each question spoken with a 300-700 ms pause before its last co
         "server's transcript of its last reply holds a known answer.")
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def commit_of(rev: str) -> str:
+    """``rev`` (``HEAD~6``, a branch, a hash) as the short hash it names now. Raises ``subprocess.CalledProcessError``
+    for a revision git does not know."""
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "--verify", f"{rev}^{{commit}}"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
 @contextlib.contextmanager
 def worktree(rev: str) -> Iterator[str]:
     """A temporary git worktree of this repository at ``rev`` (removed on exit). Raises
     ``subprocess.CalledProcessError`` for a revision git does not know."""
-    root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as parent:
         tree = str(Path(parent) / "baseline")
-        subprocess.run(["git", "-C", str(root), "worktree", "add", "--quiet", "--detach", tree, rev], check=True)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--quiet", "--detach", tree, rev], check=True)
         try:
             yield tree
         finally:
-            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", tree], check=False)
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tree], check=False)
 
 
 def report(result: dict[str, Any], title: str) -> list[str]:
@@ -219,13 +228,14 @@ def report(result: dict[str, Any], title: str) -> list[str]:
 
 async def _main(count: int, names: list[str], label: str, seed: int, rendering: str, baseline: str | None, plain: bool) -> None:
     settings = {n: SETTINGS[n] for n in names}
+    baseline = commit_of(baseline) if baseline else None  # recorded as the commit, not a ref that moves
     with contextlib.ExitStack() as stack:
         trees = [None, stack.enter_context(worktree(baseline))] if baseline else [None]
         servers = stack.enter_context(running(*[AGENT] * len(trees), trees=trees))
         # the baseline first: whatever the machine does meanwhile, both see the same questions in the same run
         options: dict[str, Any] = {"seed": seed, "rendering": rendering, "plain": plain}
-        result = {"before": await measure(servers[1].url, count, settings, **options)} if baseline else {}
-        result["after"] = await measure(servers[0].url, count, settings, **options)
+        result = {"before": await measure(servers[1].url, count, settings, server=f"baseline {baseline} ", **options)} if baseline else {}
+        result["after"] = await measure(servers[0].url, count, settings, server="this version " if baseline else "", **options)
     record = {"benchmark": "cutoffs", "date": now_iso(), "label": label, "machine": machine(), "models": EMBEDDED_MODELS,
               "baseline": baseline, "cutoffs": result["after"], **({"before": result["before"]} if baseline else {})}
     heading = [f"# False cut-offs and end-of-turn delay per turn detection ({label}, {record['date']})", "",
@@ -242,7 +252,8 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from: {', '.join(SETTINGS)}")
     parser.add_argument("--rendering", choices=RENDERINGS, default="continuous",
                         help="how a paused question is voiced (benchmarks.corpus.RENDERINGS)")
-    parser.add_argument("--baseline", metavar="REV", help="also measure the server of this git revision, in the same run")
+    parser.add_argument("--baseline", metavar="REV", help="also measure the server of this git revision, first, in the same run "
+                        "(recorded as its commit hash)")
     parser.add_argument("--paused-only", action="store_true", help="skip the same questions spoken without a pause")
     parser.add_argument("--label", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
