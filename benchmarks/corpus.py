@@ -81,15 +81,16 @@ def _synthesise(text: str, voice: str, wav: Path, *, speed: float = 1.0, ssml: b
 
 QUIET = 3e-4
 """Samples below this magnitude are the synthesisers' digital silence."""
+EDGE_S = 0.03
+"""Faint edge kept around a voiced part's sound (fricatives: "France" loses its "s" otherwise)."""
 
 
 def _sound_span(speech: np.ndarray, rate: int) -> slice:
-    """Where ``speech``'s sound lies, keeping 30 ms of faint edges (fricatives: "France" loses its "s" otherwise); all
-    of it when silent."""
+    """Where ``speech``'s sound lies, keeping :data:`EDGE_S` of faint edges; all of it when silent."""
     sound = np.flatnonzero(np.abs(speech) > QUIET)
     if not len(sound):
         return slice(0, len(speech))
-    margin = rate * 30 // 1000
+    margin = round(EDGE_S * rate)
     return slice(max(0, int(sound[0]) - margin), int(sound[-1]) + 1 + margin)
 
 
@@ -115,12 +116,11 @@ def speak_paused(first: str, second: str, voice: str, pause_s: float, *, speed: 
     onset, the faint edge :func:`speak` keeps; flite: the cut). Raises ``ValueError`` when the pause cannot be
     placed."""
     engine = voice.partition(":")[0]
-    margin = rate * 30 // 1000
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "q.wav"
         if engine == "espeak":
-            audio, onset = _espeak_paused(first, second, voice, pause_s, speed, Path(tmp), rate)
-            resumes = max(0, onset - margin)
+            audio, onset = _espeak_paused(first, second, voice, pause_s, speed, wav, rate)
+            resumes = max(0, onset - round(EDGE_S * rate))
         else:
             timings = _synthesise(f"{first} {second}", voice, wav, speed=speed, phones=True)
             audio = read_audio(wav, rate)
@@ -139,7 +139,7 @@ LONGER_S = 0.5
 """How much longer the second break of :func:`_espeak_paused` is."""
 
 
-def _espeak_paused(first: str, second: str, voice: str, pause_s: float, speed: float, tmp: Path,
+def _espeak_paused(first: str, second: str, voice: str, pause_s: float, speed: float, wav: Path,
                    rate: int) -> tuple[np.ndarray, int]:
     """espeak-ng's rendering of ``first <break> second`` and the sample where ``second`` begins. The sentence is voiced
     twice, with the break and with it :data:`LONGER_S` longer: the two are the same up to where the shorter one's
@@ -148,8 +148,8 @@ def _espeak_paused(first: str, second: str, voice: str, pause_s: float, speed: f
     renderings = []
     for break_s in (pause_s, pause_s + LONGER_S):
         markup = f'<speak>{escape(first)} <break time="{round(break_s * 1000)}ms"/> {escape(second)}</speak>'
-        _synthesise(markup, voice, tmp / "q.wav", speed=speed, ssml=True)
-        renderings.append(read_audio(tmp / "q.wav", rate))
+        _synthesise(markup, voice, wav, speed=speed, ssml=True)
+        renderings.append(read_audio(wav, rate))
     audio, longer = renderings
     differ = np.flatnonzero(np.abs(audio - longer[: len(audio)]) > QUIET)
     if abs(len(longer) - len(audio) - LONGER_S * rate) > rate // 50 or not len(differ):
