@@ -28,6 +28,7 @@ import base64
 import contextlib
 import dataclasses
 import json
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -415,6 +416,19 @@ def quarters(records: list[Record]) -> Record:
     return {"first_quarter": p50(0, turns / 4), "last_quarter": p50(turns * 3 / 4, turns), "all": p50(0, turns)}
 
 
+def sampled_growth(samples: list[list[float]], turns: int) -> float | None:
+    """Growth (%) of resident memory from the second quarter of a conversation to its last, each the median of the
+    ``[turns so far, MB]`` samples taken in it: past the first quarter's warm-up, and steadier than one sample at the
+    middle and one at the end, which move with what is live when they are read. None: a quarter has no sample."""
+
+    def median_in(low: float, high: float) -> float | None:
+        inside = [mb for turn, mb in samples if low < turn <= high]
+        return statistics.median(inside) if inside else None
+
+    second, last = median_in(turns / 4, turns / 2), median_in(turns * 3 / 4, turns)
+    return None if second is None or last is None else round((last - second) * 100 / second, 1)
+
+
 async def soak(turns: int, count: int, tree: Path | None = None) -> Record:
     """Run the soak against a server started here (from ``tree``, another checkout of the project, when given)."""
     process = launch(AGENT, tree=tree)
@@ -441,6 +455,7 @@ async def soak(turns: int, count: int, tree: Path | None = None) -> Record:
         "history": history, "resources": snapshots, "conversation_rss_mb": rss_mb,
         "growth_middle_to_end_pct": {k: round((end[k] - middle[k]) * 100 / middle[k], 1)
                                      for k in ("rss_mb", "fds", "threads", "asyncio_tasks") if end[k] is not None and middle[k]},
+        "rss_growth_second_to_last_quarter_pct": sampled_growth(rss_mb, turns),
         "abrupt_sessions": dropped, "records": records,
     }
 
@@ -479,7 +494,9 @@ def markdown(label: str, result: Record) -> str:
               f"~{h['prompt_tokens_estimated']} prompt tokens (upper estimate).", ""]
     if s.get("conversation_rss_mb"):
         lines += ["## Resident memory through the conversation", "", "| turns so far | RSS MB |", "|---|---|",
-                  *(f"| {n} | {mb} |" for n, mb in s["conversation_rss_mb"]), ""]
+                  *(f"| {n} | {mb} |" for n, mb in s["conversation_rss_mb"]), "",
+                  "Growth from the second quarter to the last (the median of each quarter's samples): "
+                  f"{s.get('rss_growth_second_to_last_quarter_pct')} %.", ""]
     samples = s["abrupt_sessions"].get("rss_mb", [])
     if samples:
         lines += ["## Resident memory through the abrupt sessions", "", "| sessions so far | RSS MB |", "|---|---|",

@@ -60,11 +60,15 @@ class TextDecoder(Protocol):
 HOLD_POLL_S = 0.02
 """How often a held reply asks whether it may go on (s)."""
 
-PROMPT_CACHE_MIB = 256
+PROMPT_CACHE_MIB = 48
 """Host memory for llama.cpp's cache of idle slots' prompts (restored when a session whose slot another took speaks
-again): its default, 8192 MiB, let the server grow by ~10 MB a distinct prompt (``benchmarks.soak``: resident memory
-1313 MB at the start of a 200-turn conversation, 1792 MB at its end, 1886 MB after 50 more sessions). 256 MiB holds
-~20 prompts of 1000 tokens of the embedded 0.5B (~12 KB of KV cache a token)."""
+again): ~4 prompts of 1000 tokens of the embedded 0.5B (~12 KB of KV cache a token; ~1700 tokens of the 1.5B at ~28
+KB), the sessions beyond the 4 slots under the default limit of 8. llama.cpp fills the cache to its limit: it saves a
+slot's state whenever a request that shares little of it takes the slot, which one conversation does at every cut of
+its history, new instructions or tool list, and those states are never asked for again. Its default, 8192 MiB, grew
+the server ~10 MB a distinct prompt (``benchmarks.soak``: 1313 MB at the start of a 200-turn conversation, 1792 MB at
+its end); 256 MiB still grew it steadily through a 245-turn one (1380 MB at turn 20, 1596 MB at turn 240) while with
+the cache off the same soak stayed level after turn 20 (1376 -> 1371 MB at turn 100)."""
 
 
 def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from benchmarks.procstat import usage
-from benchmarks.soak import kind_of, soak
+from benchmarks.soak import kind_of, sampled_growth, soak
 
 
 def test_proc_usage_counts_open_files_and_threads() -> None:
@@ -18,6 +18,13 @@ def test_proc_usage_counts_open_files_and_threads() -> None:
 
 def test_the_schedule_mixes_every_kind_of_turn() -> None:
     assert [kind_of(turn) for turn in range(1, 7)] == ["spoken", "typed", "barge-in", "spoken", "cancel", "tool"]
+
+
+def test_memory_growth_compares_the_medians_of_the_second_and_the_last_quarter() -> None:
+    samples = [[0, 1000.0], [20, 1300.0], [40, 1400.0], [60, 1390.0], [80, 1500.0], [100, 1420.0]]
+    # second quarter (25, 50]: 1400; last quarter (75, 100]: median of 1500 and 1420 = 1460
+    assert sampled_growth(samples, 100) == 4.3
+    assert sampled_growth(samples[:2], 100) is None  # no sample in the last quarter
 
 
 @pytest.mark.slow
