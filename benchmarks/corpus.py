@@ -26,6 +26,24 @@ VOICES = (
 KINDS = ("fact", "arithmetic", "yes-no", "conversation")
 
 
+POLAR = frozenset({"yes", "no"})
+"""The words that answer a yes/no question."""
+NEGATIONS = frozenset("not never isn't aren't wasn't weren't don't doesn't didn't can't cannot won't".split())
+"""Words that, just before an answer, deny it."""
+
+
+def _tokens(text: str) -> list[str]:
+    """Lower-case words, hyphens and punctuation as spaces (apostrophes kept: "isn't")."""
+    return "".join(c if c.isalnum() or c == "'" else " " for c in text.lower()).split()
+
+
+def _affirmed(words: list[str], answer: list[str]) -> bool:
+    """Whether the words ``answer`` occur in ``words`` somewhere not negated (:data:`NEGATIONS` among the three words
+    before them)."""
+    n = len(answer)
+    return any(words[i:i + n] == answer and not NEGATIONS & set(words[max(0, i - 3):i]) for i in range(len(words) - n + 1))
+
+
 RUDE = frozenset("stupid idiot dumb shut hate ugly boring whatever".split())
 """Words no polite reply to a conversational turn contains."""
 
@@ -40,12 +58,19 @@ class Question:
     """For a conversational turn: words of which an on-topic reply holds at least one."""
 
     def correct(self, reply: str) -> bool | None:
-        """Whether ``reply`` contains a known answer; for a conversational turn, :meth:`judged` (None without topics)."""
+        """Whether ``reply`` gives a known answer; for a conversational turn, :meth:`judged` (None without topics).
+
+        An answer counts where it is not negated (one of :data:`NEGATIONS` in the three words before it: "a tomato is
+        not a fruit" does not answer "fruit"). A yes/no question whose key says yes or no is graded by the first "yes"
+        or "no" of the reply when it has one ("No, tomatoes are vegetables" is wrong, whatever else it says)."""
         if not self.answers:
             return self.judged(reply) if self.topics else None
-        words = " " + " ".join(reply.lower().replace("-", " ").split()) + " "
-        cleaned = "".join(c if c.isalnum() or c == " " else " " for c in words)
-        return any(f" {a.replace('-', ' ')} " in cleaned or f" {a} " in words for a in self.answers)
+        words = _tokens(reply)
+        polar = [a for a in self.answers if a in POLAR]
+        said = next((w for w in words if w in POLAR), None)
+        if self.kind == "yes-no" and polar and said is not None:
+            return said in polar
+        return any(_affirmed(words, _tokens(answer)) for answer in self.answers)
 
     def judged(self, reply: str) -> bool:
         """A conversational reply is good when it is on topic (holds one of ``topics``) and polite (a sentence of

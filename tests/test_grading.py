@@ -31,6 +31,22 @@ def test_conversation_turns_are_judged_on_topic_and_polite() -> None:
     assert Question("Hi", (), "conversation").correct("Hello!") is None  # no topics: not graded
 
 
+def test_an_answer_counts_where_the_reply_does_not_deny_it() -> None:
+    tomato = Question("Is a tomato a fruit?", ("yes", "fruit"), "yes-no")
+    assert tomato.correct("Yes, botanically it is a fruit.") is True
+    assert tomato.correct("A tomato is a fruit.") is True  # no yes or no: the key word
+    assert tomato.correct("No, a tomato is not a fruit.") is False  # the key word is there, the answer is no
+    assert tomato.correct("A tomato isn't a fruit, it's a vegetable.") is False  # negated
+    assert tomato.correct("No, tomatoes are vegetables.") is False
+    even = Question("Is ten an odd number?", ("no", "even"), "yes-no")
+    assert even.correct("No, ten is even.") is True and even.correct("Yes, ten is odd.") is False
+    assert even.correct("Ten is an even number.") is True and even.correct("Ten is not an even number.") is False
+    day = Question("How many hours are in a day?", ("twenty-four", "24"))
+    assert day.correct("There are twenty-four hours in a day.") is True
+    assert day.correct("A day has 24 hours.") is True
+    assert Question("What is the capital of France?", ("paris",)).correct("It is not Paris, it is Lyon.") is False
+
+
 def test_three_measures_each_against_its_own_reference() -> None:
     france = Question("What is the capital of France?", ("paris",))
     hello = Question("Good morning!", (), "conversation", ("morning",))
