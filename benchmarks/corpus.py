@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -28,20 +29,45 @@ KINDS = ("fact", "arithmetic", "yes-no", "conversation")
 
 POLAR = frozenset({"yes", "no"})
 """The words that answer a yes/no question."""
-NEGATIONS = frozenset("not never isn't aren't wasn't weren't don't doesn't didn't can't cannot won't".split())
-"""Words that, just before an answer, deny it."""
+NEGATIONS = frozenset(
+    "not never nor isn't aren't wasn't weren't don't doesn't didn't can't cannot won't hasn't haven't hadn't wouldn't "
+    "couldn't shouldn't mustn't".split()
+)
+"""Words that, shortly before an answer in the same clause, deny it."""
+POLAR_FOLLOWERS = frozenset("it it's they he she that this there i you we the a an not of".split())
+"""Words after which a clause's opening "yes" or "no" answers the question ("No it is not", but not "No doubt")."""
+CLAUSE_BREAK = re.compile(r"[;:!?]|,(?!\d{3})|\.(?!\d)|\bbut\b")
+"""Where a clause ends: punctuation (not a number's "," or "."), and "but" ("not Lyon but Paris")."""
+WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
 
 
-def _tokens(text: str) -> list[str]:
-    """Lower-case words, hyphens and punctuation as spaces (apostrophes kept: "isn't")."""
-    return "".join(c if c.isalnum() or c == "'" else " " for c in text.lower()).split()
+def _clauses(text: str) -> list[list[str]]:
+    """The lower-case words of each clause of ``text`` (:data:`CLAUSE_BREAK`); a hyphen or a quote splits words, an
+    apostrophe inside one does not ("isn't"), and a possessive is its noun ("jupiter's" is "jupiter")."""
+    text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    return [[w.removesuffix("'s") for w in WORD.findall(clause)] for clause in CLAUSE_BREAK.split(text)]
 
 
-def _affirmed(words: list[str], answer: list[str]) -> bool:
-    """Whether the words ``answer`` occur in ``words`` somewhere not negated (:data:`NEGATIONS` among the three words
-    before them)."""
+def _affirmed(clauses: list[list[str]], answer: list[str]) -> bool:
+    """Whether the words ``answer`` occur in a clause where none of the three words before them denies them
+    (:data:`NEGATIONS`; "not only" does not deny)."""
     n = len(answer)
-    return any(words[i:i + n] == answer and not NEGATIONS & set(words[max(0, i - 3):i]) for i in range(len(words) - n + 1))
+    for words in clauses:
+        for i in range(len(words) - n + 1):
+            before = words[max(0, i - 3):i]
+            denied = any(w in NEGATIONS and words[j + 1:j + 2] != ["only"] for j, w in enumerate(before, start=max(0, i - 3)))
+            if words[i:i + n] == answer and not denied:
+                return True
+    return False
+
+
+def _polar(clauses: list[list[str]]) -> str | None:
+    """The reply's first "yes" or "no" that answers: a clause of that word alone, or opening a clause before one of
+    :data:`POLAR_FOLLOWERS` (None: neither said so)."""
+    for words in clauses:
+        if words and words[0] in POLAR and (len(words) == 1 or words[1] in POLAR_FOLLOWERS):
+            return words[0]
+    return None
 
 
 RUDE = frozenset("stupid idiot dumb shut hate ugly boring whatever".split())
@@ -60,17 +86,18 @@ class Question:
     def correct(self, reply: str) -> bool | None:
         """Whether ``reply`` gives a known answer; for a conversational turn, :meth:`judged` (None without topics).
 
-        An answer counts where it is not negated (one of :data:`NEGATIONS` in the three words before it: "a tomato is
-        not a fruit" does not answer "fruit"). A yes/no question whose key says yes or no is graded by the first "yes"
-        or "no" of the reply when it has one ("No, tomatoes are vegetables" is wrong, whatever else it says)."""
+        An answer counts where its clause does not deny it (:func:`_affirmed`: "a tomato is not a fruit" does not
+        answer "fruit"; "not Lyon, Paris" answers "paris"). A yes/no question whose key says yes or no is graded by the
+        reply's own yes or no when it says one (:func:`_polar`: "No, tomatoes are vegetables" is wrong, whatever else it
+        says; "No doubt, it is a fruit" says neither)."""
         if not self.answers:
             return self.judged(reply) if self.topics else None
-        words = _tokens(reply)
+        clauses = _clauses(reply)
         polar = [a for a in self.answers if a in POLAR]
-        said = next((w for w in words if w in POLAR), None)
-        if self.kind == "yes-no" and polar and said is not None:
+        said = _polar(clauses) if self.kind == "yes-no" and polar else None
+        if said is not None:
             return said in polar
-        return any(_affirmed(words, _tokens(answer)) for answer in self.answers)
+        return any(_affirmed(clauses, [w for clause in _clauses(answer) for w in clause]) for answer in self.answers)
 
     def judged(self, reply: str) -> bool:
         """A conversational reply is good when it is on topic (holds one of ``topics``) and polite (a sentence of

@@ -460,6 +460,10 @@ async def soak(turns: int, count: int, tree: Path | None = None) -> Record:
     }
 
 
+def _percent(value: float | None) -> str:
+    return "n/a (a quarter without a sample)" if value is None else f"{value} %"
+
+
 def markdown(label: str, result: Record) -> str:
     s = result["summary"]
     q = s["first_packet_ms"]
@@ -496,7 +500,7 @@ def markdown(label: str, result: Record) -> str:
         lines += ["## Resident memory through the conversation", "", "| turns so far | RSS MB |", "|---|---|",
                   *(f"| {n} | {mb} |" for n, mb in s["conversation_rss_mb"]), "",
                   "Growth from the second quarter to the last (the median of each quarter's samples): "
-                  f"{s.get('rss_growth_second_to_last_quarter_pct')} %.", ""]
+                  f"{_percent(s.get('rss_growth_second_to_last_quarter_pct'))}.", ""]
     samples = s["abrupt_sessions"].get("rss_mb", [])
     if samples:
         lines += ["## Resident memory through the abrupt sessions", "", "| sessions so far | RSS MB |", "|---|---|",

@@ -29,6 +29,7 @@ from audio.samples import AudioFileError
 from realtime import assets
 from realtime.asr import WHISPER_MODELS
 from realtime.chat_client import ChatEndpoint
+from realtime.decoder import PROMPT_CACHE_MIB
 from realtime.errors import UsageError
 from realtime.models import BRAINS, LLM_PROFILES, Models, Recognition
 from realtime.policy import EAGERNESS, PolicyConfig
@@ -223,6 +224,7 @@ def _llm_server(args: argparse.Namespace) -> int:
     server = llama_server(
         model, context=args.context, slots=args.slots, threads=args.threads, host=args.host, port=args.port,
         alias=args.alias, api_key=args.api_key or os.environ.get("REALTIME_LLM_API_KEY") or None,
+        prompt_cache_mib=args.prompt_cache_mib,
     )
     print(f"serving {args.alias} on an OpenAI-compatible API", flush=True)
     print(f"listening on {server.listening_address}/v1", flush=True)
@@ -439,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--slots", type=int, default=8, help="concurrent requests, each with its own prefix cache (default 8)")
     llm.add_argument("--context", type=int, default=32768, help="context tokens shared by the slots (default 32768)")
     llm.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    llm.add_argument("--prompt-cache-mib", type=_non_negative, default=PROMPT_CACHE_MIB,
+                     help="host memory (MiB) for the prompts of idle slots, restored when their client comes back "
+                          f"(default {PROMPT_CACHE_MIB}: ~4 prompts of 1000 tokens of the 0.5B; a larger model or many "
+                          "clients with long histories want more; 0: none)")
     llm.add_argument("--api-key", help="require this key (default: $REALTIME_LLM_API_KEY, or none)")
     llm.set_defaults(handler=_llm_server)
 

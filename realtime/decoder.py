@@ -81,9 +81,11 @@ def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
     port: int = 0,
     alias: str | None = None,
     api_key: str | None = None,
+    prompt_cache_mib: int = PROMPT_CACHE_MIB,
 ):
     """llama.cpp's server in this process (embedded model by default): in-process calls, and its
-    OpenAI-compatible HTTP API on ``host:port`` (0: a free port; see ``listening_address``)."""
+    OpenAI-compatible HTTP API on ``host:port`` (0: a free port; see ``listening_address``); ``prompt_cache_mib``:
+    host memory for idle slots' prompts (:data:`PROMPT_CACHE_MIB`; 0: none)."""
     import xllamacpp
 
     from realtime.assets import QWEN_05B_GGUF
@@ -92,7 +94,7 @@ def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
     params.model.path = str(model_path or QWEN_05B_GGUF.path("model.gguf"))
     params.n_ctx = context
     params.n_parallel = slots
-    params.cache_ram_mib = PROMPT_CACHE_MIB
+    params.cache_ram_mib = prompt_cache_mib
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     params.verbosity = -1

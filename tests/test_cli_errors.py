@@ -69,6 +69,7 @@ def test_a_missing_output_directory_is_found_before_loading(tmp_path: Path) -> N
         (["mic", "--mqtt", "mqtt://broker", "--mqtt-prefix", "a/#"],
          "argument --mqtt-prefix: invalid MQTT topic prefix 'a/#'"),
         (["bench", "--quick", "--full"], "argument --full: not allowed with argument --quick"),
+        (["llm-server", "--prompt-cache-mib", "-1"], "argument --prompt-cache-mib: expected a whole number, 0 or more, not '-1'"),
     ],
 )
 def test_a_bad_argument_is_argparse_s_error(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

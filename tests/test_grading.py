@@ -35,16 +35,33 @@ def test_an_answer_counts_where_the_reply_does_not_deny_it() -> None:
     tomato = Question("Is a tomato a fruit?", ("yes", "fruit"), "yes-no")
     assert tomato.correct("Yes, botanically it is a fruit.") is True
     assert tomato.correct("A tomato is a fruit.") is True  # no yes or no: the key word
+    assert tomato.correct("No doubt, a tomato is a fruit.") is True  # "no doubt" answers nothing
+    assert tomato.correct("A tomato is not only a fruit, it is also a berry.") is True
     assert tomato.correct("No, a tomato is not a fruit.") is False  # the key word is there, the answer is no
     assert tomato.correct("A tomato isn't a fruit, it's a vegetable.") is False  # negated
+    assert tomato.correct("A tomato isn\u2019t a fruit.") is False  # a typographic apostrophe
     assert tomato.correct("No, tomatoes are vegetables.") is False
     even = Question("Is ten an odd number?", ("no", "even"), "yes-no")
     assert even.correct("No, ten is even.") is True and even.correct("Yes, ten is odd.") is False
     assert even.correct("Ten is an even number.") is True and even.correct("Ten is not an even number.") is False
+    assert even.correct("Ten is not odd but even.") is True
+    whale = Question("Is a whale a mammal?", ("yes",), "yes-no")
+    assert whale.correct("Whales have no gills; yes, a whale is a mammal.") is True  # "no gills" is not an answer
+    assert whale.correct("Yes it is.") is True and whale.correct("No it is a fish.") is False
+    assert Question("Is the sun cold?", ("no",), "yes-no").correct("No, the sun is not cold, it is very hot.") is True
+    feathers = Question("Which is heavier, a kilogram of feathers or a kilogram of iron?", ("same", "equal", "neither"), "yes-no")
+    assert feathers.correct("Neither, they weigh the same.") is True
+    assert feathers.correct("They are not the same; iron is heavier.") is False
     day = Question("How many hours are in a day?", ("twenty-four", "24"))
     assert day.correct("There are twenty-four hours in a day.") is True
     assert day.correct("A day has 24 hours.") is True
-    assert Question("What is the capital of France?", ("paris",)).correct("It is not Paris, it is Lyon.") is False
+    france = Question("What is the capital of France?", ("paris",))
+    assert france.correct("It is not Paris, it is Lyon.") is False
+    assert france.correct("If I'm not mistaken, it's Paris.") is True  # the denial is in another clause
+    assert france.correct("The capital of France is not Marseille but Paris.") is True
+    assert france.correct("The answer is 'Paris'.") is True
+    assert Question("What is the largest planet?", ("jupiter",)).correct("Jupiter's the largest planet.") is True
+    assert Question("What is pi to two places?", ("3.14",)).correct("Pi is about 3.14.") is True
 
 
 def test_three_measures_each_against_its_own_reference() -> None:

@@ -24,7 +24,9 @@ def test_memory_growth_compares_the_medians_of_the_second_and_the_last_quarter()
     samples = [[0, 1000.0], [20, 1300.0], [40, 1400.0], [60, 1390.0], [80, 1500.0], [100, 1420.0]]
     # second quarter (25, 50]: 1400; last quarter (75, 100]: median of 1500 and 1420 = 1460
     assert sampled_growth(samples, 100) == 4.3
-    assert sampled_growth(samples[:2], 100) is None  # no sample in the last quarter
+    assert sampled_growth(samples[:3], 100) is None  # none in the last quarter (75, 100]
+    assert sampled_growth(samples[:1] + samples[4:], 100) is None  # none in the second (25, 50]
+    assert sampled_growth(samples, 90) == 7.1  # quarters (22.5, 45] and (67.5, 90]: 1400 -> 1500 (turn 100 is past the end)
 
 
 @pytest.mark.slow
