@@ -103,10 +103,8 @@ class BrainSession(Protocol):
 
         Raises :class:`~realtime.errors.BrainStateError` when no reply is in flight."""
 
-    async def prefill(self, hold: Hold = never) -> None:
-        """Warm the cache with the history as it stands (after a change, at a quiet moment); a decoder on this
-        machine's CPU waits while ``hold`` says so (another session's reply needs the CPU first). Failures are
-        logged."""
+    async def prefill(self) -> None:
+        """Warm the cache with the history as it stands (after a change, at a quiet moment). Failures are logged."""
 
     def close(self) -> None:
         """Stop any reply and free what this session holds. Idempotent."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from realtime.brain import ReplyPiece, ReplyRequest
 from realtime.conversation import STOP_SEQUENCES, Conversation, Message
-from realtime.decoder import Hold, TextDecoder, never
+from realtime.decoder import TextDecoder
 from realtime.errors import BrainStateError
 from realtime.reasoning import THINK_CLOSE, Piece, ThinkSplitter
 from realtime.tools import ToolCallSplitter, ToolUse
@@ -176,13 +176,13 @@ class CascadeSession:
         self._replying = False
         self._epoch += 1
 
-    async def prefill(self, hold: Hold = never) -> None:
-        """Prefill the history as it stands (call it after every change, when nobody speaks), computing nothing while
-        ``hold`` says so; the partial words start over. Ignored once closed; a failure is logged."""
+    async def prefill(self) -> None:
+        """Prefill the history as it stands (call it after every change, when nobody speaks); the partial words
+        start over. Ignored once closed; a failure is logged."""
         if self._closed:
             return
         self._prefilled = ""
-        await self._prefill(self._conversation.history_prompt(), hold)
+        await self._prefill(self._conversation.history_prompt())
 
     def close(self) -> None:
         """Stop the reply in flight (at its next piece). Idempotent."""
@@ -194,13 +194,13 @@ class CascadeSession:
         if self._closed:
             raise BrainStateError("the brain session is closed")
 
-    async def _prefill(self, prompt: str, hold: Hold = never) -> None:
+    async def _prefill(self, prompt: str) -> None:
         self._asked += 1
         asked = self._asked
         async with self._lane:
             if asked != self._asked or self._closed:
                 return
             try:
-                await self._decoder.prefill(prompt, hold=hold)
+                await self._decoder.prefill(prompt)
             except Exception:  # noqa: BLE001 - a failed prefill only costs latency
                 log.exception("prefill failed")

@@ -44,10 +44,8 @@ class TextDecoder(Protocol):
     """True when the prompt must list the tools (the model is run here); False when the request carries them and the
     server renders them with the model's own template."""
 
-    async def prefill(self, prompt: str, *, hold: Hold = never) -> None:
-        """Compute and cache the state for ``prompt`` without generating. A decoder that shares this machine's CPU
-        computes nothing while ``hold`` says so (asked between parts of the prompt); one on another machine may ignore
-        it."""
+    async def prefill(self, prompt: str) -> None:
+        """Compute and cache the state for ``prompt`` without generating."""
 
     def generate(
         self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS,
@@ -61,9 +59,6 @@ class TextDecoder(Protocol):
 
 HOLD_POLL_S = 0.02
 """How often a held reply asks whether it may go on (s)."""
-PREFILL_PART_CHARS = 512
-"""A prefill is computed in parts of about this many characters of prompt (~130 tokens, ~1.5 s on two cores), so that
-it can give way between them (:meth:`LlamaCppDecoder.prefill`)."""
 
 PROMPT_CACHE_MIB = 48
 """Host memory for llama.cpp's cache of idle slots' prompts (restored when a session whose slot another took speaks
@@ -113,18 +108,6 @@ def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
     return xllamacpp.Server(params)
 
 
-def prefill_parts(prompt: str, size: int = PREFILL_PART_CHARS) -> list[str]:
-    """Growing prefixes of ``prompt``, the last the whole of it, each but the last at least ``size`` characters longer
-    than the one before and cut just before a space (where Qwen's tokenizer begins a word, so that a prefix's tokens begin the whole
-    prompt's and each part computes only what it adds)."""
-    parts: list[str] = []
-    start = 0
-    while (cut := prompt.find(" ", start + size)) != -1:
-        parts.append(prompt[:cut])
-        start = cut
-    return [*parts, prompt]
-
-
 class LlamaCppDecoder:
     """llama.cpp running in this process, shared by every session (one cache slot per concurrent request). Tool
     calls are constrained to the tools' schemas by a grammar (:func:`~realtime.tools.call_grammar`)."""
@@ -136,13 +119,8 @@ class LlamaCppDecoder:
     ) -> None:
         self._server = llama_server(model_path, context=context, slots=slots, threads=threads)
 
-    async def prefill(self, prompt: str, *, hold: Hold = never) -> None:
-        """Prefill ``prompt`` in parts (:func:`prefill_parts`), each extending the slot's cached prefix, waiting before
-        each part while ``hold`` says so: a slot computing a long prompt is not free for a reply that needs one."""
-        for part in prefill_parts(prompt):
-            while hold():
-                await asyncio.sleep(HOLD_POLL_S)
-            await asyncio.to_thread(self._request, {"prompt": part, "max_tokens": 0, "cache_prompt": True}, None)
+    async def prefill(self, prompt: str) -> None:
+        await asyncio.to_thread(self._request, {"prompt": prompt, "max_tokens": 0, "cache_prompt": True}, None)
 
     async def generate(
         self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS,

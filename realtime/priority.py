@@ -6,10 +6,7 @@ synthesised far faster than it is spoken, so without a rule its later clauses ta
 user waits for a first word. :class:`FirstAudioFirst` keeps the turns that wait for their first audio and the users
 speaking now; while another session has one, a playing reply with more than :data:`LEAD_S` of audio ahead of its
 playback does not synthesise its next clause, and its writer (at most two clauses ahead of the synthesis) and the
-embedded decoder wait with it (it never stops a reply: its listener still has ``LEAD_S`` of audio queued). A
-session's background prefill of its history (after a new item, new instructions, a cut of the history) waits too
-while another session's turn waits for its first audio (:meth:`Lane.turn_waits_elsewhere`): eight sessions given
-~900-token items at once had the first reply wait 80 s behind the others' prefills.
+embedded decoder wait with it (it never stops a reply: its listener still has ``LEAD_S`` of audio queued).
 """
 
 from __future__ import annotations
@@ -32,8 +29,6 @@ class FirstAudioFirst:
     def __init__(self) -> None:
         self.count = 0
         """Turns and speakers waiting, all sessions together."""
-        self.turns = 0
-        """Of :attr:`count`, the turns waiting for their first audio (not the speakers)."""
 
     def lane(self) -> Lane:
         """A session's way in."""
@@ -57,21 +52,12 @@ class Lane:
         if key not in self._keys:
             self._keys.add(key)
             self._shared.count += 1
-            self._shared.turns += key != USER_SPEECH
 
     def started(self, key: str) -> None:
         """``key`` has its first audio, or is over (either may be told more than once)."""
         if key in self._keys:
             self._keys.discard(key)
             self._shared.count -= 1
-            self._shared.turns -= key != USER_SPEECH
-
-    def turn_waits_elsewhere(self) -> bool:
-        """Whether this session's background work (the prefill of its history) should wait: another session's turn
-        waits for its first audio and none of this one's does (a turn of its own may be waiting for that very prefill;
-        two such sessions holding for each other would wait for ever). Asked from any thread. Speakers do not count:
-        two sessions' users speaking at once must not hold each other's work."""
-        return self._shared.turns > 0 and not self._keys - {USER_SPEECH}
 
     def close(self) -> None:
         """The session ended: nothing of it waits any more."""

@@ -58,8 +58,7 @@ class RemoteTextDecoder:
     def __init__(self, client: ChatClient) -> None:
         self.client = client
 
-    async def prefill(self, prompt: str, *, hold: Hold = never) -> None:
-        """Warm the server's cache for ``prompt`` (``hold`` is ignored: the served model computes on its own machine)."""
+    async def prefill(self, prompt: str) -> None:
         messages, prefix = chat_messages(prompt)
         await self.client.warm(self.client.body(messages, temperature=0.0, **(_CONTINUE if prefix else {})))
 
@@ -157,7 +156,7 @@ class RemoteAudioConversation:
     async def hear_partial(self, text: str) -> None:
         """Ignored: the model hears the audio itself."""
 
-    async def prefill(self, hold: Hold = never) -> None:
+    async def prefill(self) -> None:
         """Nothing to do: each complete block warms the server's cache as it is heard."""
 
     def rewind(self) -> None:

@@ -12,7 +12,6 @@ from realtime.brain import ReplyRequest
 from realtime.cascade import CascadeBrain
 from realtime.context_window import SLOT_CONTEXT
 from realtime.conversation import HISTORY_TOKENS, Conversation, Message, Truncation, estimate_tokens
-from realtime.decoder import Hold, never
 from tests.fakes import FakeDecoder, settle, silence, speak
 from tests.test_session import QUESTION, Harness
 
@@ -119,9 +118,9 @@ async def test_every_spoken_reply_after_a_cut_extends_the_history_prefilled_befo
         log: list[tuple[str, str]] = []
         prefill, generate = h.decoder.prefill, h.decoder.generate
 
-        async def logged_prefill(prompt: str, *, hold: Hold = never) -> None:
+        async def logged_prefill(prompt: str) -> None:
             log.append(("prefill", prompt))
-            await prefill(prompt, hold=hold)
+            await prefill(prompt)
 
         def logged_generate(prompt: str, **options: object):  # noqa: ANN202 - the decoder's generator
             log.append(("reply", prompt))

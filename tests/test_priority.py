@@ -10,7 +10,7 @@ import numpy as np
 
 from realtime.conversation import Message
 from realtime.events import AudioOut, ReplyDone
-from realtime.priority import LEAD_S, USER_SPEECH, FirstAudioFirst
+from realtime.priority import LEAD_S, FirstAudioFirst
 from realtime.session import SessionConfig
 from tests.fakes import FakeSink, FakeTts, FakeVad, Listened, VirtualClock, fake_models, settle, speak
 
@@ -38,39 +38,6 @@ async def test_a_lane_gives_way_only_to_other_sessions_and_only_with_a_lead() ->
     mine.waiting("mine-again")
     mine.waiting("mine-again")  # told twice: counted once
     assert not mine.gives_way(10.0) and other.gives_way(10.0), "nothing of the other session waits; mine do"
-
-
-def test_background_work_waits_for_other_sessions_turns_not_for_speakers() -> None:
-    priority = FirstAudioFirst()
-    mine, other = priority.lane(), priority.lane()
-    assert not mine.turn_waits_elsewhere()
-    other.waiting(USER_SPEECH)
-    mine.waiting(USER_SPEECH)
-    assert not mine.turn_waits_elsewhere(), "two users speaking at once do not hold each other's prefills"
-    other.waiting("their-turn")
-    assert mine.turn_waits_elsewhere() and not other.turn_waits_elsewhere()
-    mine.waiting("my-turn")
-    assert not mine.turn_waits_elsewhere() and not other.turn_waits_elsewhere(), (
-        "a session whose own turn waits does not hold its prefill (that turn may wait for it): neither holds the other")
-    other.started("their-turn")
-    other.started("their-turn")  # told twice: counted once
-    assert other.turn_waits_elsewhere() and not mine.turn_waits_elsewhere()
-    mine.close()
-    assert not other.turn_waits_elsewhere()
-
-
-async def test_a_sessions_history_prefill_holds_while_another_sessions_turn_waits() -> None:
-    models, _, decoder, _ = fake_models()
-    async with Listened(models, SessionConfig(turn_detection=False), FakeSink(), clock=VirtualClock()) as session:
-        waiting = models.priority.lane()
-        session.session.history.add(Message("user", "Here are my notes about rivers."))
-        await settle(lambda: len(decoder.prefill_holds) >= 2)  # at the start, and after the new item
-        hold = decoder.prefill_holds[-1]
-        assert not hold()
-        waiting.waiting("their-turn")
-        assert hold(), "another session's turn waits for its first audio: the prefill gives way"
-        waiting.started("their-turn")
-        assert not hold()
 
 
 def spoken_s(sink: FakeSink) -> float:

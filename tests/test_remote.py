@@ -29,7 +29,7 @@ from realtime.brain import ReplyRequest
 from realtime.cascade import CascadeBrain
 from realtime.chat_client import ChatClient, ChatEndpoint, ServerUnavailable
 from realtime.conversation import Conversation, Message, chat_messages
-from realtime.decoder import DecoderError, Hold, never
+from realtime.decoder import DecoderError
 from realtime.errors import BrainStateError
 from realtime.events import ErrorEvent, ReplyDone, UserTranscriptFinal
 from realtime.models import Models
@@ -164,8 +164,8 @@ class KillsTheServer:
     def __init__(self, decoder: RemoteTextDecoder, server: LlmServer, after: int = 6) -> None:
         self.decoder, self.server, self.after, self.killed = decoder, server, after, False
 
-    async def prefill(self, prompt: str, *, hold: Hold = never) -> None:
-        await self.decoder.prefill(prompt, hold=hold)
+    async def prefill(self, prompt: str) -> None:
+        await self.decoder.prefill(prompt)
 
     async def generate(self, prompt: str, **options) -> AsyncGenerator[str, None]:
         async with aclosing(self.decoder.generate(prompt, **options)) as pieces:

@@ -34,7 +34,7 @@ class History:
         session = self._session
         self._conversation.compact(quiet=not session.user_speaking)
         if session.config.listen_while_thinking and not session.closed:
-            session.spawn(session.brain.prefill(session.lane.turn_waits_elsewhere), "prefill")
+            session.spawn(session.brain.prefill(), "prefill")
 
     def add(
         self, item: Message, previous_item_id: str | None = None, event_id: str | None = None, audio: np.ndarray | None = None

@@ -35,7 +35,6 @@ from transformers import DynamicCache, PreTrainedTokenizerBase
 
 from realtime.audio_blocks import MAX_BLOCK_SECONDS, AudioBlocks, split_blocks
 from realtime.brain import ReplyRequest
-from realtime.decoder import Hold, never
 from realtime.errors import BrainStateError
 from realtime.reasoning import Channel, Piece, ReplyMode, ThinkSplitter
 from realtime.step_audio.checkpoint import load_checkpoint
@@ -135,7 +134,7 @@ class StepAudioConversation:
     async def hear_partial(self, text: str) -> None:
         """Ignored: the brain hears the audio itself."""
 
-    async def prefill(self, hold: Hold = never) -> None:
+    async def prefill(self) -> None:
         """Nothing to do: the cache always holds the history (each block and each finished turn is prefilled as it
         comes)."""
 
