@@ -67,8 +67,8 @@ KB), the sessions beyond the 4 slots under the default limit of 8. llama.cpp fil
 slot's state whenever a request that shares little of it takes the slot, which one conversation does at every cut of
 its history, new instructions or tool list, and those states are never asked for again. Its default, 8192 MiB, grew
 the server ~10 MB a distinct prompt (``benchmarks.soak``: 1313 MB at the start of a 200-turn conversation, 1792 MB at
-its end); 256 MiB still grew it steadily through a 245-turn one (1380 MB at turn 20, 1596 MB at turn 240) while with
-the cache off the same soak stayed level after turn 20 (1376 -> 1371 MB at turn 100)."""
+its end); 256 MiB still grew it steadily through a 245-turn one (1380 MB at turn 20, 1596 MB at turn 240) while a
+100-turn soak with the cache off stayed level after turn 20 (1376 -> 1371 MB at turn 100)."""
 
 
 def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
