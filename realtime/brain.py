@@ -113,8 +113,10 @@ class BrainSession(Protocol):
 class Brain(Protocol):
     """A model shared by every session."""
 
-    def open(self, conversation: Conversation, *, block_seconds: float = 2.0) -> BrainSession:
+    def open(self, conversation: Conversation, *, block_seconds: float = 2.0, background: Hold = never) -> BrainSession:
         """A session's own conversation on this brain. ``conversation`` is the session's text history (a text brain
         builds its prompts from it; an audio brain takes its instructions and keeps its own audio history);
         ``block_seconds`` is how much audio an audio brain encodes and prefills at a time (raises ``ValueError``
-        outside (0, 25])."""
+        outside (0, 25]); ``background`` says, from any thread, when the session's prefills should stop computing for
+        a while (:meth:`~realtime.priority.Lane.background_waits`): a brain whose model does not share this machine's
+        CPU may ignore it."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from realtime.brain import ReplyPiece, ReplyRequest
 from realtime.conversation import STOP_SEQUENCES, Conversation, Message
-from realtime.decoder import TextDecoder
+from realtime.decoder import Hold, TextDecoder, never
 from realtime.errors import BrainStateError
 from realtime.reasoning import THINK_CLOSE, Piece, ThinkSplitter
 from realtime.tools import ToolCallSplitter, ToolUse
@@ -38,10 +38,10 @@ class CascadeBrain:
     def __init__(self, decoder: TextDecoder) -> None:
         self.decoder = decoder
 
-    def open(self, conversation: Conversation, *, block_seconds: float = 2.0) -> CascadeSession:
-        """A session's brain on ``conversation`` (read, never changed). ``block_seconds`` is for audio brains and is
-        ignored here."""
-        return CascadeSession(self.decoder, conversation)
+    def open(self, conversation: Conversation, *, block_seconds: float = 2.0, background: Hold = never) -> CascadeSession:
+        """A session's brain on ``conversation`` (read, never changed); its prefills hold while ``background`` says so.
+        ``block_seconds`` is for audio brains and is ignored here."""
+        return CascadeSession(self.decoder, conversation, background)
 
 
 class CascadeSession:
@@ -50,9 +50,11 @@ class CascadeSession:
     hears_audio = False
     calls_tools = True
 
-    def __init__(self, decoder: TextDecoder, conversation: Conversation) -> None:
+    def __init__(self, decoder: TextDecoder, conversation: Conversation, background: Hold = never) -> None:
         self._decoder = decoder
         self._conversation = conversation
+        self._background = background
+        """True while the prefills should hold (:meth:`~realtime.priority.Lane.background_waits`)."""
         self._prefilled = ""
         """The partial words last prefilled (a partial that adds nothing is not sent again)."""
         self._lane = asyncio.Lock()
@@ -201,6 +203,6 @@ class CascadeSession:
             if asked != self._asked or self._closed:
                 return
             try:
-                await self._decoder.prefill(prompt)
+                await self._decoder.prefill(prompt, hold=self._background)
             except Exception:  # noqa: BLE001 - a failed prefill only costs latency
                 log.exception("prefill failed")

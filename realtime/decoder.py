@@ -44,8 +44,10 @@ class TextDecoder(Protocol):
     """True when the prompt must list the tools (the model is run here); False when the request carries them and the
     server renders them with the model's own template."""
 
-    async def prefill(self, prompt: str) -> None:
-        """Compute and cache the state for ``prompt`` without generating."""
+    async def prefill(self, prompt: str, *, hold: Hold = never) -> None:
+        """Compute and cache the state for ``prompt`` without generating. A decoder that shares this machine's CPU
+        with the rest of the agent stops computing while ``hold`` says so (at its next batch of prompt tokens) and then
+        goes on from where it stopped; one on another machine may ignore it."""
 
     def generate(
         self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS,
@@ -58,7 +60,16 @@ class TextDecoder(Protocol):
 
 
 HOLD_POLL_S = 0.02
-"""How often a held reply asks whether it may go on (s)."""
+"""How often a held reply or prefill asks whether it may go on (s)."""
+
+PROMPT_BATCH = 64
+"""Prompt tokens llama.cpp computes in one step (``n_batch``; its default is 2048). A held prefill stops, and a closed
+request ends, only between steps, and llama.cpp may begin one more step before it sees the request end: on two cores a
+step of 64 tokens of the embedded 0.5B takes ~0.8 s (prompts at ~75-85 tok/s); a whole 1000-token prompt in one step
+~13 s. Smaller steps cost throughput: a 1213-token prompt took 14.9-17.8 s in steps of 2048 tokens, 14.2-16.8 in 128,
+16.9-18.8 in 96, 19.1-19.3 in 64, 19.7-21.0 in 32 (three runs each). A spoken question asked while three other
+sessions prefilled ~600-token items (``benchmarks.background_prefill``, 4 trials each) waited p50 5.7 s for its
+first audio with steps of 128, 2.0-2.4 s with 64 and 1.7 s with 32 (1.2-1.3 s alone)."""
 
 PROMPT_CACHE_MIB = 48
 """Host memory for llama.cpp's cache of idle slots' prompts (restored when a session whose slot another took speaks
@@ -82,10 +93,12 @@ def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
     alias: str | None = None,
     api_key: str | None = None,
     prompt_cache_mib: int = PROMPT_CACHE_MIB,
+    prompt_batch: int = PROMPT_BATCH,
 ):
     """llama.cpp's server in this process (embedded model by default): in-process calls, and its
     OpenAI-compatible HTTP API on ``host:port`` (0: a free port; see ``listening_address``); ``prompt_cache_mib``:
-    host memory for idle slots' prompts (:data:`PROMPT_CACHE_MIB`; 0: none)."""
+    host memory for idle slots' prompts (:data:`PROMPT_CACHE_MIB`; 0: none); ``prompt_batch``: prompt tokens a step
+    (:data:`PROMPT_BATCH`)."""
     import xllamacpp
 
     from realtime.assets import QWEN_05B_GGUF
@@ -95,6 +108,8 @@ def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
     params.n_ctx = context
     params.n_parallel = slots
     params.cache_ram_mib = prompt_cache_mib
+    params.n_batch = prompt_batch
+    params.n_ubatch = min(params.n_ubatch, prompt_batch)
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     params.verbosity = -1
@@ -119,8 +134,19 @@ class LlamaCppDecoder:
     ) -> None:
         self._server = llama_server(model_path, context=context, slots=slots, threads=threads)
 
-    async def prefill(self, prompt: str) -> None:
-        await asyncio.to_thread(self._request, {"prompt": prompt, "max_tokens": 0, "cache_prompt": True}, None)
+    async def prefill(self, prompt: str, *, hold: Hold = never) -> None:
+        """Cache ``prompt``'s state. While ``hold`` says so, the decoder computes nothing: the request ends after its
+        step of prompt tokens in progress (:data:`PROMPT_BATCH`) and, once ``hold`` lets it, a new one goes on from
+        what the slot cached."""
+        body = {"prompt": prompt, "max_tokens": 0, "cache_prompt": True, "stream": True}
+        while True:
+            while hold():
+                await asyncio.sleep(HOLD_POLL_S)
+            async for piece in self._stream(body, hold):
+                if piece is None:
+                    break
+            else:
+                return
 
     async def generate(
         self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0, tools: ToolUse = NO_TOOLS,
@@ -158,20 +184,22 @@ class LlamaCppDecoder:
                 await asyncio.sleep(HOLD_POLL_S)
 
     async def _stream(self, body: dict[str, object], hold: Hold) -> AsyncGenerator[str | None, None]:
-        """One streamed request: its pieces, then None if it ended because ``hold`` said so."""
+        """One streamed request: its pieces, then None if it ended because ``hold`` said so. llama.cpp reports its
+        progress through the prompt after every step, so a request closed or held then stops before its next one."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         cancelled, paused = threading.Event(), threading.Event()
 
         def on_piece(text: str) -> bool:
-            loop.call_soon_threadsafe(pieces.put_nowait, text)
+            if text:
+                loop.call_soon_threadsafe(pieces.put_nowait, text)
             if hold():
                 paused.set()
             return cancelled.is_set() or paused.is_set()
 
         def run() -> None:
             try:
-                self._request(body, on_piece)
+                self._request({**body, "return_progress": True}, on_piece)
                 outcome: BaseException | None = None
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 outcome = exc
@@ -191,8 +219,9 @@ class LlamaCppDecoder:
             # (swallowed, it would let a stopped turn's reply run on and fill a queue nobody reads).
             await asyncio.shield(worker)
 
-    def _request(self, body: dict[str, object], on_piece) -> None:  # noqa: ANN001 - callable(str) -> bool
-        """Run one completion request (blocking); ``on_piece`` receives streamed text."""
+    def _request(self, body: dict[str, object], on_piece: Callable[[str], bool]) -> None:
+        """Run one streamed completion request (blocking); ``on_piece`` receives each response's text (empty for a
+        report of progress) and returns True to end the request."""
         failure: list[str] = []
 
         def callback(response: object) -> bool:
@@ -204,7 +233,7 @@ class LlamaCppDecoder:
                 return True
             choices = data.get("choices") or [{}]
             text = choices[0].get("text") or data.get("content") or ""
-            return on_piece(text) if (on_piece and text) else False
+            return on_piece(text)
 
         self._server.handle_completions(body, callback)
         if failure:

@@ -7,6 +7,12 @@ user waits for a first word. :class:`FirstAudioFirst` keeps the turns that wait 
 speaking now; while another session has one, a playing reply with more than :data:`LEAD_S` of audio ahead of its
 playback does not synthesise its next clause, and its writer (at most two clauses ahead of the synthesis) and the
 embedded decoder wait with it (it never stops a reply: its listener still has ``LEAD_S`` of audio queued).
+
+A session's background work waits too: its decoder prefills (the history after a change) stop at their next step of
+prompt tokens while another session's user speaks or its turn waits for its first audio, and go on from there
+afterwards (:meth:`Lane.background_waits`). Without that, llama.cpp's continuous batching put a waiting reply's
+tokens in the same batches as other sessions' prompts: eight sessions each given a ~900-token item at once kept the
+first question's reply waiting 81 s.
 """
 
 from __future__ import annotations
@@ -68,6 +74,12 @@ class Lane:
         """Whether a reply of this session with ``lead_s`` seconds of audio ahead of its playback should wait: another
         session waits for its first audio, and more than :data:`LEAD_S` is queued."""
         return lead_s > LEAD_S and self._shared.count > len(self._keys)
+
+    def background_waits(self) -> bool:
+        """Whether this session's background work (a decoder prefill) should wait now: another session's user speaks
+        or its turn waits for its first audio, and nothing of this session does (its own turn may need the work, and
+        two sessions must never wait for each other). A :data:`~realtime.decoder.Hold`, asked from any thread."""
+        return not self._keys and self._shared.count > 0
 
     async def give_way(self, lead_s: Callable[[], float]) -> None:
         """Return once a playing reply of this session may synthesise its next clause (:meth:`gives_way`)."""

@@ -58,7 +58,8 @@ class RemoteTextDecoder:
     def __init__(self, client: ChatClient) -> None:
         self.client = client
 
-    async def prefill(self, prompt: str) -> None:
+    async def prefill(self, prompt: str, *, hold: Hold = never) -> None:
+        """Warm the server's cache with ``prompt`` (``hold`` is ignored: the model computes on its own server)."""
         messages, prefix = chat_messages(prompt)
         await self.client.warm(self.client.body(messages, temperature=0.0, **(_CONTINUE if prefix else {})))
 
@@ -105,10 +106,12 @@ class RemoteAudioBrain:
         self.max_turns = max_turns
         """Finished turns kept in the history (each turn's audio is sent again with every request)."""
 
-    def open(self, conversation: Conversation, *, block_seconds: float = 2.0) -> RemoteAudioConversation:
+    def open(
+        self, conversation: Conversation, *, block_seconds: float = 2.0, background: Hold = never
+    ) -> RemoteAudioConversation:
         """A session's conversation, opened with ``conversation.current_instructions`` (the brain keeps its own history, the
         human audio and the answers as heard). ``block_seconds``: the audio sent as one ``input_audio`` part;
-        ``ValueError`` outside (0, 25]."""
+        ``ValueError`` outside (0, 25]. ``background`` is ignored: the model computes on its own server."""
         return RemoteAudioConversation(self, conversation.current_instructions, block_seconds=block_seconds)
 
 

@@ -101,11 +101,14 @@ class FakeDecoder:
         self.hold_after = 0
         self.prefill_gate: asyncio.Event | None = None
         """When given, every prefill waits for it (a slow prefill)."""
+        self.prefill_holds: list[Hold] = []
+        """The ``hold`` each prefill was given."""
         self.held: list[bool] = []
         """What the reply's ``hold`` said before each word of the last generation."""
 
-    async def prefill(self, prompt: str) -> None:
+    async def prefill(self, prompt: str, *, hold: Hold = never) -> None:
         self.prefilled.append(prompt)
+        self.prefill_holds.append(hold)
         if self.prefill_gate is not None:
             await self.prefill_gate.wait()
 

@@ -16,7 +16,7 @@ from realtime.brain import Brain, ReplyRequest
 from realtime.cascade import CascadeBrain
 from realtime.chat_client import ChatClient, ChatEndpoint
 from realtime.conversation import REASONING_PRIMER, STOP_SEQUENCES, Conversation
-from realtime.decoder import DecoderError
+from realtime.decoder import DecoderError, Hold, never
 from realtime.errors import BrainStateError, InvalidStateError
 from realtime.reasoning import THINK_CLOSE, Piece
 from realtime.remote_brain import RemoteAudioBrain
@@ -109,7 +109,7 @@ class ScriptedDecoder:
         self.prefilled: list[str] = []
         self.fail_prefill = False
 
-    async def prefill(self, prompt: str) -> None:
+    async def prefill(self, prompt: str, *, hold: Hold = never) -> None:
         self.prefilled.append(prompt)
         if self.fail_prefill:
             raise DecoderError("the model server is down")

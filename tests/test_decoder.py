@@ -1,15 +1,18 @@
 """The embedded decoder (llama.cpp, the real 0.5B from its package) holds a reply while asked to: it computes nothing
-meanwhile and then goes on with the same words; a reply under a tool grammar is never held."""
+meanwhile and then goes on with the same words; a reply under a tool grammar is never held; a prefill held in the middle
+of its prompt computes nothing meanwhile and then goes on from what it had cached."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Callable
 
 import pytest
 
 from realtime.conversation import STOP_SEQUENCES, Conversation
-from realtime.decoder import LlamaCppDecoder
+from realtime.decoder import PROMPT_BATCH, LlamaCppDecoder
 from realtime.tools import Tool, ToolUse
 
 STORY = Conversation().reply_prompt("Tell me a long story about a brave knight and a clever dragon.")
@@ -48,6 +51,68 @@ async def test_a_held_reply_computes_nothing_and_goes_on_with_the_same_words(dec
         assert len(story.split()) > 40 and story.count(story[:30]) == 1, "one story, long enough to be held in the middle"
     # The words after the hold are the model's own continuation of the text so far; they may differ from the
     # unheld run's, as they do for any change of the cache's state (the numerics of a re-evaluated token).
+
+
+NOTES = Conversation().user_prefix(
+    "Please keep these notes in mind: " + " ".join(f"item {i} is a {colour} box," for i, colour in enumerate(["red", "blue", "green"] * 40))
+)
+"""A prompt of ~1000 tokens: several of llama.cpp's steps of PROMPT_BATCH tokens."""
+STEP_S_PER_TOKEN = 0.03
+"""A prompt token's share of a step, with room: ~0.013 s on two quiet cores (README, "Choosing the engine")."""
+
+
+class Timed:
+    """llama.cpp's server, keeping the figures of every request that ran to its end (tokens cached, computed)."""
+
+    def __init__(self, server: object) -> None:
+        self.server = server
+        self.timings: list[dict[str, float]] = []
+
+    def handle_completions(self, body: dict[str, object], callback: Callable[[object], bool]) -> None:
+        def keep(response: object) -> bool:
+            data = json.loads(response) if isinstance(response, str) else response
+            if isinstance(data, dict) and "timings" in data:
+                self.timings.append(data["timings"])
+            return callback(response)
+
+        self.server.handle_completions(body, keep)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+async def test_a_held_prefill_computes_nothing_and_goes_on_from_its_cache(decoder: LlamaCppDecoder) -> None:
+    progress, holding, cpu = [0], [False], [0.0]
+
+    def hold() -> bool:
+        progress[0] += 1
+        return holding[0]
+
+    async def hold_after_a_step() -> None:
+        while progress[0] < 3:  # asked before the request, then as llama.cpp starts the prompt and after its first step
+            await asyncio.sleep(0.001)
+        holding[0] = True
+        asked = progress[0]
+        while progress[0] < asked + 3:  # asked again at the end of the step in progress, then while the request waits
+            await asyncio.sleep(0.001)
+        # llama.cpp may have begun one more step before it saw the request end
+        await asyncio.sleep(PROMPT_BATCH * STEP_S_PER_TOKEN)
+        started = time.process_time()
+        await asyncio.sleep(1.0)
+        cpu[0] = time.process_time() - started
+        holding[0] = False
+
+    server = decoder._server  # noqa: SLF001 - the server's own figures
+    decoder._server = timed = Timed(server)  # noqa: SLF001
+    try:
+        await asyncio.gather(decoder.prefill(NOTES, hold=hold), hold_after_a_step())
+        await decoder.prefill(NOTES)
+    finally:
+        decoder._server = server  # noqa: SLF001
+    assert cpu[0] < 0.2, "held, it computes nothing"
+    resumed, again = timed.timings[-2:]
+    total = resumed["cache_n"] + resumed["prompt_n"]
+    assert total > 900, "the prompt needs several steps"
+    assert PROMPT_BATCH <= resumed["cache_n"] < total / 2, "the request after the hold went on from the steps before it"
+    assert again["cache_n"] >= total - 1, "then the whole prompt was cached"
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
+from typing import Any
 
 import pytest
 
@@ -118,9 +119,9 @@ async def test_every_spoken_reply_after_a_cut_extends_the_history_prefilled_befo
         log: list[tuple[str, str]] = []
         prefill, generate = h.decoder.prefill, h.decoder.generate
 
-        async def logged_prefill(prompt: str) -> None:
+        async def logged_prefill(prompt: str, **options: Any) -> None:
             log.append(("prefill", prompt))
-            await prefill(prompt)
+            await prefill(prompt, **options)
 
         def logged_generate(prompt: str, **options: object):  # noqa: ANN202 - the decoder's generator
             log.append(("reply", prompt))

@@ -1,5 +1,6 @@
 """Fair scheduling between sessions: a playing reply holds back its next clause while another session's turn waits for
-its first audio, and only while it has more than LEAD_S of audio ahead of its playback (fakes, virtual clock)."""
+its first audio, and only while it has more than LEAD_S of audio ahead of its playback; a session's prefills hold while
+another session's turn waits (fakes, virtual clock)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from realtime.conversation import Message
 from realtime.events import AudioOut, ReplyDone
-from realtime.priority import LEAD_S, FirstAudioFirst
+from realtime.priority import LEAD_S, USER_SPEECH, FirstAudioFirst
 from realtime.session import SessionConfig
 from tests.fakes import FakeSink, FakeTts, FakeVad, Listened, VirtualClock, fake_models, settle, speak
 
@@ -38,6 +39,45 @@ async def test_a_lane_gives_way_only_to_other_sessions_and_only_with_a_lead() ->
     mine.waiting("mine-again")
     mine.waiting("mine-again")  # told twice: counted once
     assert not mine.gives_way(10.0) and other.gives_way(10.0), "nothing of the other session waits; mine do"
+
+
+def test_background_work_waits_for_other_sessions_turns_only() -> None:
+    priority = FirstAudioFirst()
+    mine, other = priority.lane(), priority.lane()
+    assert not mine.background_waits(), "nothing waits"
+    other.waiting(USER_SPEECH)
+    assert mine.background_waits() and not other.background_waits(), "the speaker's partial words go first"
+    other.started(USER_SPEECH)
+    other.waiting("their-turn")
+    assert mine.background_waits() and not other.background_waits()
+    mine.waiting(USER_SPEECH)
+    assert not mine.background_waits(), "my own turn may need my prefill: it never waits for theirs"
+    mine.started(USER_SPEECH)
+    mine.started(USER_SPEECH)  # told twice: counted once
+    assert mine.background_waits()
+    other.close()
+    assert not mine.background_waits(), "a closed session waits for nothing"
+
+
+async def test_a_sessions_prefills_hold_while_another_sessions_turn_waits_for_its_first_audio() -> None:
+    models, _, decoder, _ = fake_models({"hello.": "Hi there, nice to meet you."})
+    models.tts = tts = FirstClauseGate()
+    config = SessionConfig(turn_detection=False)
+    clock = VirtualClock()
+    async with Listened(models, config, FakeSink(), clock=clock), Listened(models, config, FakeSink(), clock=clock) as asking:
+        await settle(lambda: len(decoder.prefill_holds) >= 2)
+        others_prefill = decoder.prefill_holds[0]
+        assert not others_prefill(), "nothing waits yet"
+        asking.session.history.add(Message("user", "hello."))
+        await settle(lambda: len(decoder.prefill_holds) >= 3)
+        own_prefill = decoder.prefill_holds[-1]
+        await asking.session.create_response()
+        await settle(lambda: len(tts.spoken) > 0 or bool(decoder.held))
+        assert others_prefill(), "the other session's prefill computes nothing while this turn waits for its first audio"
+        assert not own_prefill(), "the asking session's own prefill goes on: its reply needs it"
+        tts.gate.set()
+        await settle(lambda: any(isinstance(i, AudioOut) for i in asking.items))
+        assert not others_prefill(), "the first audio is out: the other session's prefill goes on"
 
 
 def spoken_s(sink: FakeSink) -> float:

@@ -164,8 +164,8 @@ class KillsTheServer:
     def __init__(self, decoder: RemoteTextDecoder, server: LlmServer, after: int = 6) -> None:
         self.decoder, self.server, self.after, self.killed = decoder, server, after, False
 
-    async def prefill(self, prompt: str) -> None:
-        await self.decoder.prefill(prompt)
+    async def prefill(self, prompt: str, **options) -> None:
+        await self.decoder.prefill(prompt, **options)
 
     async def generate(self, prompt: str, **options) -> AsyncGenerator[str, None]:
         async with aclosing(self.decoder.generate(prompt, **options)) as pieces:

@@ -90,11 +90,13 @@ class VoiceSession:
         self.utterance = UtteranceBuffer(prefix_padding_ms=self.config.prefix_padding_ms, max_utterance_s=self.config.max_utterance_s)
         self.user_item_id = new_item_id()
         """The user message the current (or next) utterance becomes."""
-        self.brain = models.brain.open(self.conversation, block_seconds=self.config.audio_block_seconds)
-        self._vad = vad if vad is not None else VoiceActivityDetector()
-        self._policy = TurnPolicy(self.config.policy)
         self.lane = models.priority.lane()
         """This session's place among the sessions sharing ``models`` (:mod:`realtime.priority`)."""
+        self.brain = models.brain.open(
+            self.conversation, block_seconds=self.config.audio_block_seconds, background=self.lane.background_waits
+        )
+        self._vad = vad if vad is not None else VoiceActivityDetector()
+        self._policy = TurnPolicy(self.config.policy)
         self.replier = Replier(models.asr, self.brain, Speaker(models.tts, self.output.room, self.lane))
         self.history = History(self)
         self.turns = TurnKeeper(self, self.history)

@@ -35,6 +35,7 @@ from transformers import DynamicCache, PreTrainedTokenizerBase
 
 from realtime.audio_blocks import MAX_BLOCK_SECONDS, AudioBlocks, split_blocks
 from realtime.brain import ReplyRequest
+from realtime.decoder import Hold, never
 from realtime.errors import BrainStateError
 from realtime.reasoning import Channel, Piece, ReplyMode, ThinkSplitter
 from realtime.step_audio.checkpoint import load_checkpoint
@@ -71,10 +72,13 @@ class StepAudioBrain:
         :class:`~realtime.step_audio.config.CheckpointError` naming what is wrong with it)."""
         return cls(*load_checkpoint(model_dir, device=device, dtype=dtype))
 
-    def open(self, conversation: Conversation, *, block_seconds: float = 2.0) -> StepAudioConversation:
+    def open(
+        self, conversation: Conversation, *, block_seconds: float = 2.0, background: Hold = never
+    ) -> StepAudioConversation:
         """A session's conversation with its own KV cache, opened with ``conversation.current_instructions`` (the brain keeps
         its own history, the human audio and the answers as heard). ``block_seconds``: the audio encoded and
-        prefilled at a time while the user speaks; ``ValueError`` outside (0, 25]."""
+        prefilled at a time while the user speaks; ``ValueError`` outside (0, 25]. ``background`` is ignored: the
+        model computes on its GPU, not on the cores the sessions share."""
         return StepAudioConversation(self, conversation.current_instructions, block_seconds=block_seconds)
 
     def run(self, call: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
