@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.client import AGENT, Server, launch, ready
-from benchmarks.fairness import baseline_commit, first_reply
-from benchmarks.report import EMBEDDED_MODELS, Record, distribution, machine, now_iso, write_results
+from benchmarks.client import Server
+from benchmarks.fairness import first_reply, side_by_side, side_by_side_record
+from benchmarks.report import Record, distribution, write_results
 from benchmarks.soak import Conversing, Questions
 
 WORDS = ("river mountain lantern copper violet harbor meadow pencil thunder orchard saddle marble window garden silver "
@@ -153,24 +151,11 @@ def main() -> None:
                         "version) whose server is measured in the same run, trial by trial")
     parser.add_argument("--label", default="cpu")
     args = parser.parse_args()
-    trees = {"this": None, **({"baseline": args.baseline_tree.resolve()} if args.baseline_tree else {})}
-    processes = {name: launch(AGENT, "--latency-budget-ms", "0", tree=tree) for name, tree in trees.items()}
-    try:
-        servers = {name: ready(process) for name, process in processes.items()}
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = asyncio.run(run(servers, args, Path(tmp)))
-    finally:
-        for process in processes.values():
-            with contextlib.suppress(Exception):
-                Server(process, "").stop()
-    record = {"benchmark": "background_prefill", "date": now_iso(), "label": args.label, "machine": machine(),
-              "models": EMBEDDED_MODELS, "options": {**vars(args), "baseline_tree": baseline_commit(args.baseline_tree)},
-              "rows": rows}
+    rows = side_by_side(args.baseline_tree, lambda servers, folder: run(servers, args, folder))
+    record, where = side_by_side_record("background_prefill", args, rows)
     text = "\n".join([
         f"# Fairness: a spoken question while other sessions prefill long items ({args.label}, {record['date']})", "",
-        f"{machine()['cpus']} CPUs; {EMBEDDED_MODELS}; `realtime serve` without admission control"
-        f"{' (this checkout, and the baseline checkout side by side, trial by trial)' if args.baseline_tree else ''}. "
-        f"Contended: {args.loaders} other sessions each add a typed item of {args.words} random words at once (each then "
+        where + f"Contended: {args.loaders} other sessions each add a typed item of {args.words} random words at once (each then "
         f"prefills its history in the background), and {args.after_s} s later the asking session speaks a short "
         "question; then each loader asks a short typed question in turn (what is left of its own prefill comes first). "
         "Alone: the same spoken question with no other session. First-packet delay: from the frame with the true last "

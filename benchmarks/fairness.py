@@ -20,6 +20,7 @@ import contextlib
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,33 @@ def baseline_commit(tree: Path | None) -> str | None:
     return subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
 
 
+def side_by_side(baseline_tree: Path | None, measure: Callable[[dict[str, Server], Path], Coroutine[None, None, list[Record]]],
+                 *serve_args: str) -> list[Record]:
+    """Start this checkout's ``realtime serve`` ("this") and, when given, ``baseline_tree``'s ("baseline"), both without
+    admission control (every session is served whatever the load); run ``measure`` on them with a scratch folder, then
+    stop them."""
+    trees = {"this": None, **({"baseline": baseline_tree.resolve()} if baseline_tree else {})}
+    processes = {name: launch(AGENT, "--latency-budget-ms", "0", *serve_args, tree=tree) for name, tree in trees.items()}
+    try:
+        servers = {name: ready(process) for name, process in processes.items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            return asyncio.run(measure(servers, Path(tmp)))
+    finally:
+        for process in processes.values():
+            with contextlib.suppress(Exception):
+                Server(process, "").stop()
+
+
+def side_by_side_record(benchmark: str, args: argparse.Namespace, rows: list[Record]) -> tuple[Record, str]:
+    """A side-by-side run's result record (the baseline named by its commit), and the sentence that says where it ran."""
+    record = {"benchmark": benchmark, "date": now_iso(), "label": args.label, "machine": machine(),
+              "models": EMBEDDED_MODELS, "options": {**vars(args), "baseline_tree": baseline_commit(args.baseline_tree)},
+              "rows": rows}
+    where = (f"{machine()['cpus']} CPUs; {EMBEDDED_MODELS}; `realtime serve` without admission control"
+             f"{' (this checkout, and the baseline checkout side by side, trial by trial)' if args.baseline_tree else ''}. ")
+    return record, where
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=8)
@@ -127,25 +155,12 @@ def main() -> None:
     parser.add_argument("--label", default="cpu")
     parser.add_argument("--serve-args", default="", help="more `realtime serve` options")
     args = parser.parse_args()
-    trees = {"this": None, **({"baseline": args.baseline_tree.resolve()} if args.baseline_tree else {})}
-    # without admission control: both sessions are served whatever the load
-    processes = {name: launch(AGENT, "--latency-budget-ms", "0", *args.serve_args.split(), tree=tree) for name, tree in trees.items()}
-    try:
-        servers = {name: ready(process) for name, process in processes.items()}
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = asyncio.run(run(servers, args.trials, args.after_s, Path(tmp)))
-    finally:
-        for process in processes.values():
-            with contextlib.suppress(Exception):
-                Server(process, "").stop()
-    record = {"benchmark": "fairness", "date": now_iso(), "label": args.label, "machine": machine(),
-              "models": EMBEDDED_MODELS, "options": {**vars(args), "baseline_tree": baseline_commit(args.baseline_tree)},
-              "rows": rows}
+    rows = side_by_side(args.baseline_tree, lambda servers, folder: run(servers, args.trials, args.after_s, folder),
+                        *args.serve_args.split())
+    record, where = side_by_side_record("fairness", args, rows)
     text = "\n".join([
         f"# Fairness: a first clause during another session's long answer ({args.label}, {record['date']})", "",
-        f"{machine()['cpus']} CPUs; {EMBEDDED_MODELS}; `realtime serve` without admission control"
-        f"{' (this checkout, and the baseline checkout side by side, trial by trial)' if args.baseline_tree else ''}. "
-        f"Contended: session A asks for a long story (typed), session B speaks a short question {args.after_s} s after "
+        where + f"Contended: session A asks for a long story (typed), session B speaks a short question {args.after_s} s after "
         "A's first audio; alone: B's question with no other session; the same questions in alternating order. "
         "A's story with a gap: its audio, played in real time as it arrived, ran dry before A cancelled it "
         f"{LISTEN_AFTER_S} s after B's first audio.", "", *table(rows)])

@@ -29,7 +29,7 @@ class DecoderError(AgentError, RuntimeError):
 
 
 Hold = Callable[[], bool]
-"""Asked as a reply is written (from any thread): True while its next words are not needed yet."""
+"""Asked as a reply is written or a prompt prefilled (from any thread): True while the work should wait."""
 
 
 def never() -> bool:
@@ -68,8 +68,9 @@ request ends, only between steps, and llama.cpp may begin one more step before i
 step of 64 tokens of the embedded 0.5B takes ~0.8 s (prompts at ~75-85 tok/s); a whole 1000-token prompt in one step
 ~13 s. Smaller steps cost throughput: a 1213-token prompt took 14.9-17.8 s in steps of 2048 tokens, 14.2-16.8 in 128,
 16.9-18.8 in 96, 19.1-19.3 in 64, 19.7-21.0 in 32 (three runs each). A spoken question asked while three other
-sessions prefilled ~600-token items (``benchmarks.background_prefill``, 4 trials each) waited p50 5.7 s for its
-first audio with steps of 128, 2.0-2.4 s with 64 and 1.7 s with 32 (1.2-1.3 s alone)."""
+sessions prefilled ~600-token items (``benchmarks.background_prefill``, 4 trials each) waited p50 5.5-5.7 s for
+its first audio with steps of 128, 2.0-2.4 s with 64 and 1.7 s with 32 (1.2-1.3 s alone); the committed 6-trial run
+with 64, 2.9 s (``2026-12-02-background-prefill-cpu2.md``)."""
 
 PROMPT_CACHE_MIB = 48
 """Host memory for llama.cpp's cache of idle slots' prompts (restored when a session whose slot another took speaks
@@ -93,12 +94,13 @@ def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
     alias: str | None = None,
     api_key: str | None = None,
     prompt_cache_mib: int = PROMPT_CACHE_MIB,
-    prompt_batch: int = PROMPT_BATCH,
+    prompt_batch: int | None = None,
 ):
     """llama.cpp's server in this process (embedded model by default): in-process calls, and its
     OpenAI-compatible HTTP API on ``host:port`` (0: a free port; see ``listening_address``); ``prompt_cache_mib``:
     host memory for idle slots' prompts (:data:`PROMPT_CACHE_MIB`; 0: none); ``prompt_batch``: prompt tokens a step
-    (:data:`PROMPT_BATCH`)."""
+    (None: llama.cpp's own, 2048, for a server whose clients never hold a prefill; the embedded decoder's is
+    :data:`PROMPT_BATCH`)."""
     import xllamacpp
 
     from realtime.assets import QWEN_05B_GGUF
@@ -108,8 +110,9 @@ def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
     params.n_ctx = context
     params.n_parallel = slots
     params.cache_ram_mib = prompt_cache_mib
-    params.n_batch = prompt_batch
-    params.n_ubatch = min(params.n_ubatch, prompt_batch)
+    if prompt_batch is not None:
+        params.n_batch = prompt_batch
+        params.n_ubatch = min(params.n_ubatch, prompt_batch)
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     params.verbosity = -1
@@ -132,12 +135,14 @@ class LlamaCppDecoder:
     def __init__(
         self, model_path: str | Path | None = None, *, context: int = CONTEXT, slots: int = SLOTS, threads: int = 2
     ) -> None:
-        self._server = llama_server(model_path, context=context, slots=slots, threads=threads)
+        self._server = llama_server(model_path, context=context, slots=slots, threads=threads, prompt_batch=PROMPT_BATCH)
 
     async def prefill(self, prompt: str, *, hold: Hold = never) -> None:
         """Cache ``prompt``'s state. While ``hold`` says so, the decoder computes nothing: the request ends after its
         step of prompt tokens in progress (:data:`PROMPT_BATCH`) and, once ``hold`` lets it, a new one goes on from
-        what the slot cached."""
+        what the slot cached. That is the best case: llama.cpp gives the new request the idle slot whose cache shares
+        the most with it, and with more sessions than slots another prompt may have taken that slot meanwhile (its
+        state may then come back from the prompt cache, :data:`PROMPT_CACHE_MIB`, or be computed again)."""
         body = {"prompt": prompt, "max_tokens": 0, "cache_prompt": True, "stream": True}
         while True:
             while hold():
@@ -185,7 +190,8 @@ class LlamaCppDecoder:
 
     async def _stream(self, body: dict[str, object], hold: Hold) -> AsyncGenerator[str | None, None]:
         """One streamed request: its pieces, then None if it ended because ``hold`` said so. llama.cpp reports its
-        progress through the prompt after every step, so a request closed or held then stops before its next one."""
+        progress through the prompt after every step (:data:`PROMPT_BATCH`), where a request closed or held ends (it may
+        have begun one more step meanwhile)."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         cancelled, paused = threading.Event(), threading.Event()
@@ -215,13 +221,14 @@ class LlamaCppDecoder:
                 yield None
         finally:
             cancelled.set()
-            # Wait for the request to stop (at its next piece); a cancellation of the consumer meanwhile goes on up
+            # Wait for the request to stop (at its next piece or report of progress); a cancellation of the consumer meanwhile goes on up
             # (swallowed, it would let a stopped turn's reply run on and fill a queue nobody reads).
             await asyncio.shield(worker)
 
     def _request(self, body: dict[str, object], on_piece: Callable[[str], bool]) -> None:
-        """Run one streamed completion request (blocking); ``on_piece`` receives each response's text (empty for a
-        report of progress) and returns True to end the request."""
+        """Run one streamed completion request (blocking); ``on_piece`` receives the text of each response that
+        carries some, or an empty text for each report of progress through the prompt, and returns True to end the
+        request."""
         failure: list[str] = []
 
         def callback(response: object) -> bool:
@@ -233,7 +240,8 @@ class LlamaCppDecoder:
                 return True
             choices = data.get("choices") or [{}]
             text = choices[0].get("text") or data.get("content") or ""
-            return on_piece(text)
+            # the last responses (the reason it stopped, the timings) come once the request is over: nothing to stop
+            return on_piece(text) if (text or "prompt_progress" in data) else False
 
         self._server.handle_completions(body, callback)
         if failure:

@@ -30,7 +30,8 @@ POLL_S = 0.05
 class FirstAudioFirst:
     """What every session of a process waits for: the turns that wait for their first audio, and the users who are
     speaking (their turns come next). One per process, shared by every session
-    (:attr:`realtime.models.Models.priority`), each through its own :class:`Lane`; used from the event loop only."""
+    (:attr:`realtime.models.Models.priority`), each through its own :class:`Lane`; changed from the event loop only
+    (:meth:`Lane.background_waits` also reads it from the decoder's threads)."""
 
     def __init__(self) -> None:
         self.count = 0

@@ -57,7 +57,7 @@ NOTES = Conversation().user_prefix(
     "Please keep these notes in mind: " + " ".join(f"item {i} is a {colour} box," for i, colour in enumerate(["red", "blue", "green"] * 40))
 )
 """A prompt of ~1000 tokens: several of llama.cpp's steps of PROMPT_BATCH tokens."""
-STEP_S_PER_TOKEN = 0.03
+STEP_S_PER_TOKEN = 0.05
 """A prompt token's share of a step, with room: ~0.013 s on two quiet cores (README, "Choosing the engine")."""
 
 
@@ -76,6 +76,44 @@ class Timed:
             return callback(response)
 
         self.server.handle_completions(body, keep)  # type: ignore[attr-defined]
+
+
+class Scripted:
+    """Stands in for llama.cpp's server: streams a report of progress, three pieces of text (none for a prefill) and
+    the closing responses (the reason it stopped, its timings), and counts the requests."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def handle_completions(self, body: dict[str, object], callback: Callable[[object], bool]) -> None:
+        self.requests += 1
+        responses = [{"prompt_progress": {"total": 9, "cache": 0, "processed": 9}}]
+        if body["max_tokens"]:  # a prefill asks for none
+            responses += [{"choices": [{"text": word, "finish_reason": None}]} for word in ("Paris", " is", " lovely.")]
+        responses += [{"choices": [{"text": "", "finish_reason": "stop"}]}, {"timings": {"cache_n": 0, "prompt_n": 9}}]
+        for response in responses:
+            if callback(json.dumps(response)):
+                return
+
+
+def held_on(call: int) -> Callable[[], bool]:
+    """A hold that says so only the ``call``-th time it is asked."""
+    asked = [0]
+
+    def hold() -> bool:
+        asked[0] += 1
+        return asked[0] == call
+
+    return hold
+
+
+async def test_a_hold_that_comes_once_the_request_is_over_does_not_send_it_again() -> None:
+    decoder = LlamaCppDecoder.__new__(LlamaCppDecoder)  # the request logic alone, no model
+    decoder._server = server = Scripted()  # noqa: SLF001
+    words = [piece async for piece in decoder.generate("Q", max_tokens=20, hold=held_on(5))]  # asked: progress, 3 words
+    assert "".join(words) == "Paris is lovely." and server.requests == 1, "the request was over: nothing to hold"
+    await decoder.prefill("Q", hold=held_on(3))  # asked before the request and at its report of progress
+    assert server.requests == 2, "a prefill is not sent again for its closing responses"
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ another session's turn waits (fakes, virtual clock)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncGenerator
 
 import numpy as np
@@ -130,6 +131,17 @@ async def test_another_sessions_speech_makes_a_long_reply_give_way() -> None:
         assert lane.gives_way(LEAD_S + 1) and not lane.gives_way(LEAD_S)
         await other.session.close()
         assert not lane.gives_way(LEAD_S + 1), "a closed session waits for nothing"
+
+
+async def test_a_speaker_whose_turn_detection_is_turned_off_holds_no_one() -> None:
+    models, _, _, _ = fake_models()
+    async with Listened(models, SessionConfig(), FakeSink(), vad=FakeVad(), clock=VirtualClock()) as speaker:
+        lane = models.priority.lane()
+        await speaker.session.push_audio(speak("tell me a story."))
+        await settle(steps=50)
+        assert lane.background_waits()
+        speaker.session.configure(dataclasses.replace(speaker.session.config, turn_detection=False))
+        assert not lane.background_waits(), "nothing will end that speech now: nobody waits for it"
 
 
 class FirstClauseGate(FakeTts):

@@ -277,6 +277,8 @@ class VoiceSession:
         self._policy.config = config.policy
         if not (config.turn_detection and config.interrupt_response):  # nothing will judge speech over a reply now
             self._overlaps.ended()
+        if not config.turn_detection:  # nothing will end the speech in progress now: other sessions need not wait for it
+            self.lane.started(USER_SPEECH)
         self.utterance.prefix_padding_ms, self.utterance.max_utterance_s = config.prefix_padding_ms, config.max_utterance_s
         if announce:
             self.put(SettingsChanged())

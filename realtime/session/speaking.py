@@ -52,6 +52,7 @@ class Speaker:
         while (text := await clauses.get()) is not None:
             clause = SpokenClause(text, 0)
             turn.spoken.append(clause)
+            self._lane.started(turn.id)  # its first words are its first output
             self._show(turn, clause)
 
     async def _emit(self, turn: Turn, samples: np.ndarray) -> None:
