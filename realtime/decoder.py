@@ -83,6 +83,12 @@ its end); 256 MiB still grew it steadily through a 245-turn one (1380 MB at turn
 100-turn soak with the cache off stayed level after turn 20 (1376 -> 1371 MB at turn 100)."""
 
 
+async def _while_held(hold: Hold) -> None:
+    """Return once ``hold`` lets the work go on (asked every :data:`HOLD_POLL_S`)."""
+    while hold():
+        await asyncio.sleep(HOLD_POLL_S)
+
+
 def llama_server(  # noqa: ANN201 - returns xllamacpp.Server, imported only here
     model_path: str | Path | None = None,
     *,
@@ -145,8 +151,7 @@ class LlamaCppDecoder:
         state may then come back from the prompt cache, :data:`PROMPT_CACHE_MIB`, or be computed again)."""
         body = {"prompt": prompt, "max_tokens": 0, "cache_prompt": True, "stream": True}
         while True:
-            while hold():
-                await asyncio.sleep(HOLD_POLL_S)
+            await _while_held(hold)
             async for piece in self._stream(body, hold):
                 if piece is None:
                     break
@@ -185,8 +190,7 @@ class LlamaCppDecoder:
                 yield piece
             if not paused:
                 return
-            while hold():
-                await asyncio.sleep(HOLD_POLL_S)
+            await _while_held(hold)
 
     async def _stream(self, body: dict[str, object], hold: Hold) -> AsyncGenerator[str | None, None]:
         """One streamed request: its pieces, then None if it ended because ``hold`` said so. llama.cpp reports its
@@ -221,8 +225,8 @@ class LlamaCppDecoder:
                 yield None
         finally:
             cancelled.set()
-            # Wait for the request to stop (at its next piece or report of progress); a cancellation of the consumer meanwhile goes on up
-            # (swallowed, it would let a stopped turn's reply run on and fill a queue nobody reads).
+            # Wait for the request to stop (at its next piece or report of progress); a cancellation of the consumer
+            # meanwhile goes on up (swallowed, it would let a stopped turn's reply run on and fill a queue nobody reads).
             await asyncio.shield(worker)
 
     def _request(self, body: dict[str, object], on_piece: Callable[[str], bool]) -> None:
