@@ -52,7 +52,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                        help="end of turn on real recorded conversations (on with --full; fetched on demand)")
     bench.add_argument("--profiles", metavar="NAME,NAME",
                        help="override the preset: other embedded language model profiles (realtime serve --llm) asked "
-                            "the same questions beside the agent (quick: none; full: accurate)")
+                            "the same questions beside the agent (quick: none; full: accurate); NAME+rescore adds "
+                            "--asr-rescore")
     bench.add_argument("--serve-args", default="", metavar="ARGS",
                        help="options for both measured servers, "
                             'e.g. --serve-args="--brain openai-compatible --base-url URL --model NAME"')
@@ -71,7 +72,7 @@ def _numbers(text: str, option: str, *, least: int) -> tuple[int, ...]:
 def bench_options(args: argparse.Namespace) -> BenchOptions:
     """The harness options for parsed ``bench`` arguments (the harness loads only here: it is slow to import); raises
     :class:`UsageError` for an unknown transport, a list that is not numbers or unbalanced ``--serve-args`` quotes."""
-    from benchmarks.harness import BenchOptions
+    from benchmarks.harness import BenchOptions, profile_args
 
     transports = tuple(t.strip() for t in args.transports.split(",") if t.strip())
     if unknown := set(transports) - set(TRANSPORTS):
@@ -84,11 +85,12 @@ def bench_options(args: argparse.Namespace) -> BenchOptions:
         "label": args.label, "transports": transports, "output_dir": Path(args.output_dir), "serve_args": serve_args,
     }
     if args.profiles is not None:
-        from realtime.models import LLM_PROFILES
-
         profiles = tuple(p.strip() for p in args.profiles.split(",") if p.strip())
-        if unknown := set(profiles) - set(LLM_PROFILES):
-            raise UsageError(f"unknown profiles: {', '.join(sorted(unknown))} (choose from {', '.join(LLM_PROFILES)})")
+        for profile in profiles:
+            try:
+                profile_args(profile)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from exc
         overrides["profiles"] = profiles
     if args.questions is not None:
         overrides["questions"] = args.questions or None  # 0: all

@@ -78,7 +78,8 @@ class BenchOptions:
     """Real interruptions spoken over a reply in the same phase."""
     profiles: tuple[str, ...] = ()
     """Other embedded language model profiles (``realtime serve --llm``) asked the same questions beside the headline
-    agent, each on its own server (mode "agent, llm NAME")."""
+    agent, each on its own server (mode "agent, llm NAME"); ``NAME+OPTION`` adds an option of
+    :data:`PROFILE_OPTIONS` (``accurate+rescore``)."""
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchOptions:  # noqa: ANN401 - any of the fields
@@ -91,6 +92,22 @@ class BenchOptions:
             "cutoffs": 24, "real_speech": True, "profiles": ("accurate",), "backchannels": 24, "interruptions": 20,
         }
         return cls(**{**preset, "preset": "full", **overrides})
+
+
+PROFILE_OPTIONS: dict[str, tuple[str, ...]] = {"rescore": ("--asr-rescore",)}
+"""What a profile may add to its language model after a ``+``, as ``realtime serve`` options."""
+
+
+def profile_args(profile: str) -> tuple[str, ...]:
+    """The ``realtime serve`` options of a profile (``NAME`` or ``NAME+OPTION...``); raises ``ValueError`` for an
+    unknown language model or option."""
+    from realtime.models import LLM_PROFILES
+
+    llm, *extras = profile.split("+")
+    if llm not in LLM_PROFILES or not set(extras) <= PROFILE_OPTIONS.keys():
+        raise ValueError(f"unknown profile {profile!r}: choose from {', '.join(LLM_PROFILES)}, each optionally followed by "
+                         f"{', '.join('+' + name for name in PROFILE_OPTIONS)}")
+    return ("--llm", llm, *(arg for extra in extras for arg in PROFILE_OPTIONS[extra]))
 
 
 @dataclass
@@ -304,7 +321,7 @@ async def measure(options: BenchOptions) -> dict[str, Any]:
     # No admission control: the concurrency phase measures what every offered session gets (benchmarks.overload
     # measures admission).
     extra = ("--max-sessions", str(max(8, *options.concurrency)), "--latency-budget-ms", "0", *options.serve_args)
-    others = [(*AGENT, "--llm", profile) for profile in options.profiles]
+    others = [(*AGENT, *profile_args(profile)) for profile in options.profiles]
     with running(AGENT, NAIVE, *others, extra=extra) as (agent, naive, *profile_servers):
         profiles = {f"agent, llm {p}": server for p, server in zip(options.profiles, profile_servers, strict=True)}
         turns, resources = await latency_phase(samples, agent, naive, options, profiles)

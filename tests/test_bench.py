@@ -156,10 +156,14 @@ def test_bench_command_line() -> None:
     served = build_parser().parse_args(["bench", "--serve-args=--brain openai-compatible --model 'a b'"])
     assert served.serve_args == "--brain openai-compatible --model 'a b'"
     from benchmarks.cli import bench_options
+    from benchmarks.harness import profile_args
 
     assert bench_options(build_parser().parse_args(["bench", "--full"])).profiles == ("accurate",)
     assert bench_options(build_parser().parse_args(["bench", "--profiles", "accurate"])).profiles == ("accurate",)
-    with pytest.raises(UsageError, match="unknown profiles: huge"):
+    assert bench_options(build_parser().parse_args(["bench", "--profiles", "fast+rescore"])).profiles == ("fast+rescore",)
+    assert profile_args("accurate+rescore") == ("--llm", "accurate", "--asr-rescore")
+    assert profile_args("fast") == ("--llm", "fast")
+    with pytest.raises(UsageError, match="unknown profile 'huge'"):
         bench_options(build_parser().parse_args(["bench", "--profiles", "accurate,huge"]))
     full = bench_options(build_parser().parse_args(["bench", "--full", "--interruptions", "3"]))
     assert (full.backchannels, full.interruptions) == (24, 3)

@@ -35,7 +35,11 @@ def realtime(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["respond", "missing.wav", "-o", "x.wav", "--reasoning-mode", "paced"],
          "error: --reasoning-mode paced needs --brain step-audio-r1 (the audio LLM in this process); "
          "--brain embedded takes --reasoning-mode budget"),
+        (["respond", "missing.wav", "-o", "x.wav", "--asr-rescore", "--asr-beam", "1"],
+         "error: --asr-rescore rescores the beam's hypotheses: it needs --asr-beam 2 or more"),
         (["llm-server", "--model-path", "missing.gguf"], "error: --model-path missing.gguf: no GGUF model file there"),
+        (["bench", "--profiles", "accurate+loud"],
+         "error: unknown profile 'accurate+loud': choose from fast, accurate, each optionally followed by +rescore"),
         (["bench", "--transports", "websocket,pigeon"], "error: unknown transports: pigeon (choose from websocket, webrtc)"),
         (["bench", "--budgets", "0,lots"],
          "error: --budgets takes comma-separated whole numbers from 0, e.g. 1,2,4 (got '0,lots')"),

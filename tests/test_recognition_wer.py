@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.recognition_wer import asterisk, measure, prompts, questions, transcriber
+from realtime.rescoring import NBestRescorer
 
 
 def test_prompts_have_plain_word_transcripts_and_recordings() -> None:
@@ -27,7 +28,14 @@ def test_the_questions_set_is_the_harness_renditions() -> None:
     assert len(texts) == len(audio) == 3 and all(len(a) > 16_000 for a in audio)
 
 
-def test_a_profile_names_a_model_and_a_beam() -> None:
-    assert transcriber("tiny.en:beam4").beam_size == 4 and transcriber("tiny.en").beam_size == 1
-    with pytest.raises(ValueError, match="beam"):
-        transcriber("tiny.en:wide")
+def test_a_profile_names_a_model_a_beam_and_rescoring() -> None:
+    def unasked() -> NBestRescorer:
+        raise AssertionError("no language model is loaded for a profile without :lm")
+
+    assert transcriber("tiny.en:beam4", unasked).beam_size == 4 and transcriber("tiny.en", unasked).beam_size == 1
+    stand_in = object.__new__(NBestRescorer)  # a language model is loaded by tests/test_rescoring.py
+    rescored = transcriber("tiny.en:beam3:lm", lambda: stand_in)
+    assert rescored.beam_size == 3 and rescored.rescorer is stand_in
+    for bad in ("tiny.en:wide", "tiny.en:beam3:other", "tiny.en:lm"):
+        with pytest.raises(ValueError, match="profile"):
+            transcriber(bad, unasked)
