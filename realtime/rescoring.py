@@ -48,8 +48,7 @@ class NBestRescorer:
     """Picks the best of Whisper's hypotheses by acoustic plus language-model log-probability; safe to share
     between sessions (one scoring at a time). ``model_path``: a GGUF chat model with a ChatML template (default:
     SmolLM2-135M-Instruct); ``threads``: torch's intra-op threads for the process (transformers' progress bars are
-    turned off). Raises
-    :class:`~realtime.assets.ModelIntegrityError` for a missing or corrupt default model."""
+    turned off). Raises :class:`~realtime.assets.ModelIntegrityError` for a missing or corrupt default model."""
 
     def __init__(self, model_path: str | Path | None = None, *, weight: float = WEIGHT, threads: int = 2) -> None:
         import torch
