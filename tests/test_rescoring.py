@@ -3,6 +3,12 @@ real Whisper."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from realtime.asr import WhisperTranscriber
@@ -47,8 +53,10 @@ def test_a_hypothesis_with_fewer_words_than_whisper_s_first_never_wins() -> None
 
 
 @pytest.fixture(scope="module")
-def rescorer() -> NBestRescorer:
-    return NBestRescorer()
+def rescorer() -> Iterator[NBestRescorer]:
+    rescorer = NBestRescorer()
+    yield rescorer
+    rescorer.close()
 
 
 @pytest.mark.slow
@@ -80,3 +88,25 @@ def test_whisper_hands_its_beam_to_the_rescorer_and_answers_with_one_of_its_hypo
     assert heard in [h.text for h in seen[0]]
     with pytest.raises(ValueError, match="beam"):
         WhisperTranscriber(model="tiny.en", beam_size=1, rescorer=rescorer)
+
+
+@pytest.mark.slow
+def test_a_dead_worker_costs_a_transcript_its_rescoring_and_is_started_again(
+    rescorer: NBestRescorer, caplog: pytest.LogCaptureFixture
+) -> None:
+    hypotheses = [Hypothesis("What is the freezing bone of water?", -4.0), Hypothesis("What is the freezing point of water?", -4.5)]
+    assert rescorer.best(hypotheses) == 1
+    os.kill(rescorer.worker_pid(), signal.SIGKILL)  # as the OOM killer would
+    with caplog.at_level(logging.WARNING, logger="realtime.rescoring"):
+        assert rescorer.best(hypotheses) == 0, "Whisper's first, not an error"
+    assert "no rescoring" in caplog.text
+    rescorer.wait_ready(timeout=120)
+    assert rescorer.best(hypotheses) == 1, "rescoring again once the new worker is up"
+
+
+@pytest.mark.slow
+def test_a_model_the_worker_cannot_load_is_an_error_at_start(tmp_path: Path) -> None:
+    broken = tmp_path / "model.gguf"
+    broken.write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(RuntimeError, match="could not load"):
+        NBestRescorer(broken)
