@@ -163,7 +163,7 @@ class Models:
         if asr.rescore:
             from realtime.rescoring import NBestRescorer
 
-            rescorer = NBestRescorer(threads=threads)
+            rescorer = NBestRescorer()
         final = WhisperTranscriber(model=asr.final, threads=threads, beam_size=asr.beam, rescorer=rescorer)
         partial = None if asr.partial in (None, asr.final) else WhisperTranscriber(model=asr.partial, threads=threads)
         return cls(asr=final, brain=brain, tts=tts or PiperSynthesizer(), partial_asr=partial)

@@ -66,7 +66,6 @@ class _LanguageModel:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()  # a server's log is no place for a bar of GGUF tensors
         torch.set_num_threads(threads)
         self._tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         if self._tokenizer.pad_token is None:
@@ -94,6 +93,7 @@ _worker_model: _LanguageModel | None = None
 def _load(path: str, threads: int) -> None:
     global _worker_model
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle; it stops the worker
+    os.environ["TQDM_DISABLE"] = "1"  # transformers' GGUF loader draws a bar of its tensors that no switch of its own stops
     parent = multiprocessing.parent_process()
     assert parent is not None, "run in a worker process"
     # A server killed outright (SIGKILL, an unhandled SIGTERM) cannot tell its worker to stop: the worker goes with it.
@@ -114,7 +114,10 @@ def _score(texts: list[str]) -> list[float]:
 class NBestRescorer:
     """Picks the best of Whisper's hypotheses by acoustic plus language-model log-probability; safe to share
     between sessions (one scoring at a time). ``model_path``: a GGUF chat model with a ChatML template (default:
-    SmolLM2-135M-Instruct); ``threads``: torch's intra-op threads.
+    SmolLM2-135M-Instruct); ``threads``: torch's intra-op threads. One by default: four hypotheses took 63 ms on two
+    threads and 88 ms on one on an idle 2-core machine, but beside two busy threads of another process 156 ms at the
+    median with a tail to 2 s on two (OpenMP threads waiting for each other at every step while the cores are taken)
+    against 174 ms and at most 196 ms on one; the tail showed in the bench (final transcript p99 1.9 s).
 
     The model runs in a process of its own (started here, loaded before this returns): with torch in the server's
     process, llama.cpp wrote each reply's first clause ~200 ms later on two cores though torch was idle (both run on
@@ -123,7 +126,7 @@ class NBestRescorer:
     :class:`~realtime.assets.ModelIntegrityError` for a missing or corrupt default model, ``RuntimeError`` when the
     worker cannot load the model."""
 
-    def __init__(self, model_path: str | Path | None = None, *, weight: float = WEIGHT, threads: int = 2) -> None:
+    def __init__(self, model_path: str | Path | None = None, *, weight: float = WEIGHT, threads: int = 1) -> None:
         from realtime.assets import SMOLLM2_135M_GGUF
 
         self._path = Path(model_path) if model_path else SMOLLM2_135M_GGUF.path("model.gguf")
@@ -135,7 +138,10 @@ class NBestRescorer:
             self._ready.result()
         except BrokenProcessPool as exc:
             self.close()
-            raise RuntimeError(f"the rescoring worker could not load {self._path}: see its error above") from exc
+            raise RuntimeError(
+                f"the rescoring worker could not load {self._path}: see its error above (a script that starts it needs "
+                "`if __name__ == '__main__':`, Python's rule for the processes it spawns)"
+            ) from exc
 
     def _start(self) -> tuple[concurrent.futures.ProcessPoolExecutor, concurrent.futures.Future[list[float]]]:
         """A worker (spawned, so that nothing of this process's runtimes is inherited) and its first scoring, which pays
