@@ -341,8 +341,9 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--asr-beam", type=_positive, default=Recognition.beam,
                         help="beam width of the final transcript (1: greedy, faster, more mishearings)")
     parser.add_argument("--asr-rescore", action="store_true",
-                        help="rescore the final transcript's hypotheses with a small language model (fewer "
-                             "mishearings; ~270 MB of memory, and on two cores replies came ~0.2 s later: see README)")
+                        help="rescore the final transcript's hypotheses with a small language model in a worker "
+                             "process (fewer mishearings; ~700 MB of memory, and on two cores replies came ~55 ms "
+                             "later at the median: see README)")
     parser.add_argument("--speculate-ms", type=_non_negative, default=PolicyConfig.speculate_silence_ms,
                         help="silence that starts a speculative reply")
     parser.add_argument("--output-rate", type=_positive, default=24_000, help="sample rate of the reply audio")

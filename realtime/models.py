@@ -64,8 +64,8 @@ class Recognition:
     p90); on 200 real Asterisk recordings from 0.067 to 0.064 for +65 ms.
 
     With ``rescore`` the final transcript's hypotheses are rescored by a small language model (:mod:`realtime.rescoring`;
-    needs a beam of two or more): more questions are heard word for word, for ~270 MB of memory and replies ~0.2 s
-    later on two cores, mostly because torch in the process slows llama.cpp's decoding (measured in the README's
+    needs a beam of two or more) in a worker process: more questions are heard word for word, for ~700 MB of memory,
+    ~16 s more at start and replies ~55 ms later at the median on two cores (the scoring; measured in the README's
     answer-quality section)."""
 
     final: str = "base"

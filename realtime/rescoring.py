@@ -7,14 +7,15 @@ is the classic remedy (n-best rescoring, the second pass of Kaldi's and ESPnet's
 acoustic log-probability plus ``weight`` times the language model's log-probability of its words, and the best sum
 wins. The language model is SmolLM2-135M-Instruct (Apache-2.0, a general English chat model; its GGUF file comes from
 a wheel, sha256-checked), scoring the words as a user's chat turn, run by transformers in bfloat16 in a worker
-process: dequantised at load (~270 MB of memory), so that the matrix units of CPUs that have them (Intel AMX) do the
-work.
+process (see :class:`NBestRescorer` for why): dequantised at load (~270 MB of memory), so that the matrix units of
+CPUs that have them (Intel AMX) do the work.
 
 Measured on 2026-12-02 on two cores (``benchmarks.recognition_wer``, Whisper base with a beam of 5, each clip with and
-without rescoring in turn): on the bench's 86 spoken questions the word error rate fell from 0.124 to 0.105 and the
-questions heard word for word rose from 64% to 72%, for +36 ms a question (p50; +51 ms p90); on 200 of Debian's
-Asterisk recordings (real speech, one studio voice) the word error rate stayed 0.057 (one prompt fewer word for word:
-"twelfth" heard as "12." rather than "12th"), for +16 ms. Probes before it (the five hypotheses of each
+without rescoring in turn; the scoring then in the same process, on two threads): on the bench's 86 spoken questions
+the word error rate fell from 0.124 to 0.105 and the questions heard word for word rose from 64% to 72%, for +36 ms a
+question (p50; +51 ms p90); on 200 of Debian's Asterisk recordings (real speech, one studio voice) the word error rate
+stayed 0.057 (one prompt fewer word for word: "twelfth" heard as "12." rather than "12th"), for +16 ms. In the agent
+(``realtime bench``, the worker on one thread) the first reply audio came ~55 ms later at the median. Probes before it (the five hypotheses of each
 clip kept and scored offline): the right words were among them for 66 of the questions and first for 55; weights of
 0.3, 0.5 and 1.0 gave 63, 63 and 65 questions and 155, 152 and 149 of the 200 recordings word for word (156 without
 rescoring), so the weight is 0.3; the 0.5B Qwen chat model in SmolLM2's place heard as many questions (63 at 0.5) in
