@@ -31,6 +31,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -47,8 +48,18 @@ WEIGHT = 0.3
 """The language model's weight against Whisper's log-probability (see the module's measurements)."""
 
 TIMEOUT_S = 2.0
-"""How long a transcript waits for its scores (s) before it goes on with Whisper's first hypothesis; a scoring takes
-~30-50 ms on two cores."""
+"""How long a transcript waits for its scores (s) before it goes on with Whisper's first hypothesis; four hypotheses
+took 88 ms on one thread of an idle 2-core machine, 174 ms beside two busy threads."""
+
+LOAD_TIMEOUT_S = 300.0
+"""How long the constructor waits for the worker to load its model (s; ~16 s on two cores)."""
+
+STUCK_AFTER = 3
+"""Scorings in a row past :data:`TIMEOUT_S` after which the worker is taken for stuck and started again."""
+
+RESTART_INTERVAL_S = 60.0
+"""A worker is started again at most once in this many seconds (s) after the start of the one that failed, so that a
+model that keeps failing to load does not take the cores from the sessions."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,7 @@ _worker_model: _LanguageModel | None = None
 
 def _load(path: str, threads: int) -> None:
     global _worker_model
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle; it stops the worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's: its exit stops the worker cleanly
     os.environ["TQDM_DISABLE"] = "1"  # transformers' GGUF loader draws a bar of its tensors that no switch of its own stops
     parent = multiprocessing.parent_process()
     assert parent is not None, "run in a worker process"
@@ -112,6 +123,40 @@ def _score(texts: list[str]) -> list[float]:
     return _worker_model.log_probabilities(texts)
 
 
+def _warm() -> int:
+    """The first scoring, which pays for lazy initialisation; the worker's process id."""
+    _score(["Hello."])
+    return os.getpid()
+
+
+class _Starting(Exception):
+    """The worker is loading its model (at a start again): nothing to restart."""
+
+
+@dataclass(frozen=True)
+class _Worker:
+    """One worker process: its pool of one, the future of its process id once its model is loaded (or of the error
+    that stopped it) and when it was started (``time.monotonic()``, s)."""
+
+    pool: concurrent.futures.ProcessPoolExecutor
+    ready: concurrent.futures.Future[int]
+    started: float
+
+    def pid(self) -> int | None:
+        """The process id once loaded; None while loading or after it failed to load."""
+        if not self.ready.done() or self.ready.exception() is not None:
+            return None
+        return self.ready.result()
+
+    def stop(self) -> None:
+        """Kill the process if it still runs (a stuck one included) and shut its pool down without waiting."""
+        pid = self.pid()
+        for child in multiprocessing.active_children():  # this process's live children only: no stranger's reused pid
+            if child.pid == pid:
+                child.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 class NBestRescorer:
     """Picks the best of Whisper's hypotheses by acoustic plus language-model log-probability; safe to share
     between sessions (one scoring at a time). ``model_path``: a GGUF chat model with a ChatML template (default:
@@ -121,11 +166,13 @@ class NBestRescorer:
     against 174 ms and at most 196 ms on one; the tail showed in the bench (final transcript p99 1.9 s).
 
     The model runs in a process of its own (started here, loaded before this returns): with torch in the server's
-    process, llama.cpp wrote each reply's first clause ~200 ms later on two cores though torch was idle (both run on
-    the OpenMP runtime). A worker that dies or answers late costs a transcript its rescoring, never the transcript: it
-    gets Whisper's first hypothesis, and a dead worker is started again in the background. Raises
-    :class:`~realtime.assets.ModelIntegrityError` for a missing or corrupt default model, ``RuntimeError`` when the
-    worker cannot load the model."""
+    process, llama.cpp wrote each reply's first clause ~110 ms later on two cores though torch was idle (both run on
+    the OpenMP runtime). A failing worker costs transcripts their rescoring, never the transcripts: they get Whisper's
+    first hypothesis (logged). A worker that died, or that let :data:`STUCK_AFTER` scorings in a row run past
+    :data:`TIMEOUT_S`, is killed and started again in the background, at most once every :data:`RESTART_INTERVAL_S`;
+    the transcripts meanwhile (~16 s of loading) are not rescored. The worker ends with the server, killed or not.
+    Raises :class:`~realtime.assets.ModelIntegrityError` for a missing or corrupt default model, ``RuntimeError`` when
+    the worker cannot load the model within :data:`LOAD_TIMEOUT_S`."""
 
     def __init__(self, model_path: str | Path | None = None, *, weight: float = WEIGHT, threads: int = 1) -> None:
         from realtime.assets import SMOLLM2_135M_GGUF
@@ -134,61 +181,91 @@ class NBestRescorer:
         self._threads = threads
         self.weight = weight
         self._restarting = threading.Lock()
-        self._pool, self._ready = self._start()
+        self._timeouts = 0
+        self._worker = self._start()
         try:
-            self._ready.result()
-        except BrokenProcessPool as exc:
+            self._worker.ready.result(timeout=LOAD_TIMEOUT_S)
+        except BaseException as exc:
             self.close()
-            raise RuntimeError(
-                f"the rescoring worker could not load {self._path}: see its error above (a script that starts it needs "
-                "`if __name__ == '__main__':`, Python's rule for the processes it spawns)"
-            ) from exc
+            if isinstance(exc, (BrokenProcessPool, TimeoutError)):
+                raise RuntimeError(
+                    f"the rescoring worker could not load {self._path}: see its error above (a script that starts it "
+                    "needs `if __name__ == '__main__':`, Python's rule for the processes it spawns)"
+                ) from exc
+            raise
 
-    def _start(self) -> tuple[concurrent.futures.ProcessPoolExecutor, concurrent.futures.Future[list[float]]]:
-        """A worker (spawned, so that nothing of this process's runtimes is inherited) and its first scoring, which pays
-        for lazy initialisation."""
+    def _start(self) -> _Worker:
+        """A worker, spawned so that nothing of this process's runtimes is inherited, and its first scoring."""
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_load,
             initargs=(str(self._path), self._threads),
         )
-        return pool, pool.submit(_score, ["Hello."])
+        return _Worker(pool, pool.submit(_warm), time.monotonic())
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the worker has loaded its model (after a start again); raises ``TimeoutError`` after
         ``timeout`` seconds, ``BrokenProcessPool`` when it could not."""
-        self._ready.result(timeout=timeout)
+        self._worker.ready.result(timeout=timeout)
 
-    def worker_pid(self) -> int:
-        """The worker process's id (for a supervisor, or a test that kills it)."""
-        return self._pool.submit(os.getpid).result(timeout=TIMEOUT_S)
+    def worker_pid(self) -> int | None:
+        """The worker process's id; None while it loads or after it failed to."""
+        return self._worker.pid()
 
     def log_probabilities(self, texts: list[str]) -> list[float]:
         """The language model's log-probability (natural log, summed over tokens) of each text as a user's turn.
-        Raises ``TimeoutError`` after :data:`TIMEOUT_S`, ``BrokenProcessPool`` when the worker died or is starting."""
-        if not self._ready.done():
-            raise BrokenProcessPool("the rescoring worker is starting again")
-        return self._pool.submit(_score, texts).result(timeout=TIMEOUT_S)
+        Raises ``TimeoutError`` after :data:`TIMEOUT_S`, ``BrokenProcessPool`` when the worker died."""
+        return self._score(self._worker, texts)
+
+    @staticmethod
+    def _score(worker: _Worker, texts: list[str]) -> list[float]:
+        future = worker.pool.submit(_score, texts)
+        try:
+            return future.result(timeout=TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()  # not yet begun: not to be done at all
+            raise
 
     def best(self, hypotheses: Sequence[Hypothesis]) -> int:
         """The index of the best of ``hypotheses`` by :func:`rescore` with this language model; Whisper's first (0)
-        when the worker fails, which is logged (a dead worker is started again)."""
+        when the worker is loading or fails (logged; see the class)."""
+        worker = self._worker  # one worker throughout, whatever other sessions' transcripts do meanwhile
         try:
-            return rescore(hypotheses, self.log_probabilities, self.weight)
+            if not worker.ready.done():
+                raise _Starting
+            chosen = rescore(hypotheses, lambda texts: self._score(worker, texts), self.weight)
+        except _Starting:
+            return 0
         except TimeoutError:
+            self._timeouts += 1
             log.warning("rescoring took over %.1f s; Whisper's first hypothesis is kept", TIMEOUT_S)
+            if self._timeouts >= STUCK_AFTER:
+                self._restart(worker, f"{self._timeouts} scorings in a row took over {TIMEOUT_S:.1f} s")
         except BrokenProcessPool as exc:
             log.warning("no rescoring (%s); Whisper's first hypothesis is kept", exc)
-            with self._restarting:
-                if self._ready.done():  # not already starting again for another session's transcript
-                    self._pool.shutdown(wait=False, cancel_futures=True)
-                    self._pool, self._ready = self._start()
+            self._restart(worker, "it stopped")
         except Exception:
             log.exception("rescoring failed; Whisper's first hypothesis is kept")
+        else:
+            self._timeouts = 0
+            return chosen
         return 0
+
+    def _restart(self, failed: _Worker, why: str) -> None:
+        """Start a worker in place of ``failed``, unless another transcript already did or it is too soon."""
+        with self._restarting:
+            if self._worker is not failed or time.monotonic() - failed.started < RESTART_INTERVAL_S:
+                return
+            log.warning("starting the rescoring worker again: %s", why)
+            failed.stop()
+            try:
+                self._worker = self._start()
+            except (OSError, RuntimeError) as exc:  # out of processes or memory, or at interpreter shutdown: tried later
+                log.warning("the rescoring worker could not be started again: %s", exc)
+            self._timeouts = 0
 
     def close(self) -> None:
         """Stop the worker process."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._worker.stop()
 
 
 def rescore(hypotheses: Sequence[Hypothesis], prior: Callable[[list[str]], list[float]], weight: float) -> int:

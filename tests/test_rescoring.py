@@ -4,13 +4,16 @@ real Whisper."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from realtime import rescoring
 from realtime.asr import WhisperTranscriber
 from realtime.rescoring import Hypothesis, NBestRescorer, rescore
 from tests.conftest import speak
@@ -90,18 +93,45 @@ def test_whisper_hands_its_beam_to_the_rescorer_and_answers_with_one_of_its_hypo
         WhisperTranscriber(model="tiny.en", beam_size=1, rescorer=rescorer)
 
 
+HYPOTHESES = [Hypothesis("What is the freezing bone of water?", -4.0), Hypothesis("What is the freezing point of water?", -4.5)]
+
+
 @pytest.mark.slow
-def test_a_dead_worker_costs_a_transcript_its_rescoring_and_is_started_again(
-    rescorer: NBestRescorer, caplog: pytest.LogCaptureFixture
+def test_a_dead_worker_costs_transcripts_their_rescoring_until_it_is_started_again(
+    rescorer: NBestRescorer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hypotheses = [Hypothesis("What is the freezing bone of water?", -4.0), Hypothesis("What is the freezing point of water?", -4.5)]
-    assert rescorer.best(hypotheses) == 1
-    os.kill(rescorer.worker_pid(), signal.SIGKILL)  # as the OOM killer would
+    monkeypatch.setattr(rescoring, "RESTART_INTERVAL_S", 0.0)
+    assert rescorer.best(HYPOTHESES) == 1
+    pid = rescorer.worker_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # as the OOM killer would
     with caplog.at_level(logging.WARNING, logger="realtime.rescoring"):
-        assert rescorer.best(hypotheses) == 0, "Whisper's first, not an error"
-    assert "no rescoring" in caplog.text
+        assert rescorer.best(HYPOTHESES) == 0, "Whisper's first, not an error"
+        assert rescorer.best(HYPOTHESES) == 0, "while the new worker loads: Whisper's first, no second start"
+    assert "no rescoring" in caplog.text and caplog.text.count("starting the rescoring worker again") == 1
     rescorer.wait_ready(timeout=120)
-    assert rescorer.best(hypotheses) == 1, "rescoring again once the new worker is up"
+    assert rescorer.worker_pid() not in (None, pid)
+    assert rescorer.best(HYPOTHESES) == 1, "rescoring again once the new worker is up"
+
+
+@pytest.mark.slow
+def test_a_stuck_worker_is_killed_and_started_again(
+    rescorer: NBestRescorer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rescoring, "RESTART_INTERVAL_S", 0.0)
+    monkeypatch.setattr(rescoring, "TIMEOUT_S", 0.5)
+    pid = rescorer.worker_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # alive, answering nothing
+    with caplog.at_level(logging.WARNING, logger="realtime.rescoring"):
+        assert [rescorer.best(HYPOTHESES) for _ in range(rescoring.STUCK_AFTER)] == [0] * rescoring.STUCK_AFTER
+    assert "scorings in a row took over" in caplog.text
+    deadline = time.monotonic() + 10
+    while any(child.pid == pid for child in multiprocessing.active_children()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(child.pid == pid for child in multiprocessing.active_children()), "the stuck worker was killed"
+    rescorer.wait_ready(timeout=120)
+    assert rescorer.best(HYPOTHESES) == 1
 
 
 @pytest.mark.slow
