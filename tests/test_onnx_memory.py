@@ -42,6 +42,9 @@ def grown_mb(session: str) -> float:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and glibc's malloc_trim")
 def test_a_long_sentence_leaves_little_memory_behind() -> None:
-    shrinking, plain = grown_mb("shrinking"), grown_mb("plain")
+    # The smaller of two fresh processes: once in a CI run (2026-12-02, the full suite on two loaded cores) one process
+    # kept 187 MB with the shrinking session, which passed alone at once after; a broken shrinkage keeps it in both.
+    shrinking = min(grown_mb("shrinking"), grown_mb("shrinking"))
+    plain = grown_mb("plain")
     assert shrinking < 80, shrinking  # measured ~21 MB
     assert plain > shrinking + 80, (plain, shrinking)  # measured ~183 MB: the arena keeps the long sentence's buffers
