@@ -214,10 +214,10 @@ class NBestRescorer:
     def log_probabilities(self, texts: list[str]) -> list[float]:
         """The language model's log-probability (natural log, summed over tokens) of each text as a user's turn.
         Raises ``TimeoutError`` after :data:`TIMEOUT_S`, ``BrokenProcessPool`` when the worker died."""
-        return self._score(self._worker, texts)
+        return self._ask(self._worker, texts)
 
     @staticmethod
-    def _score(worker: _Worker, texts: list[str]) -> list[float]:
+    def _ask(worker: _Worker, texts: list[str]) -> list[float]:
         future = worker.pool.submit(_score, texts)
         try:
             return future.result(timeout=TIMEOUT_S)
@@ -232,7 +232,7 @@ class NBestRescorer:
         try:
             if not worker.ready.done():
                 raise _Starting
-            chosen = rescore(hypotheses, lambda texts: self._score(worker, texts), self.weight)
+            chosen = rescore(hypotheses, lambda texts: self._ask(worker, texts), self.weight)
         except _Starting:
             return 0
         except TimeoutError:
