@@ -105,12 +105,26 @@ _worker_model: _LanguageModel | None = None
 def _load(path: str, threads: int) -> None:
     global _worker_model
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's: its exit stops the worker cleanly
-    os.environ["TQDM_DISABLE"] = "1"  # transformers' GGUF loader draws a bar of its tensors that no switch of its own stops
+    _quiet_progress_bars()
     parent = multiprocessing.parent_process()
     assert parent is not None, "run in a worker process"
     # A server killed outright (SIGKILL, an unhandled SIGTERM) cannot tell its worker to stop: the worker goes with it.
     threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
     _worker_model = _LanguageModel(Path(path), threads)
+
+
+def _quiet_progress_bars() -> None:
+    """No progress bars on the server's terminal from the worker's model load. transformers' "Loading weights" bar
+    obeys its own switch; its GGUF loader's "Converting and de-quantizing GGUF tensors" bar is plain tqdm, which reads
+    ``TQDM_DISABLE`` only when it is imported, and the spawned worker has imported it already (with the server's main
+    module, before this initializer runs): so tqdm's default is changed in this process instead."""
+    from functools import partialmethod
+
+    import tqdm
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    tqdm.tqdm.__init__ = partialmethod(tqdm.tqdm.__init__, disable=True)
 
 
 def _exit_with(parent_sentinel: int) -> None:

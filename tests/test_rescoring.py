@@ -7,6 +7,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,3 +142,23 @@ def test_a_model_the_worker_cannot_load_is_an_error_at_start(tmp_path: Path) -> 
     broken.write_bytes(b"GGUF" + bytes(64))
     with pytest.raises(RuntimeError, match="could not load"):
         NBestRescorer(broken)
+
+
+@pytest.mark.slow
+def test_the_worker_draws_no_progress_bar_even_when_the_server_imported_tqdm_first(tmp_path: Path) -> None:
+    # As under `realtime serve`: the spawned worker imports the server's main module (and with it tqdm) before its
+    # initializer runs, so an environment switch set there comes too late.
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import tqdm\n"
+        "from realtime.rescoring import NBestRescorer\n"
+        "if __name__ == '__main__':\n"
+        "    rescorer = NBestRescorer()\n"
+        "    print(rescorer.log_probabilities(['Hello.']))\n"
+        "    rescorer.close()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[-"), done.stdout
+    assert "GGUF tensors" not in done.stderr and "Loading weights" not in done.stderr, done.stderr
