@@ -157,8 +157,7 @@ def test_the_worker_draws_no_progress_bar_even_when_the_server_imported_tqdm_fir
         "    print(rescorer.log_probabilities(['Hello.']))\n"
         "    rescorer.close()\n"
     )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False,
-                          cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("[-"), done.stdout
     assert "GGUF tensors" not in done.stderr and "Loading weights" not in done.stderr, done.stderr
